@@ -1,0 +1,321 @@
+//! Validated values shared by every way data comes in (JSON, NDJSON, CSV,
+//! spreadsheets): parse, don't validate. Each parser answers a
+//! [`FieldError`] with a stable code, so that every path reports a bad value
+//! the same way.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::{ValidationError, ValidationErrors, ValidationErrorsKind};
+
+use crate::error::{ErrorCode, FieldError, excerpt};
+
+/// The canonical form of an enum value: trimmed, lower case, runs of
+/// spaces and hyphens as one underscore ("Live hotline" → `live_hotline`).
+pub fn canonical_enum(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut pending_sep = false;
+    for c in input.trim().chars() {
+        if c == ' ' || c == '-' || c == '_' || c == '\t' {
+            pending_sep = !out.is_empty();
+        } else {
+            if pending_sep {
+                out.push('_');
+                pending_sep = false;
+            }
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+/// The role of a staff member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StaffRole {
+    Agent,
+    Supervisor,
+    Evaluator,
+}
+
+impl StaffRole {
+    pub const ALL: [StaffRole; 3] = [
+        StaffRole::Agent,
+        StaffRole::Supervisor,
+        StaffRole::Evaluator,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffRole::Agent => "agent",
+            StaffRole::Supervisor => "supervisor",
+            StaffRole::Evaluator => "evaluator",
+        }
+    }
+}
+
+impl TryFrom<String> for StaffRole {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let canonical = canonical_enum(&value);
+        StaffRole::ALL
+            .into_iter()
+            .find(|r| r.as_str() == canonical)
+            .ok_or_else(|| {
+                format!(
+                    "{:?} is not a role (agent, supervisor, evaluator)",
+                    excerpt(&value)
+                )
+            })
+    }
+}
+
+/// An ISO 3166-1 alpha-2 country code that has a telephone numbering plan,
+/// upper case (`IL`, `GB`, `US`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Region(String);
+
+impl Region {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let upper = input.trim().to_ascii_uppercase();
+        let is_alpha2 = upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase());
+        if is_alpha2 && phonenumber::country::Id::from_str(&upper).is_ok() {
+            Ok(Region(upper))
+        } else {
+            Err(format!(
+                "{:?} is not an ISO 3166-1 alpha-2 country code with a phone numbering plan",
+                excerpt(input)
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An IANA time zone name (`Europe/Prague`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeZoneName(chrono_tz::Tz);
+
+impl TimeZoneName {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        chrono_tz::Tz::from_str(input.trim())
+            .map(TimeZoneName)
+            .map_err(|_| format!("{:?} is not an IANA time zone name", excerpt(input)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.name()
+    }
+
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.0
+    }
+}
+
+/// The customer statuses of a campaign when none are given.
+pub const DEFAULT_CUSTOMER_STATUSES: [&str; 4] = ["new", "follow_up", "waiting", "closed"];
+
+/// A campaign's customer statuses: canonical, non-empty, unique.
+pub fn parse_statuses(field: &str, input: &[String]) -> Result<Vec<String>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut out: Vec<String> = Vec::with_capacity(input.len());
+    if input.is_empty() {
+        errors.push(FieldError::field(
+            field,
+            ErrorCode::Required,
+            "at least one status is required",
+        ));
+    }
+    for (i, raw) in input.iter().enumerate() {
+        let status = canonical_enum(raw);
+        let at = format!("{field}[{i}]");
+        if status.is_empty() {
+            errors.push(FieldError::field(
+                at,
+                ErrorCode::Required,
+                "a status cannot be blank",
+            ));
+        } else if status.chars().count() > 100 {
+            errors.push(FieldError::field(
+                at,
+                ErrorCode::TooLong,
+                "a status has at most 100 characters",
+            ));
+        } else if out.contains(&status) {
+            errors.push(FieldError::field(
+                at,
+                ErrorCode::DuplicateValue,
+                format!("the status {status:?} is listed twice"),
+            ));
+        } else {
+            out.push(status);
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `validator` rule: a text that is not only white space.
+pub fn not_blank(value: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        Err(ValidationError::new("required").with_message(Cow::Borrowed("must not be blank")))
+    } else {
+        Ok(())
+    }
+}
+
+/// `validator` rule: a [`StaffRole`], matched leniently.
+pub fn valid_role(value: &str) -> Result<(), ValidationError> {
+    StaffRole::try_from(value.to_string())
+        .map(|_| ())
+        .map_err(|m| ValidationError::new("invalid_enum").with_message(Cow::Owned(m)))
+}
+
+/// `validator` rule: a [`Region`].
+pub fn valid_region(value: &str) -> Result<(), ValidationError> {
+    Region::parse(value)
+        .map(|_| ())
+        .map_err(|m| ValidationError::new("invalid_region").with_message(Cow::Owned(m)))
+}
+
+/// `validator` rule: a [`TimeZoneName`].
+pub fn valid_timezone(value: &str) -> Result<(), ValidationError> {
+    TimeZoneName::parse(value)
+        .map(|_| ())
+        .map_err(|m| ValidationError::new("invalid_timezone").with_message(Cow::Owned(m)))
+}
+
+/// Turns `validator`'s report into our field errors, with stable codes:
+/// a `length` failure is `required` (too short) or `too_long`; a custom rule's
+/// code is one of [`ErrorCode`]'s names.
+pub fn field_errors(report: &ValidationErrors) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    collect(report, "", &mut out);
+    out.sort_by(|a, b| a.field.cmp(&b.field));
+    out
+}
+
+fn collect(report: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
+    for (field, kind) in report.errors() {
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
+        match kind {
+            ValidationErrorsKind::Field(errors) => {
+                for e in errors {
+                    out.push(convert(&path, e));
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => collect(inner, &path, out),
+            ValidationErrorsKind::List(items) => {
+                for (i, inner) in items {
+                    collect(inner, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+    }
+}
+
+fn convert(field: &str, e: &ValidationError) -> FieldError {
+    let (code, message) = match e.code.as_ref() {
+        "length" => {
+            let min = e.params.get("min").and_then(|v| v.as_u64());
+            let max = e.params.get("max").and_then(|v| v.as_u64());
+            let actual = e
+                .params
+                .get("value")
+                .and_then(|v| v.as_str())
+                .map(|s| s.chars().count() as u64);
+            match (min, max, actual) {
+                (Some(min), _, Some(n)) if n < min => {
+                    (ErrorCode::Required, format!("{field} must not be empty"))
+                }
+                (_, Some(max), _) => (
+                    ErrorCode::TooLong,
+                    format!("{field} has at most {max} characters"),
+                ),
+                _ => (
+                    ErrorCode::InvalidBody,
+                    format!("{field} has the wrong length"),
+                ),
+            }
+        }
+        other => {
+            let code = serde_json::from_value(serde_json::Value::String(other.to_string()))
+                .unwrap_or(ErrorCode::ValidationFailed);
+            let message = e
+                .message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| format!("{field} is invalid"));
+            (code, message)
+        }
+    };
+    FieldError::field(field, code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_values_match_leniently() {
+        assert_eq!(canonical_enum("Live hotline"), "live_hotline");
+        assert_eq!(canonical_enum("  LIVE-HOTLINE "), "live_hotline");
+        assert_eq!(canonical_enum("in  progress"), "in_progress");
+        assert_eq!(
+            StaffRole::try_from("Evaluator".to_string()),
+            Ok(StaffRole::Evaluator)
+        );
+        assert!(StaffRole::try_from("boss".to_string()).is_err());
+    }
+
+    #[test]
+    fn regions_are_iso_codes_with_a_numbering_plan() {
+        assert_eq!(
+            Region::parse("il").map(|r| r.as_str().to_string()),
+            Ok("IL".to_string())
+        );
+        assert!(Region::parse("GB").is_ok());
+        assert!(Region::parse("XX").is_err());
+        assert!(Region::parse("ISR").is_err());
+        assert!(Region::parse("").is_err());
+    }
+
+    #[test]
+    fn time_zones_are_iana_names() {
+        assert_eq!(
+            TimeZoneName::parse("Asia/Jerusalem").map(|t| t.as_str().to_string()),
+            Ok("Asia/Jerusalem".into())
+        );
+        assert!(TimeZoneName::parse("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn statuses_are_canonical_and_unique() {
+        let ok = parse_statuses("statuses", &["New".into(), "Follow up".into()]).expect("valid");
+        assert_eq!(ok, vec!["new", "follow_up"]);
+        let err = parse_statuses("statuses", &["new".into(), "NEW".into(), " ".into()])
+            .expect_err("invalid");
+        let codes: Vec<_> = err
+            .iter()
+            .map(|e| (e.field.clone().unwrap_or_default(), e.code))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("statuses[1]".to_string(), ErrorCode::DuplicateValue),
+                ("statuses[2]".to_string(), ErrorCode::Required)
+            ]
+        );
+    }
+}

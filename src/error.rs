@@ -1,0 +1,332 @@
+//! The error model: one table of stable codes, each with its HTTP status,
+//! answered as RFC 9457 `application/problem+json`.
+//!
+//! Codes are a public contract: they are never renamed or reused. The same
+//! enum names the problem of a whole request (`Problem::code`) and of one
+//! item inside it (`FieldError::code`).
+
+use std::fmt;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::telemetry::current_request_id;
+
+/// How many characters of a caller's input an error message may quote.
+pub const EXCERPT_CHARS: usize = 100;
+
+/// Seconds a client is asked to wait when a dependency is down.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
+macro_rules! error_codes {
+    ($( $(#[doc = $doc:literal])* $variant:ident = ($status:expr, $title:literal), )+) => {
+        /// Every stable error code, with its HTTP status in the table of
+        /// `ErrorCode::status`. Codes inside `errors[]` (per field or row)
+        /// answer within a 422 (or 200 for non-atomic requests).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $( $(#[doc = $doc])* $variant, )+
+        }
+
+        impl ErrorCode {
+            /// Every code, in table order (documentation and tests).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)+];
+
+            /// The HTTP status a request answers with when this is its code.
+            pub fn status(self) -> StatusCode {
+                match self { $( ErrorCode::$variant => $status, )+ }
+            }
+
+            /// A short, fixed human summary of the code.
+            pub fn title(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $title, )+ }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // Request shape
+    /// The body is not valid JSON (syntax error or truncated).
+    MalformedJson = (StatusCode::BAD_REQUEST, "Malformed JSON"),
+    /// The JSON is well-formed but does not have the expected shape.
+    InvalidBody = (StatusCode::BAD_REQUEST, "Invalid request body"),
+    /// The body has a field this endpoint does not know.
+    UnknownField = (StatusCode::BAD_REQUEST, "Unknown field"),
+    /// The `Content-Type` is not one this endpoint accepts.
+    UnsupportedMediaType = (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
+    /// The body is larger than the configured limit.
+    PayloadTooLarge = (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+    /// A query parameter is missing, malformed or out of range.
+    InvalidQuery = (StatusCode::BAD_REQUEST, "Invalid query parameter"),
+    /// A path parameter is malformed (e.g. not a UUID).
+    InvalidPathParameter = (StatusCode::BAD_REQUEST, "Invalid path parameter"),
+    /// The pagination cursor was not issued by this API.
+    InvalidCursor = (StatusCode::BAD_REQUEST, "Invalid cursor"),
+    /// No route has this path.
+    RouteNotFound = (StatusCode::NOT_FOUND, "Route not found"),
+    /// The path exists, but not with this method (see `Allow`).
+    MethodNotAllowed = (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
+
+    // Authentication and access
+    /// No bearer token, or one that is malformed, expired, revoked or not ours.
+    InvalidToken = (StatusCode::UNAUTHORIZED, "Invalid token"),
+    /// The token is valid but lacks the scope this route needs.
+    InsufficientScope = (StatusCode::FORBIDDEN, "Insufficient scope"),
+
+    // Validation
+    /// One or more fields are invalid; see `errors`.
+    ValidationFailed = (StatusCode::UNPROCESSABLE_ENTITY, "Validation failed"),
+    /// A required field is missing or empty.
+    Required = (StatusCode::UNPROCESSABLE_ENTITY, "Required field missing"),
+    /// A value is longer than its field allows.
+    TooLong = (StatusCode::UNPROCESSABLE_ENTITY, "Value too long"),
+    /// A value is not one of the allowed values.
+    InvalidEnum = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid value"),
+    /// A list repeats a value that must be unique.
+    DuplicateValue = (StatusCode::UNPROCESSABLE_ENTITY, "Duplicate value"),
+    /// Not an ISO 3166-1 alpha-2 country code with a phone numbering plan.
+    InvalidRegion = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid region"),
+    /// Not an IANA time zone name.
+    InvalidTimezone = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid time zone"),
+    /// The group does not exist.
+    UnknownGroup = (StatusCode::UNPROCESSABLE_ENTITY, "Unknown group"),
+    /// The team does not exist in the given group.
+    UnknownTeam = (StatusCode::UNPROCESSABLE_ENTITY, "Unknown team"),
+    /// Too many items in one request.
+    TooManyItems = (StatusCode::UNPROCESSABLE_ENTITY, "Too many items"),
+
+    // Resources
+    /// No group with this id.
+    GroupNotFound = (StatusCode::NOT_FOUND, "Group not found"),
+    /// No team with this id.
+    TeamNotFound = (StatusCode::NOT_FOUND, "Team not found"),
+    /// No staff member with this Staff ID.
+    StaffNotFound = (StatusCode::NOT_FOUND, "Staff member not found"),
+    /// No category with this id.
+    CategoryNotFound = (StatusCode::NOT_FOUND, "Category not found"),
+    /// No campaign with this id.
+    CampaignNotFound = (StatusCode::NOT_FOUND, "Campaign not found"),
+    /// Another staff member already has this Staff ID.
+    DuplicateStaffId = (StatusCode::CONFLICT, "Staff ID already exists"),
+    /// Another resource of this kind already has this name.
+    DuplicateName = (StatusCode::CONFLICT, "Name already exists"),
+    /// The resource is still referenced (e.g. a group with teams or staff).
+    ResourceInUse = (StatusCode::CONFLICT, "Resource in use"),
+
+    // Service
+    /// The database is unreachable; retry after `Retry-After` seconds.
+    ServiceUnavailable = (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+    /// An unexpected error; the request id identifies it in the logs.
+    InternalError = (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The serde name is the stable code.
+        let value = serde_json::to_value(self).map_err(|_| fmt::Error)?;
+        f.write_str(value.as_str().unwrap_or_default())
+    }
+}
+
+/// A column named by its header or by its 1-based index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Column {
+    Name(String),
+    Index(usize),
+}
+
+/// One problem inside a request: a field, a row, a cell.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// 1-based index of the item (array index, NDJSON line, or CSV line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<u64>,
+    /// CSV column: header name or 1-based index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<Column>,
+    /// The field, as a JSON path where nested (`staff[2].group_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn field(field: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            row: None,
+            column: None,
+            field: Some(field.into()),
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn at_row(mut self, row: u64) -> Self {
+        self.row = Some(row);
+        self
+    }
+}
+
+/// The body of every error answer (`application/problem+json`, RFC 9457).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:intake:error:validation_failed",
+    "title": "Validation failed",
+    "status": 422,
+    "detail": "1 field is invalid",
+    "code": "validation_failed",
+    "request_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+    "errors": [{"field": "timezone", "code": "invalid_timezone", "message": "\"Mars/Base\" is not an IANA time zone name"}]
+}))]
+pub struct Problem {
+    /// `urn:intake:error:<code>`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: ErrorCode,
+    /// Identifies the request in logs and traces (the `X-Request-Id` header).
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// An error answer in the making. Handlers return `Result<_, ApiError>`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    headers: Vec<(header::HeaderName, String)>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A 422 (or the given code's status) listing every problem found.
+    pub fn validation(code: ErrorCode, errors: Vec<FieldError>) -> Self {
+        let detail = match errors.len() {
+            1 => errors[0].message.clone(),
+            n => format!("{n} problems were found; see `errors`"),
+        };
+        Self::new(code, detail).with_errors(errors)
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// An unexpected failure: logged here with its whole cause chain, answered
+    /// as an opaque 500.
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        let error = error.into();
+        tracing::error!(error = format!("{error:#}"), "internal error");
+        Self::new(
+            ErrorCode::InternalError,
+            "An unexpected error occurred; quote the request id when you report it.",
+        )
+    }
+
+    /// A dependency is down: 503 with `Retry-After`.
+    pub fn unavailable(what: &str, error: impl fmt::Display) -> Self {
+        tracing::warn!(error = %error, "{what} unavailable");
+        Self::new(
+            ErrorCode::ServiceUnavailable,
+            format!("The {what} is unavailable; retry in a few seconds."),
+        )
+        .with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())
+    }
+
+    pub fn problem(&self) -> Problem {
+        Problem {
+            type_: format!("urn:intake:error:{}", self.code),
+            title: self.code.title().to_string(),
+            status: self.code.status().as_u16(),
+            detail: self.detail.clone(),
+            code: self.code,
+            request_id: current_request_id(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("application/problem+json");
+        for (name, value) in &self.headers {
+            response.insert_header((name.clone(), value.clone()));
+        }
+        response.json(self.problem())
+    }
+}
+
+/// The first [`EXCERPT_CHARS`] characters of a caller's input, for messages.
+pub fn excerpt(input: &str) -> String {
+    let mut chars = input.chars();
+    let head: String = chars.by_ref().take(EXCERPT_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_snake_case_and_have_a_status() {
+        assert_eq!(
+            ErrorCode::DuplicateStaffId.to_string(),
+            "duplicate_staff_id"
+        );
+        assert_eq!(
+            ErrorCode::PayloadTooLarge.status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.to_string()), "duplicate code {code}");
+        }
+    }
+
+    #[test]
+    fn excerpt_keeps_the_first_hundred_characters() {
+        let long = "é".repeat(3_000_000);
+        let quoted = excerpt(&long);
+        assert_eq!(quoted.chars().count(), EXCERPT_CHARS + 1);
+        assert_eq!(excerpt("short"), "short");
+    }
+}

@@ -1,0 +1,17 @@
+//! intake: a public REST/OpenAPI ingestion API for cases and customers.
+//!
+//! A request flows one way: `routes` (HTTP, one module per resource) →
+//! `domain` (validated values shared by every input format) → `auth`
+//! (token, scope, groups) → `store` (SQLite or PostgreSQL).
+#![forbid(unsafe_code)]
+
+pub mod api_doc;
+pub mod auth;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

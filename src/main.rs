@@ -1,0 +1,116 @@
+//! The `intake` binary: `serve` (default), `migrate`, `openapi`, `token`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use intake::auth::Scope;
+use intake::auth::jwt::JwtKeys;
+use intake::settings::Settings;
+use intake::startup::Application;
+use intake::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "intake",
+    version,
+    about = "Ingestion API for cases and customers"
+)]
+struct Cli {
+    /// Settings file (default: ./intake.toml when it exists).
+    #[arg(long, global = true, env = "INTAKE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (JSON) to stdout.
+    Openapi,
+    /// Print a token, alone on one line, signed like the server with the same settings.
+    Token {
+        /// An operator token with the `admin` scope.
+        #[arg(long, required = true)]
+        admin: bool,
+        /// Lifetime in seconds (1 to 31,536,000).
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+        ttl: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        return match intake::api_doc::openapi().to_pretty_json() {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("cannot render the OpenAPI document: {e}")),
+        };
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("intake: invalid settings: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Serve | Command::Openapi => serve(settings).await,
+            Command::Migrate => {
+                let store = Store::connect(&settings).await?;
+                store.migrate().await?;
+                eprintln!("intake: migrations applied to {}", settings.database_url);
+                Ok(())
+            }
+            Command::Token { admin: _, ttl } => {
+                let keys = JwtKeys::from_settings(&settings)?;
+                let (token, _) = keys.mint("admin", &[Scope::Admin], Duration::from_secs(ttl))?;
+                println!("{token}");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let _telemetry = intake::telemetry::init(&settings)?;
+    let application = Application::build(settings.clone()).await?;
+    tracing::info!(
+        address = %settings.bind.ip(),
+        port = application.port(),
+        database = %settings.database_url,
+        backend = application.state().store.backend(),
+        "intake is listening; docs at /docs/"
+    );
+    tracing::info!(
+        "get an admin token with `intake token --admin` (from the source tree: `cargo run --release -- token --admin`), run with the same settings"
+    );
+    application.run_until_stopped().await?;
+    Ok(())
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("intake: {message}");
+    ExitCode::FAILURE
+}

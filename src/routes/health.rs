@@ -1,0 +1,123 @@
+//! Operational endpoints (no token): liveness, readiness, metrics.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::startup::AppState;
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(healthz).service(readyz).service(metrics);
+}
+
+/// How long a readiness check waits for a dependency.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The state of one dependency.
+#[derive(Debug, Serialize, ToSchema, PartialEq, Eq, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckState {
+    Up,
+    Down,
+    NotConfigured,
+}
+
+/// What `/readyz` found.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "unavailable", "checks": {"database": "down", "redis": "not_configured"}}))]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    pub status: String,
+    pub checks: Checks,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Checks {
+    pub database: CheckState,
+    pub redis: CheckState,
+}
+
+/// Liveness
+///
+/// Answers 200 while the process is up; touches no dependency.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "The process is up", body = String, content_type = "text/plain", example = "ok"))
+)]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok")
+}
+
+/// Readiness
+///
+/// 200 when the database (and Redis, where configured) answers; 503 naming
+/// what is down otherwise. Load balancers should route only to ready replicas.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every dependency answers", body = Readiness),
+        (status = 503, description = "A dependency is down (named in `checks`)", body = Readiness),
+    )
+)]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = match tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => CheckState::Up,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database down");
+            CheckState::Down
+        }
+        Err(_) => {
+            tracing::warn!("readiness: database did not answer in time");
+            CheckState::Down
+        }
+    };
+    let redis = match &state.redis {
+        None => CheckState::NotConfigured,
+        Some(pool) => {
+            match tokio::time::timeout(CHECK_TIMEOUT, crate::startup::ping_redis(pool)).await {
+                Ok(Ok(())) => CheckState::Up,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "readiness: redis down");
+                    CheckState::Down
+                }
+                Err(_) => {
+                    tracing::warn!("readiness: redis did not answer in time");
+                    CheckState::Down
+                }
+            }
+        }
+    };
+    let ready = database == CheckState::Up && redis != CheckState::Down;
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" }.to_string(),
+        checks: Checks { database, redis },
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", crate::error::RETRY_AFTER_SECONDS.to_string()))
+            .json(body)
+    }
+}
+
+/// Metrics
+///
+/// Prometheus text format: requests by route and status, a latency
+/// histogram, and rows accepted and rejected by integration and path.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"))
+)]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}

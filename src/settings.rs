@@ -1,0 +1,511 @@
+//! Settings: built-in defaults, then an optional `intake.toml`, then `INTAKE_*`
+//! environment variables (the last one wins).
+//!
+//! Every setting is named the same way in all three places: `max_body_bytes`
+//! in the file is `INTAKE_MAX_BODY_BYTES` in the environment. A value that
+//! cannot be used stops start-up with a message naming the setting, where it
+//! came from and what is wrong. Secrets are wrapped in [`Secret`], whose
+//! `Debug` never shows the value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every key the file and the environment may set.
+const KEYS: &[&str] = &[
+    "bind",
+    "data_dir",
+    "database_url",
+    "database_max_connections",
+    "database_timeout_ms",
+    "redis_url",
+    "jwt_alg",
+    "jwt_secret",
+    "jwt_issuer",
+    "jwt_audience",
+    "max_body_bytes",
+    "log",
+    "log_format",
+];
+
+/// A value that must not appear in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself: call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(\"[redacted]\")")
+    }
+}
+
+/// A connection URL whose password (if any) is hidden in `Debug` and `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionUrl(Secret);
+
+impl ConnectionUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(Secret::new(url))
+    }
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+    /// The URL with any `user:password@` reduced to `user:***@`.
+    pub fn redacted(&self) -> String {
+        let url = self.0.expose();
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_string();
+        };
+        match rest.split_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                if userinfo.contains(':') {
+                    format!("{scheme}://{user}:***@{host}")
+                } else {
+                    format!("{scheme}://{user}@{host}")
+                }
+            }
+            None => url.to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl fmt::Display for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The signing algorithm tokens must carry; anything else is rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JwtAlg {
+    Hs256,
+}
+
+#[derive(Clone, Debug)]
+pub struct JwtSettings {
+    pub alg: JwtAlg,
+    /// `None`: generated on first start and kept in the data folder.
+    pub secret: Option<Secret>,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: ConnectionUrl,
+    pub database_max_connections: u32,
+    /// How long a request waits for a database connection before it is
+    /// answered 503.
+    pub database_timeout: Duration,
+    pub redis_url: Option<ConnectionUrl>,
+    pub jwt: JwtSettings,
+    pub max_body_bytes: usize,
+    pub log: String,
+    pub log_format: LogFormat,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: traces are exported by OTLP when set.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// Why the settings could not be used. The message names the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(String);
+
+#[derive(Clone, Debug)]
+enum Source {
+    File(PathBuf),
+    Env,
+}
+
+struct Value {
+    raw: String,
+    source: Source,
+}
+
+impl Value {
+    /// How the setting is spelled where this value came from.
+    fn name(&self, key: &str) -> String {
+        match &self.source {
+            Source::File(path) => format!("`{key}` in {}", path.display()),
+            Source::Env => format!("INTAKE_{}", key.to_uppercase()),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the settings from `config_file` (if it exists; `intake.toml` in
+    /// the working directory when `None`) and the process environment.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(config_file, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Settings::load`], with the environment given as a lookup (tests).
+    pub fn load_from(
+        config_file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let mut values: BTreeMap<&'static str, Value> = BTreeMap::new();
+
+        let explicit = config_file.is_some() || env("INTAKE_CONFIG").is_some();
+        let path = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| env("INTAKE_CONFIG").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("intake.toml"));
+        if path.exists() {
+            read_file(&path, &mut values)?;
+        } else if explicit {
+            return Err(SettingsError(format!(
+                "INTAKE_CONFIG: the settings file {} does not exist",
+                path.display()
+            )));
+        }
+        for key in KEYS {
+            if let Some(raw) = env(&format!("INTAKE_{}", key.to_uppercase())) {
+                values.insert(
+                    key,
+                    Value {
+                        raw,
+                        source: Source::Env,
+                    },
+                );
+            }
+        }
+
+        let get = |key: &str| values.get(key).filter(|v| !v.raw.trim().is_empty());
+
+        let bind = match get("bind") {
+            Some(v) => v.raw.trim().parse::<SocketAddr>().map_err(|_| {
+                SettingsError(format!(
+                    "{}: expected an address like 127.0.0.1:8080, got {:?}",
+                    v.name("bind"),
+                    v.raw
+                ))
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let data_dir = get("data_dir")
+            .map(|v| PathBuf::from(v.raw.trim()))
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = match get("database_url") {
+            Some(v) => {
+                let raw = v.raw.trim();
+                if !(raw.starts_with("sqlite:")
+                    || raw.starts_with("postgres://")
+                    || raw.starts_with("postgresql://"))
+                {
+                    return Err(SettingsError(format!(
+                        "{}: expected a sqlite://… or postgres://… URL, got {:?}",
+                        v.name("database_url"),
+                        ConnectionUrl::new(raw).redacted()
+                    )));
+                }
+                ConnectionUrl::new(raw)
+            }
+            None => {
+                ConnectionUrl::new(format!("sqlite://{}", data_dir.join("intake.db").display()))
+            }
+        };
+        let database_max_connections = parse_number(
+            get("database_max_connections"),
+            "database_max_connections",
+            10,
+            1,
+            1_000,
+        )? as u32;
+        let database_timeout = Duration::from_millis(parse_number(
+            get("database_timeout_ms"),
+            "database_timeout_ms",
+            3_000,
+            10,
+            600_000,
+        )?);
+        let redis_url = match get("redis_url") {
+            Some(v) => {
+                let raw = v.raw.trim();
+                if !(raw.starts_with("redis://") || raw.starts_with("rediss://")) {
+                    return Err(SettingsError(format!(
+                        "{}: expected a redis://… URL, got {:?}",
+                        v.name("redis_url"),
+                        ConnectionUrl::new(raw).redacted()
+                    )));
+                }
+                Some(ConnectionUrl::new(raw))
+            }
+            None => None,
+        };
+        let alg = match get("jwt_alg") {
+            None => JwtAlg::Hs256,
+            Some(v) if v.raw.trim().eq_ignore_ascii_case("HS256") => JwtAlg::Hs256,
+            Some(v) => {
+                return Err(SettingsError(format!(
+                    "{}: unsupported algorithm {:?}; supported: HS256",
+                    v.name("jwt_alg"),
+                    v.raw
+                )));
+            }
+        };
+        let secret = match get("jwt_secret") {
+            Some(v) if v.raw.len() < 32 => {
+                return Err(SettingsError(format!(
+                    "{}: the secret must be at least 32 characters long (it has {})",
+                    v.name("jwt_secret"),
+                    v.raw.len()
+                )));
+            }
+            Some(v) => Some(Secret::new(v.raw.clone())),
+            None => None,
+        };
+        let issuer = get("jwt_issuer")
+            .map(|v| v.raw.trim().to_string())
+            .unwrap_or_else(|| "intake".into());
+        let audience = get("jwt_audience")
+            .map(|v| v.raw.trim().to_string())
+            .unwrap_or_else(|| "intake-api".into());
+        let max_body_bytes = match get("max_body_bytes") {
+            Some(v) => parse_bytes(&v.raw).ok_or_else(|| {
+                SettingsError(format!(
+                    "{}: expected a size in bytes (e.g. 67108864 or 64MiB) of at least 1KiB, got {:?}",
+                    v.name("max_body_bytes"),
+                    v.raw
+                ))
+            })?,
+            None => 64 * 1024 * 1024,
+        };
+        let log = get("log")
+            .map(|v| v.raw.trim().to_string())
+            .unwrap_or_else(|| "info".into());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
+            let name = get("log")
+                .map(|v| v.name("log"))
+                .unwrap_or_else(|| "INTAKE_LOG".into());
+            return Err(SettingsError(format!(
+                "{name}: not a valid tracing filter ({e})"
+            )));
+        }
+        let log_format = match get("log_format") {
+            None => LogFormat::Text,
+            Some(v) => match v.raw.trim().to_ascii_lowercase().as_str() {
+                "text" | "pretty" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(SettingsError(format!(
+                        "{}: expected `text` or `json`, got {:?}",
+                        v.name("log_format"),
+                        v.raw
+                    )));
+                }
+            },
+        };
+        let otlp_endpoint = env("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|s| !s.trim().is_empty());
+
+        Ok(Settings {
+            bind,
+            data_dir,
+            database_url,
+            database_max_connections,
+            database_timeout,
+            redis_url,
+            jwt: JwtSettings {
+                alg,
+                secret,
+                issuer,
+                audience,
+            },
+            max_body_bytes,
+            log,
+            log_format,
+            otlp_endpoint,
+        })
+    }
+}
+
+fn read_file(path: &Path, values: &mut BTreeMap<&'static str, Value>) -> Result<(), SettingsError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SettingsError(format!("{}: cannot be read: {e}", path.display())))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| SettingsError(format!("{}: not valid TOML: {e}", path.display())))?;
+    for (key, value) in table {
+        let Some(known) = KEYS.iter().find(|k| **k == key) else {
+            return Err(SettingsError(format!(
+                "{}: unknown setting `{key}` (known: {})",
+                path.display(),
+                KEYS.join(", ")
+            )));
+        };
+        let raw = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(SettingsError(format!(
+                    "`{key}` in {}: expected a string or a number, got a {}",
+                    path.display(),
+                    other.type_str()
+                )));
+            }
+        };
+        values.insert(
+            known,
+            Value {
+                raw,
+                source: Source::File(path.to_path_buf()),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn parse_number(
+    value: Option<&Value>,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, SettingsError> {
+    let Some(v) = value else { return Ok(default) };
+    match v.raw.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(SettingsError(format!(
+            "{}: expected a whole number from {min} to {max}, got {:?}",
+            v.name(key),
+            v.raw
+        ))),
+    }
+}
+
+/// `1048576`, `1024KiB`, `64MiB`, `1GiB` (also KB/MB/GB, read as binary units).
+fn parse_bytes(raw: &str) -> Option<usize> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let n: usize = digits.parse().ok()?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor).filter(|n| *n >= 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(None, |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let s = load(&[]).expect("defaults load");
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url.expose(), "sqlite://./data/intake.db");
+        assert_eq!(s.max_body_bytes, 64 * 1024 * 1024);
+        assert!(s.redis_url.is_none());
+        assert!(s.jwt.secret.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_and_data_dir_moves_the_database() {
+        let s = load(&[
+            ("INTAKE_DATA_DIR", "/tmp/x"),
+            ("INTAKE_MAX_BODY_BYTES", "2MiB"),
+        ])
+        .expect("loads");
+        assert_eq!(s.database_url.expose(), "sqlite:///tmp/x/intake.db");
+        assert_eq!(s.max_body_bytes, 2 * 1024 * 1024);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting() {
+        let err = load(&[("INTAKE_BIND", "nowhere")]).expect_err("rejected");
+        assert!(err.to_string().starts_with("INTAKE_BIND:"), "{err}");
+        let err = load(&[("INTAKE_MAX_BODY_BYTES", "lots")]).expect_err("rejected");
+        assert!(
+            err.to_string().starts_with("INTAKE_MAX_BODY_BYTES:"),
+            "{err}"
+        );
+        let err = load(&[("INTAKE_JWT_SECRET", "short")]).expect_err("rejected");
+        assert!(err.to_string().contains("at least 32"), "{err}");
+        assert!(
+            !err.to_string().contains("short"),
+            "the secret is not echoed: {err}"
+        );
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let s = load(&[
+            (
+                "INTAKE_JWT_SECRET",
+                "0123456789abcdef0123456789abcdef-topsecret",
+            ),
+            (
+                "INTAKE_DATABASE_URL",
+                "postgres://app:hunter2@db:5432/intake",
+            ),
+            ("INTAKE_REDIS_URL", "redis://:redispass@cache:6379"),
+        ])
+        .expect("loads");
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("topsecret"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("redispass"), "{debug}");
+        assert!(
+            debug.contains("postgres://app:***@db:5432/intake"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn file_layer_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("intake-settings-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("intake.toml");
+        std::fs::write(&file, "bind = \"0.0.0.0:9000\"\nmax_body_bytes = 4096\n").expect("write");
+        let s = Settings::load_from(Some(&file), |k| {
+            (k == "INTAKE_MAX_BODY_BYTES").then(|| "8192".to_string())
+        })
+        .expect("loads");
+        assert_eq!(s.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.max_body_bytes, 8192);
+
+        std::fs::write(&file, "bnd = \"0.0.0.0:9000\"\n").expect("write");
+        let err = Settings::load_from(Some(&file), |_| None).expect_err("typo rejected");
+        assert!(err.to_string().contains("unknown setting `bnd`"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,132 @@
+//! Building and running the server: `Application::build(settings)` binds the
+//! listener (port 0 in tests), connects and migrates the store, and wires
+//! state, middleware and routes.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::auth::jwt::JwtKeys;
+use crate::metrics::Metrics;
+use crate::routes::{self, RouteTable};
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::telemetry::observe_request;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub settings: Settings,
+    pub store: Store,
+    pub jwt: JwtKeys,
+    pub metrics: Metrics,
+    pub redis: Option<deadpool_redis::Pool>,
+    pub routes: RouteTable,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let store = Store::connect(&settings)
+            .await
+            .with_context(|| format!("connecting to {}", settings.database_url))?;
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("migrating {}", settings.database_url))?;
+        let jwt = JwtKeys::from_settings(&settings)?;
+        let redis = match &settings.redis_url {
+            Some(url) => Some(
+                deadpool_redis::Config::from_url(url.expose())
+                    .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                    .with_context(|| format!("INTAKE_REDIS_URL: cannot use {url}"))?,
+            ),
+            None => None,
+        };
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("INTAKE_BIND: cannot listen on {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+
+        let doc = crate::api_doc::openapi();
+        let state = web::Data::new(AppState {
+            routes: RouteTable::from_openapi(&doc),
+            metrics: Metrics::new()?,
+            store,
+            jwt,
+            redis,
+            settings,
+        });
+        let (json, query, path) = routes::extractor_configs(state.settings.max_body_bytes);
+        let payload = web::PayloadConfig::new(state.settings.max_body_bytes);
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(json.clone())
+                .app_data(query.clone())
+                .app_data(path.clone())
+                .app_data(payload.clone())
+                .wrap(from_fn(observe_request))
+                .configure(|cfg| {
+                    routes::configure(&mut utoipa_actix_web::service_config::ServiceConfig::new(
+                        cfg,
+                    ))
+                })
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .url("/openapi.json", doc.clone())
+                        .config(Config::new(["/openapi.json"]).validator_url("none")),
+                )
+                .route(
+                    "/docs",
+                    web::get().to(|| async {
+                        HttpResponse::PermanentRedirect()
+                            .insert_header((header::LOCATION, "/docs/"))
+                            .finish()
+                    }),
+                )
+                .default_service(web::to(routes::fallback))
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.state.store.close().await;
+        result
+    }
+}
+
+/// One `PING` round trip.
+pub async fn ping_redis(pool: &deadpool_redis::Pool) -> anyhow::Result<()> {
+    let mut connection = pool.get().await?;
+    let _: String = deadpool_redis::redis::cmd("PING")
+        .query_async(&mut connection)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! The stored entities, as read back and as answered.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::StaffRole;
+
+/// A group: the unit of access.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[schema(example = json!({"id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "name": "Support EU", "created_at": "2026-11-22T09:00:00Z"}))]
+pub struct Group {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A team inside one group.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[schema(example = json!({"id": "019a8c0e-9f10-7b0e-8c6d-51a0e1f2c3d4", "group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "name": "Tier 1", "created_at": "2026-11-22T09:00:00Z"}))]
+pub struct Team {
+    pub id: Uuid,
+    pub group_id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A person: agent, supervisor or evaluator.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[schema(example = json!({
+    "staff_id": "A-1001", "external_id": "crm-77", "name": "Jana Novak", "role": "agent",
+    "group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "team_id": "019a8c0e-9f10-7b0e-8c6d-51a0e1f2c3d4",
+    "active": true, "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
+}))]
+pub struct Staff {
+    /// Internal; orders pagination.
+    #[serde(skip)]
+    pub id: Uuid,
+    /// The system's Staff ID (unique).
+    pub staff_id: String,
+    /// The client system's "External Staff ID".
+    pub external_id: Option<String>,
+    /// The exact name, used to assign customers to agents.
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    pub role: StaffRole,
+    pub group_id: Uuid,
+    pub team_id: Option<Uuid>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A case category an admin configured.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[schema(example = json!({"id": "019a8c0f-0001-7000-8000-000000000001", "name": "Billing", "created_at": "2026-11-22T09:00:00Z"}))]
+pub struct Category {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A call-centre campaign in one group.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[schema(example = json!({
+    "id": "019a8c0f-1111-7000-8000-000000000002", "name": "Spring renewals",
+    "group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "default_region": "IL", "timezone": "Asia/Jerusalem",
+    "statuses": ["new", "follow_up", "waiting", "closed"],
+    "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
+}))]
+pub struct Campaign {
+    pub id: Uuid,
+    pub name: String,
+    pub group_id: Uuid,
+    /// ISO 3166-1 alpha-2 region for phone numbers without a country code.
+    pub default_region: String,
+    /// IANA time zone in which the campaign's file dates are read.
+    pub timezone: String,
+    /// The customer statuses of this campaign (canonical snake_case).
+    #[schema(value_type = Vec<String>)]
+    pub statuses: Json<Vec<String>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new staff member, validated.
+#[derive(Clone, Debug)]
+pub struct NewStaff {
+    pub staff_id: String,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub role: StaffRole,
+    pub group_id: Uuid,
+    pub team_id: Option<Uuid>,
+    pub active: bool,
+}
+
+/// A campaign's fields, validated.
+#[derive(Clone, Debug)]
+pub struct CampaignFields {
+    pub name: String,
+    pub group_id: Uuid,
+    pub default_region: String,
+    pub timezone: String,
+    pub statuses: Vec<String>,
+}
