@@ -1,12 +1,11 @@
 //! Admin-managed entities: groups, teams, staff, categories, campaigns.
 //! Every query here reads the same on SQLite and PostgreSQL.
 
-use chrono::Utc;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::models::{Campaign, CampaignFields, Category, Group, NewStaff, Staff, Team};
-use super::{Store, StoreError, with_pool};
+use super::{Store, StoreError, now, with_pool};
 
 /// The staff columns, in [`Staff`]'s order (a literal, for `concat!`).
 macro_rules! staff_columns {
@@ -22,7 +21,7 @@ impl Store {
         let group = Group {
             id: Uuid::now_v7(),
             name: name.to_string(),
-            created_at: Utc::now(),
+            created_at: now(),
         };
         with_pool!(self, |pool| {
             sqlx::query("INSERT INTO groups (id, name, created_at) VALUES ($1, $2, $3)")
@@ -92,7 +91,7 @@ impl Store {
             id: Uuid::now_v7(),
             group_id,
             name: name.to_string(),
-            created_at: Utc::now(),
+            created_at: now(),
         };
         with_pool!(self, |pool| {
             sqlx::query(
@@ -163,7 +162,7 @@ impl Store {
 
     pub async fn create_staff(&self, new: &NewStaff) -> Result<Staff, StoreError> {
         let id = Uuid::now_v7();
-        let now = Utc::now();
+        let now = now();
         let sql = concat!(
             "INSERT INTO staff (",
             staff_columns!(),
@@ -234,7 +233,7 @@ impl Store {
                 .bind(staff.group_id)
                 .bind(staff.team_id)
                 .bind(staff.active)
-                .bind(Utc::now())
+                .bind(now())
                 .fetch_optional(pool)
                 .await?
         }))
@@ -255,7 +254,7 @@ impl Store {
     /// transaction: either every row is written or none. Answers each row
     /// with whether it was created.
     pub async fn upsert_staff(&self, rows: &[NewStaff]) -> Result<Vec<(Staff, bool)>, StoreError> {
-        let now = Utc::now();
+        let now = now();
         let insert = concat!(
             "INSERT INTO staff (",
             staff_columns!(),
@@ -297,7 +296,7 @@ impl Store {
         let category = Category {
             id: Uuid::now_v7(),
             name: name.to_string(),
-            created_at: Utc::now(),
+            created_at: now(),
         };
         with_pool!(self, |pool| {
             sqlx::query("INSERT INTO categories (id, name, created_at) VALUES ($1, $2, $3)")
@@ -365,7 +364,7 @@ impl Store {
     // ---- campaigns --------------------------------------------------------
 
     pub async fn create_campaign(&self, fields: &CampaignFields) -> Result<Campaign, StoreError> {
-        let now = Utc::now();
+        let now = now();
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "INSERT INTO campaigns (id, name, group_id, default_region, timezone, statuses, created_at, updated_at) \
@@ -432,7 +431,7 @@ impl Store {
             .bind(&fields.default_region)
             .bind(&fields.timezone)
             .bind(Json(&fields.statuses))
-            .bind(Utc::now())
+            .bind(now())
             .fetch_optional(pool)
             .await?
         }))

@@ -38,6 +38,13 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// The current time at the precision both databases keep (microseconds), so
+/// that what a write answers equals what a later read answers.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}
+
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -61,6 +68,11 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) => match db.kind() {
                 ErrorKind::UniqueViolation => StoreError::Duplicate(db.message().to_string()),
                 ErrorKind::ForeignKeyViolation => StoreError::Reference(db.message().to_string()),
+                // SQLite reports some foreign-key failures (e.g. on DELETE) as
+                // SQLITE_CONSTRAINT_TRIGGER (1811), which sqlx does not classify.
+                _ if db.message().contains("FOREIGN KEY constraint failed") => {
+                    StoreError::Reference(db.message().to_string())
+                }
                 _ if is_connection_loss(db.code().as_deref()) => StoreError::Unavailable(error),
                 _ => StoreError::Other(anyhow::Error::new(error)),
             },

@@ -101,6 +101,10 @@ fn campaign_fields(
 }
 
 /// Create a campaign
+///
+/// `default_region` (ISO 3166-1 alpha-2) reads phone numbers given without a
+/// country code; `timezone` (IANA) reads the dates of uploaded files;
+/// `statuses` defaults to `new`, `follow_up`, `waiting`, `closed`.
 #[utoipa::path(
     tag = "admin",
     request_body = CreateCampaign,
@@ -166,6 +170,8 @@ pub async fn list_campaigns(
 }
 
 /// Get a campaign
+///
+/// The campaign with its region, time zone and customer statuses.
 #[utoipa::path(
     tag = "admin",
     params(("id" = Uuid, Path, description = "The campaign's id")),

@@ -100,6 +100,8 @@ pub async fn list_categories(
 }
 
 /// Get a category
+///
+/// One configured category.
 #[utoipa::path(
     tag = "admin",
     params(("id" = Uuid, Path, description = "The category's id")),
@@ -120,6 +122,8 @@ pub async fn get_category(
 }
 
 /// Rename a category
+///
+/// Cases already stored keep the old name; new cases must use the new one.
 #[utoipa::path(
     tag = "admin",
     params(("id" = Uuid, Path, description = "The category's id")),

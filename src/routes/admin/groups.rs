@@ -97,6 +97,8 @@ pub async fn list_groups(
 }
 
 /// Get a group
+///
+/// One group by its id.
 #[utoipa::path(
     tag = "admin",
     params(("id" = Uuid, Path, description = "The group's id")),
@@ -117,6 +119,8 @@ pub async fn get_group(
 }
 
 /// Rename a group
+///
+/// Group names are unique.
 #[utoipa::path(
     tag = "admin",
     params(("id" = Uuid, Path, description = "The group's id")),

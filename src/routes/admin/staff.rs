@@ -312,6 +312,8 @@ pub async fn list_staff(
 }
 
 /// Get a staff member
+///
+/// One staff member by Staff ID.
 #[utoipa::path(
     tag = "admin",
     params(("staff_id" = String, Path, description = "The Staff ID")),

@@ -59,6 +59,8 @@ fn duplicate(error: StoreError) -> ApiError {
 }
 
 /// Create a team
+///
+/// A team belongs to one group for good; its name is unique within the group.
 #[utoipa::path(
     tag = "admin",
     request_body = CreateTeam,
@@ -126,6 +128,8 @@ pub async fn list_teams(
 }
 
 /// Get a team
+///
+/// One team by its id.
 #[utoipa::path(
     tag = "admin",
     params(("id" = Uuid, Path, description = "The team's id")),

@@ -1,0 +1,149 @@
+//! The binary's subcommands, run as a user would.
+
+use std::process::Command;
+
+use crate::helpers::{assert_problem, body, spawn_app_with};
+
+fn intake() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_intake"));
+    // Only what each test sets: no INTAKE_* from the developer's shell.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("INTAKE_") || key.starts_with("OTEL_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[tokio::test]
+async fn token_admin_prints_a_token_the_server_with_the_same_settings_accepts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = intake()
+        .args(["token", "--admin", "--ttl", "120"])
+        .env("INTAKE_DATA_DIR", dir.path())
+        .output()
+        .expect("run intake token");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "the token alone on stdout: {stdout:?}");
+    let token = lines[0];
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    assert!(
+        dir.path().join("jwt_secret").exists(),
+        "the secret is kept in the data folder"
+    );
+
+    // A server on the same data folder (and so the same generated secret).
+    let data_dir = dir.path().display().to_string();
+    let app = spawn_app_with(move |env| {
+        env.remove("INTAKE_JWT_SECRET");
+        env.insert("INTAKE_DATA_DIR".into(), data_dir);
+    })
+    .await;
+    let response = app
+        .client
+        .get(app.url("/v1/admin/groups"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(body(response).await["items"], serde_json::json!([]));
+
+    // A server with another secret refuses it.
+    let other = spawn_app_with(|_| {}).await;
+    let response = other
+        .client
+        .get(other.url("/v1/admin/groups"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_problem(response, 401, "invalid_token").await;
+}
+
+#[test]
+fn token_needs_a_kind_and_a_sane_ttl() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = intake()
+        .args(["token"])
+        .env("INTAKE_DATA_DIR", dir.path())
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let output = intake()
+        .args(["token", "--admin", "--ttl", "0"])
+        .env("INTAKE_DATA_DIR", dir.path())
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = intake()
+        .arg("serve")
+        .env("INTAKE_DATA_DIR", dir.path())
+        .env("INTAKE_BIND", "everywhere")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("INTAKE_BIND"), "{stderr}");
+    assert!(stderr.contains("everywhere"), "{stderr}");
+
+    let output = intake()
+        .arg("serve")
+        .env("INTAKE_DATA_DIR", dir.path())
+        .env("INTAKE_JWT_SECRET", "hunter2")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("INTAKE_JWT_SECRET"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "the secret is not echoed: {stderr}"
+    );
+}
+
+#[test]
+fn openapi_prints_the_committed_document() {
+    let output = intake().arg("openapi").output().expect("run");
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).expect("utf-8");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .unwrap_or_default();
+    assert_eq!(printed.trim_end(), committed.trim_end());
+}
+
+#[test]
+fn migrate_creates_the_schema() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = intake()
+        .arg("migrate")
+        .env("INTAKE_DATA_DIR", dir.path())
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("intake.db").exists());
+    // Twice is fine.
+    let output = intake()
+        .arg("migrate")
+        .env("INTAKE_DATA_DIR", dir.path())
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+}

@@ -1,0 +1,278 @@
+//! The test harness: a real server on port 0, over real HTTP, against the
+//! backend the environment names.
+//!
+//! - `INTAKE_TEST_DATABASE_URL=postgres://…`: PostgreSQL, a fresh schema per
+//!   test (so tests run in parallel on one database). Unset: SQLite in a
+//!   fresh temporary folder per test.
+//! - `INTAKE_TEST_REDIS_URL=redis://…`: the app is configured with Redis.
+//! - `TEST_LOG=1`: the app's logs on stderr.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use actix_web::web;
+use intake::auth::Scope;
+use intake::settings::Settings;
+use intake::startup::{AppState, Application};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub const TEST_SECRET: &str = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+
+static TRACING: Once = Once::new();
+
+fn init_tracing() {
+    TRACING.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info,sqlx=warn")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// Which database the tests run against.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("INTAKE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+    pub state: web::Data<AppState>,
+    /// Kept alive (and so on disk) as long as the app.
+    _data_dir: tempfile::TempDir,
+    _server: JoinHandle<()>,
+}
+
+/// The settings of a test app, as environment variables (overridable).
+pub fn test_env(data_dir: &std::path::Path) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("INTAKE_BIND".into(), "127.0.0.1:0".into());
+    env.insert("INTAKE_DATA_DIR".into(), data_dir.display().to_string());
+    env.insert("INTAKE_JWT_SECRET".into(), TEST_SECRET.into());
+    env.insert("INTAKE_DATABASE_MAX_CONNECTIONS".into(), "4".into());
+    if let Ok(url) = std::env::var("INTAKE_TEST_REDIS_URL") {
+        env.insert("INTAKE_REDIS_URL".into(), url);
+    }
+    env
+}
+
+/// A fresh PostgreSQL schema, and a URL whose connections use it.
+pub async fn fresh_postgres_schema(base: &str) -> String {
+    use sqlx::Connection;
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .expect("INTAKE_TEST_DATABASE_URL must point at a reachable PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut conn)
+        .await
+        .expect("create schema");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options[search_path]={schema}")
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns an app whose settings environment `customize` may change.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut BTreeMap<String, String>)) -> TestApp {
+    init_tracing();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut env = test_env(data_dir.path());
+    if let Some(base) = postgres_url() {
+        env.insert(
+            "INTAKE_DATABASE_URL".into(),
+            fresh_postgres_schema(&base).await,
+        );
+    }
+    customize(&mut env);
+    let settings =
+        Settings::load_from(None, |k| env.get(k).cloned()).expect("test settings are valid");
+    let application = Application::build(settings).await.expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let state = application.state();
+    let server = tokio::spawn(async move {
+        let _ = application.run_until_stopped().await;
+    });
+    let (admin_token, _) = state
+        .jwt
+        .mint("admin", &[Scope::Admin], Duration::from_secs(600))
+        .expect("mint");
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        admin_token,
+        state,
+        _data_dir: data_dir,
+        _server: server,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A request with the admin token.
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin_token)
+    }
+
+    pub async fn post_admin(&self, path: &str, body: &Value) -> Response {
+        self.admin(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_admin(&self, path: &str) -> Response {
+        self.admin(Method::GET, path).send().await.expect("request")
+    }
+
+    /// Creates a group and answers its id.
+    pub async fn create_group(&self, name: &str) -> String {
+        let response = self
+            .post_admin("/v1/admin/groups", &json!({"name": name}))
+            .await;
+        assert_eq!(response.status(), 201, "creating group {name}");
+        body(response).await["id"].as_str().expect("id").to_string()
+    }
+
+    /// Creates a team and answers its id.
+    pub async fn create_team(&self, group_id: &str, name: &str) -> String {
+        let response = self
+            .post_admin(
+                "/v1/admin/teams",
+                &json!({"group_id": group_id, "name": name}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "creating team {name}");
+        body(response).await["id"].as_str().expect("id").to_string()
+    }
+}
+
+/// The JSON body of a response.
+pub async fn body(response: Response) -> Value {
+    let text = response.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Asserts a problem answer: status, content type, code; answers the body.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let problem = body(response).await;
+    assert_eq!(
+        content_type, "application/problem+json",
+        "content type of {problem}"
+    );
+    assert_eq!(problem["code"], code, "code of {problem}");
+    assert_eq!(problem["status"], status, "status of {problem}");
+    assert_eq!(problem["type"], format!("urn:intake:error:{code}"));
+    assert!(
+        problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "detail of {problem}"
+    );
+    assert_eq!(
+        problem["request_id"].as_str(),
+        request_id.as_deref(),
+        "request_id matches X-Request-Id"
+    );
+    problem
+}
+
+/// A TCP forwarder that can be cut and restored: the database "goes away"
+/// without touching the real server.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    target: SocketAddr,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: SocketAddr) -> TcpProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let proxy = TcpProxy {
+            addr,
+            target,
+            tasks: Arc::new(Mutex::new(Vec::new())),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let tasks = self.tasks.clone();
+        let target = self.target;
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let connection = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().expect("lock").push(connection);
+            }
+        });
+        self.tasks.lock().expect("lock").push(accept);
+    }
+
+    /// Drops every connection and stops listening.
+    pub fn cut(&self) {
+        for task in self.tasks.lock().expect("lock").drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same address.
+    pub async fn restore(&self) {
+        let listener = TcpListener::bind(self.addr).await.expect("rebind proxy");
+        self.serve(listener);
+    }
+}
+
+/// Polls `check` every 100 ms until it holds, for at most `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real server over real HTTP, on SQLite by default
+//! and on PostgreSQL when `INTAKE_TEST_DATABASE_URL` is set (see helpers).
+
+mod admin_campaigns_categories;
+mod admin_groups_teams;
+mod admin_staff;
+mod auth;
+mod cli;
+mod errors;
+mod helpers;
+mod openapi;
+mod operations;
+mod telemetry;

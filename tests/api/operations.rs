@@ -1,0 +1,243 @@
+//! Health, readiness (and outages), metrics, the OpenAPI document and Swagger UI.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{
+    TcpProxy, assert_problem, body, eventually, fresh_postgres_schema, postgres_url, spawn_app,
+    spawn_app_with,
+};
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("text"), "ok");
+}
+
+#[tokio::test]
+async fn readyz_reports_each_dependency() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let report = body(response).await;
+    assert_eq!(report["status"], "ready");
+    assert_eq!(report["checks"]["database"], "up");
+    let redis = if std::env::var("INTAKE_TEST_REDIS_URL").is_ok() {
+        "up"
+    } else {
+        "not_configured"
+    };
+    assert_eq!(report["checks"]["redis"], redis);
+}
+
+#[tokio::test]
+async fn readyz_is_503_naming_redis_when_redis_is_unreachable() {
+    // Nothing listens on port 1.
+    let app = spawn_app_with(|env| {
+        env.insert("INTAKE_REDIS_URL".into(), "redis://127.0.0.1:1".into());
+    })
+    .await;
+    let response = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 503);
+    let report = body(response).await;
+    assert_eq!(report["status"], "unavailable");
+    assert_eq!(report["checks"]["redis"], "down");
+    assert_eq!(report["checks"]["database"], "up");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        assert_eq!(app.get_admin("/v1/admin/groups").await.status(), 200);
+    }
+    let response = app.get_admin("/v1/admin/groups/not-a-uuid").await;
+    assert_eq!(response.status(), 400);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(
+            r#"intake_http_requests_total{method="GET",route="/v1/admin/groups",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"intake_http_requests_total{method="GET",route="/v1/admin/groups/{id}",status="400"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"intake_http_request_duration_seconds_count{method="GET",route="/v1/admin/groups"} 3"#
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_and_swagger_ui_are_served_without_a_cdn() {
+    let app = spawn_app().await;
+    let doc: Value = body(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert!(doc["paths"]["/v1/admin/groups"]["post"].is_object());
+
+    let response = app
+        .client
+        .get(app.url("/docs"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 308);
+    assert_eq!(response.headers()["location"], "/docs/");
+
+    let page = app
+        .client
+        .get(app.url("/docs/"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("://unpkg") && !html.contains("cdn"),
+        "assets are local: {html}"
+    );
+
+    for asset in [
+        "/docs/swagger-ui.css",
+        "/docs/swagger-ui-bundle.js",
+        "/docs/swagger-initializer.js",
+    ] {
+        let response = app
+            .client
+            .get(app.url(asset))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200, "{asset}");
+        let text = response.text().await.expect("text");
+        if asset.ends_with("initializer.js") {
+            assert!(text.contains("/openapi.json"), "{text}");
+        }
+    }
+}
+
+fn authority_of(url: &str) -> (String, SocketAddr) {
+    // postgres://user[:password]@host:port/db[?…]
+    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
+    let authority_end = after_scheme.find('/').unwrap_or(after_scheme.len());
+    let authority = &after_scheme[..authority_end];
+    let host_port = authority
+        .rsplit_once('@')
+        .map(|(_, hp)| hp)
+        .unwrap_or(authority);
+    let host_port = if host_port.contains(':') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:5432")
+    };
+    let host_port = host_port.replace("localhost", "127.0.0.1");
+    (
+        authority.to_string(),
+        host_port
+            .parse()
+            .expect("host:port of INTAKE_TEST_DATABASE_URL"),
+    )
+}
+
+#[tokio::test]
+async fn a_database_outage_answers_503_and_recovers_without_a_restart() {
+    let Some(base) = postgres_url() else {
+        eprintln!(
+            "skipped: the outage test cuts a TCP connection, so it runs on PostgreSQL (INTAKE_TEST_DATABASE_URL)"
+        );
+        return;
+    };
+    let url = fresh_postgres_schema(&base).await;
+    let (authority, target) = authority_of(&url);
+    let proxy = TcpProxy::start(target).await;
+    let user = authority
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
+    let proxied = url.replacen(&authority, &format!("{user}{}", proxy.addr), 1);
+    let app = spawn_app_with(|env| {
+        env.insert("INTAKE_DATABASE_URL".into(), proxied);
+        env.insert("INTAKE_DATABASE_TIMEOUT_MS".into(), "500".into());
+    })
+    .await;
+    assert_eq!(app.get_admin("/v1/admin/groups").await.status(), 200);
+
+    proxy.cut();
+    let response = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 503);
+    assert_eq!(body(response).await["checks"]["database"], "down");
+    let response = app.get_admin("/v1/admin/groups").await;
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert_problem(response, 503, "service_unavailable").await;
+
+    proxy.restore().await;
+    let recovered = eventually(Duration::from_secs(15), || async {
+        app.get_admin("/v1/admin/groups").await.status() == 200
+    })
+    .await;
+    assert!(
+        recovered,
+        "requests succeed again once the database is back"
+    );
+    let response = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn the_backend_is_the_one_the_environment_names() {
+    let app = spawn_app().await;
+    let expected = if postgres_url().is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(app.state.store.backend(), expected);
+}
