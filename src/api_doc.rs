@@ -25,7 +25,9 @@ creation; pass `next_cursor` back as `?cursor=`.",
     components(schemas(ErrorCode, Problem, FieldError, Column, Scope)),
     tags(
         (name = "admin", description = "Operators' API (scope `admin`): groups, teams, staff, categories, campaigns."),
-        (name = "operations", description = "Health, readiness and metrics; no token."),
+        (name = "integration", description = "The calling integration."),
+        (name = "customers", description = "Campaigns and their customers (the integration's groups only)."),
+        (name = "operations", description = "Health, readiness, metrics and public keys; no token."),
     ),
     modifiers(&BearerScheme)
 )]

@@ -98,6 +98,10 @@ error_codes! {
     UnknownTeam = (StatusCode::UNPROCESSABLE_ENTITY, "Unknown team"),
     /// Too many items in one request.
     TooManyItems = (StatusCode::UNPROCESSABLE_ENTITY, "Too many items"),
+    /// A number outside its allowed range.
+    OutOfRange = (StatusCode::UNPROCESSABLE_ENTITY, "Value out of range"),
+    /// Not a scope an integration token can carry.
+    InvalidScope = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid scope"),
 
     // Resources
     /// No group with this id.
@@ -108,8 +112,12 @@ error_codes! {
     StaffNotFound = (StatusCode::NOT_FOUND, "Staff member not found"),
     /// No category with this id.
     CategoryNotFound = (StatusCode::NOT_FOUND, "Category not found"),
-    /// No campaign with this id.
+    /// No campaign with this id (or none the caller may see).
     CampaignNotFound = (StatusCode::NOT_FOUND, "Campaign not found"),
+    /// No integration with this id.
+    IntegrationNotFound = (StatusCode::NOT_FOUND, "Integration not found"),
+    /// No token with this jti for this integration.
+    TokenNotFound = (StatusCode::NOT_FOUND, "Token not found"),
     /// Another staff member already has this Staff ID.
     DuplicateStaffId = (StatusCode::CONFLICT, "Staff ID already exists"),
     /// Another resource of this kind already has this name.

@@ -7,6 +7,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use intake::auth::Scope;
 use intake::auth::jwt::JwtKeys;
+use intake::auth::tokens::{
+    DEFAULT_TTL_SECONDS, check_ttl, mint_integration_token, parse_integration_scopes,
+};
 use intake::settings::Settings;
 use intake::startup::Application;
 use intake::store::Store;
@@ -34,13 +37,20 @@ enum Command {
     /// Print the OpenAPI document (JSON) to stdout.
     Openapi,
     /// Print a token, alone on one line, signed like the server with the same settings.
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["admin", "integration"])))]
     Token {
         /// An operator token with the `admin` scope.
-        #[arg(long, required = true)]
+        #[arg(long)]
         admin: bool,
-        /// Lifetime in seconds (1 to 31,536,000).
-        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
-        ttl: u64,
+        /// A token for this integration (its id), recorded like one minted by the API.
+        #[arg(long, value_name = "ID", requires = "scope")]
+        integration: Option<uuid::Uuid>,
+        /// A scope of the integration token (repeat for several).
+        #[arg(long, value_name = "SCOPE")]
+        scope: Vec<String>,
+        /// Lifetime in seconds (admin default 3,600; integration default 30 days; at most one year).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+        ttl: Option<u64>,
     },
 }
 
@@ -79,9 +89,35 @@ fn main() -> ExitCode {
                 eprintln!("intake: migrations applied to {}", settings.database_url);
                 Ok(())
             }
-            Command::Token { admin: _, ttl } => {
+            Command::Token {
+                integration: None,
+                ttl,
+                ..
+            } => {
                 let keys = JwtKeys::from_settings(&settings)?;
-                let (token, _) = keys.mint("admin", &[Scope::Admin], Duration::from_secs(ttl))?;
+                let ttl = Duration::from_secs(ttl.unwrap_or(3600));
+                let (token, _) = keys.mint("admin", &[Scope::Admin], ttl)?;
+                println!("{token}");
+                Ok(())
+            }
+            Command::Token {
+                integration: Some(id),
+                scope,
+                ttl,
+                ..
+            } => {
+                let scopes = parse_integration_scopes(&scope).map_err(|errors| {
+                    let messages: Vec<String> = errors.into_iter().map(|e| e.message).collect();
+                    anyhow::anyhow!("--scope: {}", messages.join("; "))
+                })?;
+                let ttl = check_ttl(ttl.unwrap_or(DEFAULT_TTL_SECONDS))
+                    .map_err(|e| anyhow::anyhow!("--ttl: {}", e.message))?;
+                let keys = JwtKeys::from_settings(&settings)?;
+                let store = Store::connect(&settings).await?;
+                store.migrate().await?;
+                let (token, _) = mint_integration_token(&store, &keys, id, &scopes, ttl)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
                 println!("{token}");
                 Ok(())
             }

@@ -23,6 +23,8 @@ const KEYS: &[&str] = &[
     "redis_url",
     "jwt_alg",
     "jwt_secret",
+    "jwt_private_key",
+    "jwt_previous_key",
     "jwt_issuer",
     "jwt_audience",
     "max_body_bytes",
@@ -102,14 +104,24 @@ pub enum LogFormat {
 /// The signing algorithm tokens must carry; anything else is rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JwtAlg {
+    /// HMAC-SHA256 with a shared secret (the default).
     Hs256,
+    /// Ed25519 with a key pair; public keys served as JWKS.
+    EdDsa,
+    /// RSA PKCS#1 v1.5 with SHA-256 with a key pair; public keys served as JWKS.
+    Rs256,
 }
 
 #[derive(Clone, Debug)]
 pub struct JwtSettings {
     pub alg: JwtAlg,
-    /// `None`: generated on first start and kept in the data folder.
+    /// HS256 secret. `None`: generated on first start and kept in the data folder.
     pub secret: Option<Secret>,
+    /// EdDSA/RS256 private key (PEM, PKCS#8).
+    pub private_key: Option<Secret>,
+    /// During a rotation, the key whose tokens are still accepted: the
+    /// previous HS256 secret, or the previous public key (PEM) for EdDSA/RS256.
+    pub previous_key: Option<Secret>,
     pub issuer: String,
     pub audience: String,
 }
@@ -259,16 +271,32 @@ impl Settings {
             }
             None => None,
         };
-        let alg = match get("jwt_alg") {
+        let alg = match get("jwt_alg").map(|v| (v, v.raw.trim().to_ascii_uppercase())) {
             None => JwtAlg::Hs256,
-            Some(v) if v.raw.trim().eq_ignore_ascii_case("HS256") => JwtAlg::Hs256,
-            Some(v) => {
+            Some((_, alg)) if alg == "HS256" => JwtAlg::Hs256,
+            Some((_, alg)) if alg == "EDDSA" => JwtAlg::EdDsa,
+            Some((_, alg)) if alg == "RS256" => JwtAlg::Rs256,
+            Some((v, _)) => {
                 return Err(SettingsError(format!(
-                    "{}: unsupported algorithm {:?}; supported: HS256",
+                    "{}: unsupported algorithm {:?}; supported: HS256, EdDSA, RS256",
                     v.name("jwt_alg"),
                     v.raw
                 )));
             }
+        };
+        let private_key = match get("jwt_private_key") {
+            Some(v) => Some(read_pem(v, "jwt_private_key")?),
+            None if alg != JwtAlg::Hs256 => {
+                return Err(SettingsError(format!(
+                    "INTAKE_JWT_PRIVATE_KEY: required with INTAKE_JWT_ALG={alg:?} (a PKCS#8 PEM key, or the path of one)"
+                )));
+            }
+            None => None,
+        };
+        let previous_key = match get("jwt_previous_key") {
+            Some(v) if alg == JwtAlg::Hs256 => Some(Secret::new(v.raw.trim())),
+            Some(v) => Some(read_pem(v, "jwt_previous_key")?),
+            None => None,
         };
         let secret = match get("jwt_secret") {
             Some(v) if v.raw.len() < 32 => {
@@ -334,6 +362,8 @@ impl Settings {
             jwt: JwtSettings {
                 alg,
                 secret,
+                private_key,
+                previous_key,
                 issuer,
                 audience,
             },
@@ -380,6 +410,25 @@ fn read_file(path: &Path, values: &mut BTreeMap<&'static str, Value>) -> Result<
         );
     }
     Ok(())
+}
+
+/// A PEM given inline, or the path of a file holding one.
+fn read_pem(v: &Value, key: &str) -> Result<Secret, SettingsError> {
+    let raw = v.raw.trim();
+    if raw.starts_with("-----BEGIN") {
+        return Ok(Secret::new(raw));
+    }
+    match std::fs::read_to_string(raw) {
+        Ok(text) if text.trim_start().starts_with("-----BEGIN") => Ok(Secret::new(text)),
+        Ok(_) => Err(SettingsError(format!(
+            "{}: {raw} does not hold a PEM key",
+            v.name(key)
+        ))),
+        Err(e) => Err(SettingsError(format!(
+            "{}: expected a PEM key or the path of one; cannot read {raw}: {e}",
+            v.name(key)
+        ))),
+    }
 }
 
 fn parse_number(

@@ -11,12 +11,16 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::auth::access::AccessControl;
 use crate::auth::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::routes::{self, RouteTable};
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::telemetry::observe_request;
+
+/// How long a Redis call may take before the request falls back.
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What every handler can reach.
 pub struct AppState {
@@ -25,6 +29,7 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub metrics: Metrics,
     pub redis: Option<deadpool_redis::Pool>,
+    pub access: AccessControl,
     pub routes: RouteTable,
 }
 
@@ -45,13 +50,23 @@ impl Application {
             .with_context(|| format!("migrating {}", settings.database_url))?;
         let jwt = JwtKeys::from_settings(&settings)?;
         let redis = match &settings.redis_url {
-            Some(url) => Some(
-                deadpool_redis::Config::from_url(url.expose())
-                    .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-                    .with_context(|| format!("INTAKE_REDIS_URL: cannot use {url}"))?,
-            ),
+            Some(url) => {
+                let mut config = deadpool_redis::Config::from_url(url.expose());
+                // A Redis that hangs must not hang requests: they fall back.
+                let mut pool = deadpool_redis::PoolConfig::new(16);
+                pool.timeouts.wait = Some(REDIS_TIMEOUT);
+                pool.timeouts.create = Some(REDIS_TIMEOUT);
+                pool.timeouts.recycle = Some(REDIS_TIMEOUT);
+                config.pool = Some(pool);
+                Some(
+                    config
+                        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                        .with_context(|| format!("INTAKE_REDIS_URL: cannot use {url}"))?,
+                )
+            }
             None => None,
         };
+        let access = AccessControl::load(store.clone(), redis.clone()).await?;
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("INTAKE_BIND: cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -63,6 +78,7 @@ impl Application {
             store,
             jwt,
             redis,
+            access,
             settings,
         });
         let (json, query, path) = routes::extractor_configs(state.settings.max_body_bytes);

@@ -10,6 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
+use std::str::FromStr;
+
+use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -51,12 +54,21 @@ impl Claims {
     }
 }
 
+/// One key tokens may be verified with.
+struct Verifier {
+    kid: Option<String>,
+    key: DecodingKey,
+}
+
 /// The keys and rules for this deployment's tokens.
 pub struct JwtKeys {
     algorithm: Algorithm,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    kid: Option<String>,
+    /// The current key first, then the previous one during a rotation.
+    verifiers: Vec<Verifier>,
     validation: Validation,
+    jwks: JwkSet,
     issuer: String,
     audience: String,
 }
@@ -65,37 +77,120 @@ impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtKeys")
             .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .finish_non_exhaustive()
     }
 }
 
+/// A public key as a JWK with its RFC 7638 thumbprint as `kid`.
+fn public_jwk(mut jwk: Jwk, algorithm: Algorithm) -> anyhow::Result<Jwk> {
+    let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
+    jwk.common.key_id = Some(kid);
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    jwk.common.key_algorithm = Some(KeyAlgorithm::from_str(&format!("{algorithm:?}"))?);
+    Ok(jwk)
+}
+
 impl JwtKeys {
     /// The keys the settings name; the HS256 secret is read from (or first
     /// generated into) the data folder when not configured.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let secret = match &settings.jwt.secret {
-            Some(secret) => secret.clone(),
-            None => load_or_generate_secret(&settings.data_dir)?,
+        let jwt = &settings.jwt;
+        let (algorithm, encoding, mut verifiers, mut jwks) = match jwt.alg {
+            JwtAlg::Hs256 => {
+                let secret = match &jwt.secret {
+                    Some(secret) => secret.clone(),
+                    None => load_or_generate_secret(&settings.data_dir)?,
+                };
+                let verifier = Verifier {
+                    kid: None,
+                    key: DecodingKey::from_secret(secret.expose().as_bytes()),
+                };
+                (
+                    Algorithm::HS256,
+                    EncodingKey::from_secret(secret.expose().as_bytes()),
+                    vec![verifier],
+                    Vec::new(),
+                )
+            }
+            JwtAlg::EdDsa | JwtAlg::Rs256 => {
+                let algorithm = if jwt.alg == JwtAlg::EdDsa {
+                    Algorithm::EdDSA
+                } else {
+                    Algorithm::RS256
+                };
+                let pem = jwt.private_key.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "INTAKE_JWT_PRIVATE_KEY: required with INTAKE_JWT_ALG={algorithm:?}"
+                    )
+                })?;
+                let encoding = match algorithm {
+                    Algorithm::EdDSA => EncodingKey::from_ed_pem(pem.expose().as_bytes()),
+                    _ => EncodingKey::from_rsa_pem(pem.expose().as_bytes()),
+                }
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "INTAKE_JWT_PRIVATE_KEY: not a {algorithm:?} private key in PKCS#8 PEM: {e}"
+                    )
+                })?;
+                let jwk = public_jwk(Jwk::from_encoding_key(&encoding, algorithm)?, algorithm)?;
+                let key = DecodingKey::from_jwk(&jwk)?;
+                let verifier = Verifier {
+                    kid: jwk.common.key_id.clone(),
+                    key,
+                };
+                (algorithm, encoding, vec![verifier], vec![jwk])
+            }
         };
-        let algorithm = match settings.jwt.alg {
-            JwtAlg::Hs256 => Algorithm::HS256,
-        };
+        if let Some(previous) = &jwt.previous_key {
+            match algorithm {
+                Algorithm::HS256 => verifiers.push(Verifier {
+                    kid: None,
+                    key: DecodingKey::from_secret(previous.expose().as_bytes()),
+                }),
+                _ => {
+                    let key = match algorithm {
+                        Algorithm::EdDSA => DecodingKey::from_ed_pem(previous.expose().as_bytes()),
+                        _ => DecodingKey::from_rsa_pem(previous.expose().as_bytes()),
+                    }
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "INTAKE_JWT_PREVIOUS_KEY: not a {algorithm:?} public key in PEM: {e}"
+                        )
+                    })?;
+                    let jwk =
+                        public_jwk(Jwk::from_decoding_key(&key, Some(algorithm))?, algorithm)?;
+                    verifiers.push(Verifier {
+                        kid: jwk.common.key_id.clone(),
+                        key: DecodingKey::from_jwk(&jwk)?,
+                    });
+                    jwks.push(jwk);
+                }
+            }
+        }
         let mut validation = Validation::new(algorithm);
-        validation.set_issuer(&[&settings.jwt.issuer]);
-        validation.set_audience(&[&settings.jwt.audience]);
+        validation.set_issuer(&[&jwt.issuer]);
+        validation.set_audience(&[&jwt.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
         Ok(Self {
             algorithm,
-            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
-            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            encoding,
+            kid: verifiers.first().and_then(|v| v.kid.clone()),
+            verifiers,
             validation,
-            issuer: settings.jwt.issuer.clone(),
-            audience: settings.jwt.audience.clone(),
+            jwks: JwkSet { keys: jwks },
+            issuer: jwt.issuer.clone(),
+            audience: jwt.audience.clone(),
         })
+    }
+
+    /// The public keys (JWKS) of an EdDSA/RS256 deployment; empty for HS256.
+    pub fn jwks(&self) -> &JwkSet {
+        &self.jwks
     }
 
     /// A signed token for `subject` with `scopes`, valid for `ttl`.
@@ -127,19 +222,43 @@ impl JwtKeys {
     /// Signs arbitrary claims with this deployment's key (tests build
     /// deliberately broken tokens with it).
     pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
-        Ok(jsonwebtoken::encode(
-            &Header::new(self.algorithm),
-            claims,
-            &self.encoding,
-        )?)
+        let mut header = Header::new(self.algorithm);
+        header.kid = self.kid.clone();
+        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
     }
 
     /// The claims of a valid token, or why it is not valid (for logs; callers
     /// are told only that the token is invalid).
     pub fn verify(&self, token: &str) -> Result<Claims, String> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| e.to_string())
+        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+        if header.alg != self.algorithm {
+            return Err(format!(
+                "algorithm {:?} is not the configured {:?}",
+                header.alg, self.algorithm
+            ));
+        }
+        // The key the token names; without a (known) kid, each key in turn.
+        let named: Vec<&Verifier> = match &header.kid {
+            Some(kid) => self
+                .verifiers
+                .iter()
+                .filter(|v| v.kid.as_ref() == Some(kid))
+                .collect(),
+            None => Vec::new(),
+        };
+        let candidates: Vec<&Verifier> = if named.is_empty() {
+            self.verifiers.iter().collect()
+        } else {
+            named
+        };
+        let mut last_error = String::from("no key");
+        for verifier in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &verifier.key, &self.validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        Err(last_error)
     }
 }
 

@@ -6,18 +6,20 @@
 //! names the same scope. Only the `Authorization: Bearer` header is read; a
 //! token in the query string is never accepted.
 
+pub mod access;
 pub mod jwt;
-
-use std::future::{Ready, ready};
-use std::marker::PhantomData;
+pub mod tokens;
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::startup::AppState;
+use access::GroupAccess;
 use jwt::Claims;
 
 /// What a token may do.
@@ -67,76 +69,185 @@ impl Scope {
     }
 
     pub fn parse(value: &str) -> Option<Scope> {
+        // Exact names only: scopes are identifiers, not enum values.
         Scope::ALL.into_iter().find(|s| s.as_str() == value)
     }
 }
 
-/// A scope a route requires, as a type.
+/// Who may call a route, as a type: the token's subject kind and the
+/// scopes of which it needs one.
 pub trait RequiredScope {
-    const SCOPE: Scope;
+    /// Any one of these scopes opens the route.
+    const SCOPES: &'static [Scope];
+    /// `Admin` or `IntegrationPrincipal`.
+    type Principal: FromPrincipal;
 }
 
-/// The `admin` scope.
-pub struct AdminScope;
-impl RequiredScope for AdminScope {
-    const SCOPE: Scope = Scope::Admin;
+/// Narrows a [`Principal`] to the kind a route serves.
+pub trait FromPrincipal: Sized {
+    fn from_principal(principal: Principal) -> Option<Self>;
+}
+
+/// An operator (`sub: admin`).
+#[derive(Clone, Debug)]
+pub struct Admin;
+
+/// An integration, with the groups it sees now.
+#[derive(Clone, Debug)]
+pub struct IntegrationPrincipal {
+    pub id: Uuid,
+    pub jti: Uuid,
+    pub access: GroupAccess,
 }
 
 /// Who is calling.
 #[derive(Clone, Debug)]
 pub enum Principal {
-    /// An operator's token (`sub: admin`).
-    Admin,
+    Admin(Admin),
+    Integration(IntegrationPrincipal),
 }
 
-/// Proof that the request carries a valid token with the scope `S`.
-pub struct Authorized<S> {
-    pub principal: Principal,
+impl FromPrincipal for Admin {
+    fn from_principal(principal: Principal) -> Option<Self> {
+        match principal {
+            Principal::Admin(admin) => Some(admin),
+            Principal::Integration(_) => None,
+        }
+    }
+}
+
+impl FromPrincipal for IntegrationPrincipal {
+    fn from_principal(principal: Principal) -> Option<Self> {
+        match principal {
+            Principal::Integration(integration) => Some(integration),
+            Principal::Admin(_) => None,
+        }
+    }
+}
+
+macro_rules! scope_markers {
+    ($( $(#[doc = $doc:literal])* $name:ident => $principal:ty : [$($scope:ident),+]; )+) => {
+        $(
+            $(#[doc = $doc])*
+            pub struct $name;
+            impl RequiredScope for $name {
+                const SCOPES: &'static [Scope] = &[$(Scope::$scope),+];
+                type Principal = $principal;
+            }
+        )+
+    };
+}
+
+scope_markers! {
+    /// The admin API.
+    AdminScope => Admin: [Admin];
+    /// Any integration token (e.g. `GET /v1/me`).
+    AnyIntegration => IntegrationPrincipal: [CasesWrite, CasesRead, CustomersWrite, CustomersRead, CustomersCreate, ImportsWrite, ImportsRead];
+    /// Writing cases.
+    CasesWrite => IntegrationPrincipal: [CasesWrite];
+    /// Reading cases and lists.
+    CasesRead => IntegrationPrincipal: [CasesRead, CasesWrite];
+    /// Bulk customer upserts.
+    CustomersWrite => IntegrationPrincipal: [CustomersWrite];
+    /// Reading customers.
+    CustomersRead => IntegrationPrincipal: [CustomersRead, CustomersWrite];
+    /// Adding one customer (agent-facing apps).
+    CustomersCreate => IntegrationPrincipal: [CustomersCreate, CustomersWrite];
+    /// Reading campaigns: whoever works with customers.
+    CampaignsRead => IntegrationPrincipal: [CustomersRead, CustomersWrite, CustomersCreate];
+    /// Uploading and confirming imports.
+    ImportsWrite => IntegrationPrincipal: [ImportsWrite];
+    /// Reading imports.
+    ImportsRead => IntegrationPrincipal: [ImportsRead, ImportsWrite];
+}
+
+/// Proof that the request carries a valid token of the kind and with a scope
+/// that `S` names.
+pub struct Authorized<S: RequiredScope> {
+    pub principal: S::Principal,
     pub claims: Claims,
-    _scope: PhantomData<S>,
 }
 
-impl<S: RequiredScope> FromRequest for Authorized<S> {
+impl<S: RequiredScope + 'static> FromRequest for Authorized<S> {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authorize::<S>(req))
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req).map(str::to_string);
+        Box::pin(async move {
+            let state = state
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+            let (principal, claims) = authenticate(&state, &token?).await?;
+            let has_scope = S::SCOPES.iter().any(|scope| claims.has_scope(*scope));
+            let principal = if has_scope {
+                S::Principal::from_principal(principal)
+            } else {
+                None
+            };
+            match principal {
+                Some(principal) => Ok(Authorized { principal, claims }),
+                None => Err(insufficient_scope(S::SCOPES)),
+            }
+        })
     }
 }
 
-fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Authorized<S>, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-    let token = bearer_token(req)?;
-    let claims = state.jwt.verify(token).map_err(|reason| {
+/// Verifies the token and finds who it speaks for.
+async fn authenticate(state: &AppState, token: &str) -> Result<(Principal, Claims), ApiError> {
+    let refuse = |reason: &str| {
         tracing::info!(%reason, "token refused");
-        invalid_token("The bearer token is invalid or expired.")
-    })?;
-    let principal = match claims.sub.as_str() {
-        "admin" => Principal::Admin,
-        _ => {
-            tracing::info!(sub = %claims.sub, "token refused: unknown subject");
-            return Err(invalid_token("The bearer token is invalid or expired."));
-        }
+        invalid_token("The bearer token is invalid, expired or revoked.")
     };
-    if !claims.has_scope(S::SCOPE) {
-        let scope = S::SCOPE.as_str();
-        return Err(ApiError::new(
-            ErrorCode::InsufficientScope,
-            format!("This route needs the scope `{scope}`."),
-        )
-        .with_header(
-            header::WWW_AUTHENTICATE,
-            format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
-        ));
+    let claims = state.jwt.verify(token).map_err(|reason| refuse(&reason))?;
+    if claims.sub == "admin" {
+        tracing::Span::current().record("integration_id", "admin");
+        return Ok((Principal::Admin(Admin), claims));
     }
-    Ok(Authorized {
-        principal,
+    let Some(id) = claims
+        .sub
+        .strip_prefix("integration:")
+        .and_then(|id| Uuid::parse_str(id).ok())
+    else {
+        return Err(refuse("unknown subject"));
+    };
+    let jti = Uuid::parse_str(&claims.jti).map_err(|_| refuse("malformed jti"))?;
+    if state.access.is_revoked(jti).await? {
+        return Err(refuse("revoked"));
+    }
+    let access = match state.access.integration(id).await? {
+        None => return Err(refuse("integration deleted")),
+        Some(access) if !access.enabled => return Err(refuse("integration disabled")),
+        Some(access) => access,
+    };
+    tracing::Span::current().record("integration_id", id.to_string().as_str());
+    state.access.touch(jti);
+    Ok((
+        Principal::Integration(IntegrationPrincipal {
+            id,
+            jti,
+            access: GroupAccess::new(id, access.groups),
+        }),
         claims,
-        _scope: PhantomData,
-    })
+    ))
+}
+
+fn insufficient_scope(scopes: &[Scope]) -> ApiError {
+    let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let detail = match names.as_slice() {
+        [one] => format!("This route needs the scope `{one}`."),
+        many => format!(
+            "This route needs one of the scopes `{}`.",
+            many.join("`, `")
+        ),
+    };
+    ApiError::new(ErrorCode::InsufficientScope, detail).with_header(
+        header::WWW_AUTHENTICATE,
+        format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+            names.join(" ")
+        ),
+    )
 }
 
 fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {

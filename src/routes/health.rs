@@ -9,7 +9,10 @@ use utoipa::ToSchema;
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(metrics);
+    cfg.service(healthz)
+        .service(readyz)
+        .service(metrics)
+        .service(jwks);
 }
 
 /// How long a readiness check waits for a dependency.
@@ -120,4 +123,21 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
+}
+
+/// Public keys (JWKS)
+///
+/// The public keys tokens are verified with, each with its `kid` (RFC 7638
+/// thumbprint), for EdDSA and RS256 deployments; during a key rotation the
+/// previous key is listed too. Empty for HS256 (a shared secret is never
+/// published).
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "A JWK set", body = Object, example = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", "use": "sig", "alg": "EdDSA"}]})))
+)]
+#[get("/.well-known/jwks.json")]
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(state.jwt.jwks())
 }

@@ -3,7 +3,9 @@
 //! the handlers themselves (see [`configure`]).
 
 pub mod admin;
+pub mod campaigns;
 pub mod health;
+pub mod me;
 
 use actix_web::dev::ResourceDef;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -21,6 +23,11 @@ use crate::startup::AppState;
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.configure(health::configure);
     cfg.service(utoipa_actix_web::scope("/v1/admin").configure(admin::configure));
+    cfg.service(
+        utoipa_actix_web::scope("/v1")
+            .configure(me::configure)
+            .configure(campaigns::configure),
+    );
 }
 
 // ---- pagination -------------------------------------------------------------

@@ -5,7 +5,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::models::{Campaign, CampaignFields, Category, Group, NewStaff, Staff, Team};
-use super::{Store, StoreError, now, with_pool};
+use super::{Store, StoreError, group_clause, now, with_pool};
 
 /// The staff columns, in [`Staff`]'s order (a literal, for `concat!`).
 macro_rules! staff_columns {
@@ -383,22 +383,26 @@ impl Store {
         }))
     }
 
+    /// Campaigns in creation order; `groups` restricts them (`None`: all).
     pub async fn list_campaigns(
         &self,
-        group_id: Option<Uuid>,
+        groups: Option<&[Uuid]>,
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Campaign>, StoreError> {
+        let sql = format!(
+            "SELECT id, name, group_id, default_region, timezone, statuses, created_at, updated_at FROM campaigns \
+             WHERE ($1 IS NULL OR id > $1) AND {} ORDER BY id LIMIT $2",
+            group_clause("group_id", groups, 3)
+        );
         Ok(with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, name, group_id, default_region, timezone, statuses, created_at, updated_at FROM campaigns \
-                 WHERE ($1 IS NULL OR group_id = $1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
-            )
-            .bind(group_id)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(after)
+                .bind(limit);
+            for group in groups.unwrap_or_default() {
+                query = query.bind(*group);
+            }
+            query.fetch_all(pool).await?
         }))
     }
 

@@ -8,6 +8,7 @@
 //! migrations folder, embedded in the binary and run at start-up.
 
 mod admin;
+mod integrations;
 pub mod models;
 
 use std::str::FromStr;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
+use uuid::Uuid;
 
 use crate::settings::Settings;
 
@@ -43,6 +45,22 @@ pub(crate) use with_pool;
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::SubsecRound;
     chrono::Utc::now().trunc_subsecs(6)
+}
+
+/// `column IN ($first, $first+1, …)`, one placeholder per group, to bind in
+/// order after the query's other parameters; `TRUE` for `None` (no
+/// restriction) and `FALSE` for no groups at all.
+pub fn group_clause(column: &str, groups: Option<&[Uuid]>, first: usize) -> String {
+    match groups {
+        None => "TRUE".to_string(),
+        Some([]) => "FALSE".to_string(),
+        Some(groups) => {
+            let placeholders: Vec<String> = (first..first + groups.len())
+                .map(|n| format!("${n}"))
+                .collect();
+            format!("{column} IN ({})", placeholders.join(", "))
+        }
+    }
 }
 
 /// Why a store call failed.

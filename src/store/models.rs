@@ -106,3 +106,80 @@ pub struct CampaignFields {
     pub timezone: String,
     pub statuses: Vec<String>,
 }
+
+/// The CSV limits of one integration (the spreadsheet uploader's rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[schema(example = json!({"max_records": 1000, "max_columns": 103, "max_cell_chars": 1000}))]
+pub struct CsvLimits {
+    /// Records (lines after the header) per file.
+    pub max_records: u32,
+    /// Columns per file (the three mandatory ones included).
+    pub max_columns: u32,
+    /// Characters per cell.
+    pub max_cell_chars: u32,
+}
+
+impl Default for CsvLimits {
+    fn default() -> Self {
+        Self {
+            max_records: 1_000,
+            max_columns: 103,
+            max_cell_chars: 1_000,
+        }
+    }
+}
+
+/// A source of data with access to one or more groups.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "019a8c10-2222-7000-8000-000000000003", "label": "CRM sync", "description": "Nightly push from the CRM",
+    "groups": ["019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa"], "enabled": true,
+    "csv_limits": {"max_records": 1000, "max_columns": 103, "max_cell_chars": 1000},
+    "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
+}))]
+pub struct Integration {
+    pub id: Uuid,
+    pub label: String,
+    pub description: String,
+    /// The groups whose data the integration sees and writes.
+    pub groups: Vec<Uuid>,
+    /// A disabled integration's tokens are refused.
+    pub enabled: bool,
+    pub csv_limits: CsvLimits,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An integration's fields, validated.
+#[derive(Clone, Debug)]
+pub struct IntegrationFields {
+    pub label: String,
+    pub description: String,
+    pub groups: Vec<Uuid>,
+    pub enabled: bool,
+    pub csv_limits: CsvLimits,
+}
+
+/// A minted token as stored: never the token itself.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "jti": "019a8c11-3333-7000-8000-000000000004", "integration_id": "019a8c10-2222-7000-8000-000000000003",
+    "scopes": ["cases:write"], "created_at": "2026-11-22T09:00:00Z", "expires_at": "2026-11-23T09:00:00Z",
+    "last_used_at": null, "revoked_at": null
+}))]
+pub struct TokenInfo {
+    pub jti: Uuid,
+    pub integration_id: Uuid,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Updated at most once a minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl crate::auth::access::InGroup for Campaign {
+    fn group_id(&self) -> Uuid {
+        self.group_id
+    }
+}

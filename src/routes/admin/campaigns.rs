@@ -164,7 +164,11 @@ pub async fn list_campaigns(
     let page = query.parse()?;
     let rows = state
         .store
-        .list_campaigns(filter.group_id, page.after, page.fetch())
+        .list_campaigns(
+            filter.group_id.as_ref().map(std::slice::from_ref),
+            page.after,
+            page.fetch(),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |c| c.id)))
 }

@@ -3,6 +3,7 @@
 pub mod campaigns;
 pub mod categories;
 pub mod groups;
+pub mod integrations;
 pub mod staff;
 pub mod teams;
 
@@ -16,7 +17,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .configure(teams::configure)
         .configure(staff::configure)
         .configure(categories::configure)
-        .configure(campaigns::configure);
+        .configure(campaigns::configure)
+        .configure(integrations::configure);
 }
 
 /// Runs a body's `validator` rules: 422 `validation_failed` listing every

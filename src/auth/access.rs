@@ -1,0 +1,253 @@
+//! Who may see what: the integration behind a token (enabled? which
+//! groups?) and whether a token was revoked.
+//!
+//! The database is the source of truth; in front of it sits a cache:
+//! - with Redis (`INTAKE_REDIS_URL`): every replica reads the same entries,
+//!   and a change (PATCH, DELETE, revocation) removes the entry at once, so
+//!   every replica sees it on its next request;
+//! - without Redis: an in-process cache whose entries live
+//!   [`LOCAL_TTL`], dropped at once by the process that made the change.
+//!
+//! A Redis outage degrades to the database (and is logged).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::store::{Store, StoreError};
+
+/// How long this process trusts what it cached (without Redis).
+pub const LOCAL_TTL: Duration = Duration::from_secs(3);
+/// How long a Redis entry lives (changes delete it sooner).
+pub const REDIS_TTL_SECONDS: u64 = 60;
+
+const REVOKED_KEY: &str = "intake:revoked_jtis";
+
+fn integration_key(id: Uuid) -> String {
+    format!("intake:integration:{id}")
+}
+
+/// What an integration may do right now.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IntegrationAccess {
+    pub enabled: bool,
+    pub groups: Vec<Uuid>,
+}
+
+/// The groups a caller sees. Every lookup of group-owned data made for an
+/// integration goes through one of these: rows outside it do not exist.
+#[derive(Clone, Debug)]
+pub struct GroupAccess {
+    pub integration_id: Uuid,
+    groups: Arc<[Uuid]>,
+}
+
+/// Data that belongs to one group.
+pub trait InGroup {
+    fn group_id(&self) -> Uuid;
+}
+
+impl GroupAccess {
+    pub fn new(integration_id: Uuid, groups: Vec<Uuid>) -> Self {
+        Self {
+            integration_id,
+            groups: groups.into(),
+        }
+    }
+
+    pub fn groups(&self) -> &[Uuid] {
+        &self.groups
+    }
+
+    pub fn contains(&self, group_id: Uuid) -> bool {
+        self.groups.contains(&group_id)
+    }
+
+    /// The row if the caller may see it; `None` exactly as if it did not exist.
+    pub fn visible<T: InGroup>(&self, row: Option<T>) -> Option<T> {
+        row.filter(|r| self.contains(r.group_id()))
+    }
+}
+
+pub struct AccessControl {
+    store: Store,
+    redis: Option<deadpool_redis::Pool>,
+    local: Mutex<HashMap<Uuid, (Instant, Option<IntegrationAccess>)>>,
+    /// Without Redis: every revoked, unexpired jti (loaded at start).
+    revoked: RwLock<HashSet<Uuid>>,
+    /// When this process last wrote a token's `last_used_at`.
+    touched: Mutex<HashMap<Uuid, Instant>>,
+}
+
+/// How often a token's `last_used_at` is written (at most).
+pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
+impl AccessControl {
+    /// Loads the revoked tokens into the revocation set (Redis or local).
+    pub async fn load(store: Store, redis: Option<deadpool_redis::Pool>) -> anyhow::Result<Self> {
+        let revoked: HashSet<Uuid> = store.revoked_jtis().await?.into_iter().collect();
+        let control = Self {
+            store,
+            redis,
+            local: Mutex::new(HashMap::new()),
+            revoked: RwLock::new(revoked.clone()),
+            touched: Mutex::new(HashMap::new()),
+        };
+        if let Some(pool) = &control.redis
+            && !revoked.is_empty()
+        {
+            let members: Vec<String> = revoked.iter().map(Uuid::to_string).collect();
+            let result: Result<(), String> = async {
+                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                conn.sadd::<_, _, ()>(REVOKED_KEY, members)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "redis unavailable: revocations are checked in the database");
+            }
+        }
+        Ok(control)
+    }
+
+    /// The integration's access, or `None` if it does not exist (or was deleted).
+    pub async fn integration(&self, id: Uuid) -> Result<Option<IntegrationAccess>, StoreError> {
+        if let Some(pool) = &self.redis {
+            match redis_get(pool, &integration_key(id)).await {
+                Ok(Some(json)) => {
+                    if let Ok(access) = serde_json::from_str::<Option<IntegrationAccess>>(&json) {
+                        return Ok(access);
+                    }
+                }
+                Ok(None) => {
+                    let access = self.store.integration_access(id).await?;
+                    if let Ok(json) = serde_json::to_string(&access)
+                        && let Err(e) = redis_set(pool, &integration_key(id), &json).await
+                    {
+                        tracing::warn!(error = %e, "redis unavailable: integration access not cached");
+                    }
+                    return Ok(access);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis unavailable: integration access read from the database");
+                    return self.store.integration_access(id).await;
+                }
+            }
+        }
+        if let Ok(local) = self.local.lock()
+            && let Some((at, access)) = local.get(&id)
+            && at.elapsed() < LOCAL_TTL
+        {
+            return Ok(access.clone());
+        }
+        let access = self.store.integration_access(id).await?;
+        if let Ok(mut local) = self.local.lock() {
+            local.insert(id, (Instant::now(), access.clone()));
+        }
+        Ok(access)
+    }
+
+    /// Forgets what is cached of an integration (after a change to it).
+    pub async fn invalidate(&self, id: Uuid) {
+        if let Ok(mut local) = self.local.lock() {
+            local.remove(&id);
+        }
+        if let Some(pool) = &self.redis {
+            let result: Result<(), String> = async {
+                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                conn.del::<_, ()>(integration_key(id))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, integration_id = %id, "redis unavailable: cached access not dropped");
+            }
+        }
+    }
+
+    pub async fn is_revoked(&self, jti: Uuid) -> Result<bool, StoreError> {
+        if let Some(pool) = &self.redis {
+            let result: Result<bool, String> = async {
+                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                conn.sismember(REVOKED_KEY, jti.to_string())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            match result {
+                Ok(revoked) => return Ok(revoked),
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis unavailable: revocation checked in the database");
+                    return self.store.is_token_revoked(jti).await;
+                }
+            }
+        }
+        Ok(self
+            .revoked
+            .read()
+            .map(|set| set.contains(&jti))
+            .unwrap_or(true))
+    }
+
+    /// Records a use of the token in `last_used_at`, at most once per
+    /// [`TOUCH_INTERVAL`] per process, off the request's path.
+    pub fn touch(&self, jti: Uuid) {
+        let due = match self.touched.lock() {
+            Ok(mut touched) => {
+                let due = touched
+                    .get(&jti)
+                    .is_none_or(|at| at.elapsed() >= TOUCH_INTERVAL);
+                if due {
+                    touched.insert(jti, Instant::now());
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due {
+            let store = self.store.clone();
+            actix_web::rt::spawn(async move {
+                if let Err(e) = store.touch_token(jti, crate::store::now()).await {
+                    tracing::warn!(error = %e, %jti, "recording a token's last use failed");
+                }
+            });
+        }
+    }
+
+    /// Records a revocation (already written to the database).
+    pub async fn revoke(&self, jti: Uuid) {
+        if let Ok(mut set) = self.revoked.write() {
+            set.insert(jti);
+        }
+        if let Some(pool) = &self.redis {
+            let result: Result<(), String> = async {
+                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                conn.sadd::<_, _, ()>(REVOKED_KEY, jti.to_string())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "redis unavailable: the revocation reaches other replicas when it is back");
+            }
+        }
+    }
+}
+
+async fn redis_get(pool: &deadpool_redis::Pool, key: &str) -> Result<Option<String>, String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    conn.get(key).await.map_err(|e| e.to_string())
+}
+
+async fn redis_set(pool: &deadpool_redis::Pool, key: &str, value: &str) -> Result<(), String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    conn.set_ex(key, value, REDIS_TTL_SECONDS)
+        .await
+        .map_err(|e| e.to_string())
+}
