@@ -130,6 +130,11 @@ impl Application {
         self.state.clone()
     }
 
+    /// Stops the server from elsewhere (tests).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;

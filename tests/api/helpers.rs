@@ -48,9 +48,18 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub admin_token: String,
     pub state: web::Data<AppState>,
+    /// The settings environment the app was built from.
+    pub env: BTreeMap<String, String>,
     /// Kept alive (and so on disk) as long as the app.
     _data_dir: tempfile::TempDir,
-    _server: JoinHandle<()>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop at once; the server's thread carries it out.
+        drop(self.handle.stop(false));
+    }
 }
 
 /// The settings of a test app, as environment variables (overridable).
@@ -59,7 +68,7 @@ pub fn test_env(data_dir: &std::path::Path) -> BTreeMap<String, String> {
     env.insert("INTAKE_BIND".into(), "127.0.0.1:0".into());
     env.insert("INTAKE_DATA_DIR".into(), data_dir.display().to_string());
     env.insert("INTAKE_JWT_SECRET".into(), TEST_SECRET.into());
-    env.insert("INTAKE_DATABASE_MAX_CONNECTIONS".into(), "4".into());
+    env.insert("INTAKE_DATABASE_MAX_CONNECTIONS".into(), "3".into());
     if let Ok(url) = std::env::var("INTAKE_TEST_REDIS_URL") {
         env.insert("INTAKE_REDIS_URL".into(), url);
     }
@@ -97,13 +106,30 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut BTreeMap<String, String>
         );
     }
     customize(&mut env);
+    start(env, data_dir).await
+}
+
+/// A second server on the same database, settings and Redis (a replica).
+pub async fn spawn_replica(app: &TestApp) -> TestApp {
+    start(app.env.clone(), tempfile::tempdir().expect("temp dir")).await
+}
+
+async fn start(env: BTreeMap<String, String>, data_dir: tempfile::TempDir) -> TestApp {
     let settings =
         Settings::load_from(None, |k| env.get(k).cloned()).expect("test settings are valid");
     let application = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let state = application.state();
-    let server = tokio::spawn(async move {
-        let _ = application.run_until_stopped().await;
+    let handle = application.handle();
+    // The server runs on a thread of its own, so that it outlives the test's
+    // runtime long enough to process the stop sent when the TestApp drops
+    // (and then to close its database pool).
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        let _ = runtime.block_on(application.run_until_stopped());
     });
     let (admin_token, _) = state
         .jwt
@@ -117,8 +143,9 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut BTreeMap<String, String>
             .expect("client"),
         admin_token,
         state,
+        env,
         _data_dir: data_dir,
-        _server: server,
+        handle,
     }
 }
 
@@ -166,6 +193,71 @@ impl TestApp {
         assert_eq!(response.status(), 201, "creating team {name}");
         body(response).await["id"].as_str().expect("id").to_string()
     }
+}
+
+impl TestApp {
+    /// Creates an integration with access to `groups`; answers its id.
+    pub async fn create_integration(&self, label: &str, groups: &[&str]) -> String {
+        let response = self
+            .post_admin(
+                "/v1/admin/integrations",
+                &json!({"label": label, "groups": groups}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "creating integration {label}");
+        body(response).await["id"].as_str().expect("id").to_string()
+    }
+
+    /// Mints a token through the admin API; answers (token, jti).
+    pub async fn mint(&self, integration: &str, scopes: &[&str]) -> (String, String) {
+        let response = self
+            .post_admin(
+                &format!("/v1/admin/integrations/{integration}/tokens"),
+                &json!({"scopes": scopes, "ttl_seconds": 3600}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "minting a token");
+        let minted = body(response).await;
+        (
+            minted["token"].as_str().expect("token").to_string(),
+            minted["jti"].as_str().expect("jti").to_string(),
+        )
+    }
+
+    /// A GET with the given bearer token.
+    pub async fn get_as(&self, token: &str, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates a campaign in `group`; answers its id.
+    pub async fn create_campaign(&self, group: &str, name: &str) -> String {
+        let response = self
+            .post_admin(
+                "/v1/admin/campaigns",
+                &json!({"name": name, "group_id": group, "default_region": "GB", "timezone": "Europe/London"}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "creating campaign {name}");
+        body(response).await["id"].as_str().expect("id").to_string()
+    }
+}
+
+/// A problem body without its request id (which differs per request).
+pub fn without_request_id(mut problem: Value) -> Value {
+    if let Some(object) = problem.as_object_mut() {
+        object.remove("request_id");
+    }
+    problem
+}
+
+/// Whether the tests have a Redis to use.
+pub fn redis_url() -> Option<String> {
+    std::env::var("INTAKE_TEST_REDIS_URL").ok()
 }
 
 /// The JSON body of a response.

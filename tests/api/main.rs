@@ -4,10 +4,14 @@
 mod admin_campaigns_categories;
 mod admin_groups_teams;
 mod admin_staff;
+mod attacks;
 mod auth;
 mod cli;
 mod errors;
+mod group_access;
 mod helpers;
+mod integrations;
+mod keys;
 mod openapi;
 mod operations;
 mod telemetry;
