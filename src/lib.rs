@@ -7,6 +7,7 @@
 
 pub mod api_doc;
 pub mod auth;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod metrics;

@@ -36,6 +36,9 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) to stdout.
     Openapi,
+    /// Create demo data (group, team, staff, category, campaign, integration)
+    /// and print a token of the demo integration, alone on stdout.
+    SeedDemo,
     /// Print a token, alone on one line, signed like the server with the same settings.
     #[command(group(clap::ArgGroup::new("kind").required(true).args(["admin", "integration"])))]
     Token {
@@ -83,6 +86,18 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match command {
             Command::Serve | Command::Openapi => serve(settings).await,
+            Command::SeedDemo => {
+                let keys = JwtKeys::from_settings(&settings)?;
+                let store = Store::connect(&settings).await?;
+                store.migrate().await?;
+                let demo = intake::demo::seed(&store, &keys).await?;
+                eprintln!(
+                    "intake: demo group {}, campaign {}, integration {} (token with every integration scope, 30 days):",
+                    demo.group_id, demo.campaign_id, demo.integration_id
+                );
+                println!("{}", demo.token);
+                Ok(())
+            }
             Command::Migrate => {
                 let store = Store::connect(&settings).await?;
                 store.migrate().await?;

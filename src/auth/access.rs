@@ -26,6 +26,8 @@ pub const LOCAL_TTL: Duration = Duration::from_secs(3);
 pub const REDIS_TTL_SECONDS: u64 = 60;
 
 const REVOKED_KEY: &str = "intake:revoked_jtis";
+/// Present while [`REVOKED_KEY`] holds every revocation.
+const REVOKED_COMPLETE_KEY: &str = "intake:revoked_jtis:complete";
 
 fn integration_key(id: Uuid) -> String {
     format!("intake:integration:{id}")
@@ -98,21 +100,35 @@ impl AccessControl {
             touched: Mutex::new(HashMap::new()),
         };
         if let Some(pool) = &control.redis
-            && !revoked.is_empty()
+            && let Err(e) = control.fill_redis_set(pool, &revoked).await
         {
-            let members: Vec<String> = revoked.iter().map(Uuid::to_string).collect();
-            let result: Result<(), String> = async {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                conn.sadd::<_, _, ()>(REVOKED_KEY, members)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .await;
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "redis unavailable: revocations are checked in the database");
-            }
+            tracing::warn!(error = %e, "redis unavailable: revocations are checked in the database");
         }
         Ok(control)
+    }
+
+    /// Copies the revocations into Redis and marks the set as complete. A
+    /// Redis that lost its data (restart, flush) has no marker: the set is
+    /// filled again on the next check.
+    async fn fill_redis_set(
+        &self,
+        pool: &deadpool_redis::Pool,
+        revoked: &HashSet<Uuid>,
+    ) -> Result<(), String> {
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        let mut pipe = deadpool_redis::redis::pipe();
+        pipe.atomic();
+        if !revoked.is_empty() {
+            pipe.sadd(
+                REVOKED_KEY,
+                revoked.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+            )
+            .ignore();
+        }
+        pipe.set(REVOKED_COMPLETE_KEY, 1).ignore();
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The integration's access, or `None` if it does not exist (or was deleted).
@@ -173,20 +189,34 @@ impl AccessControl {
 
     pub async fn is_revoked(&self, jti: Uuid) -> Result<bool, StoreError> {
         if let Some(pool) = &self.redis {
-            let result: Result<bool, String> = async {
+            let result: Result<(bool, bool), String> = async {
                 let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                conn.sismember(REVOKED_KEY, jti.to_string())
+                deadpool_redis::redis::pipe()
+                    .sismember(REVOKED_KEY, jti.to_string())
+                    .exists(REVOKED_COMPLETE_KEY)
+                    .query_async(&mut conn)
                     .await
                     .map_err(|e| e.to_string())
             }
             .await;
-            match result {
-                Ok(revoked) => return Ok(revoked),
+            return match result {
+                Ok((revoked, true)) => Ok(revoked),
+                Ok((_, false)) => {
+                    tracing::warn!(
+                        "redis lost the revocation set: filling it again from the database"
+                    );
+                    let revoked: HashSet<Uuid> =
+                        self.store.revoked_jtis().await?.into_iter().collect();
+                    if let Err(e) = self.fill_redis_set(pool, &revoked).await {
+                        tracing::warn!(error = %e, "refilling the revocation set failed");
+                    }
+                    Ok(revoked.contains(&jti))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "redis unavailable: revocation checked in the database");
-                    return self.store.is_token_revoked(jti).await;
+                    self.store.is_token_revoked(jti).await
                 }
-            }
+            };
         }
         Ok(self
             .revoked

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod campaigns;
 pub mod health;
+pub mod limits;
 pub mod me;
 
 use actix_web::dev::ResourceDef;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(
         utoipa_actix_web::scope("/v1")
             .configure(me::configure)
+            .configure(limits::configure)
             .configure(campaigns::configure),
     );
 }

@@ -147,3 +147,35 @@ fn migrate_creates_the_schema() {
         .expect("run");
     assert!(output.status.success());
 }
+
+#[tokio::test]
+async fn seed_demo_creates_data_and_a_working_integration_token() {
+    let app = crate::helpers::spawn_app().await;
+    let run = || {
+        let mut command = intake();
+        command.envs(app.env.iter().filter(|(k, _)| *k != "INTAKE_REDIS_URL"));
+        command.arg("seed-demo").output().expect("run seed-demo")
+    };
+    let output = run();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    let me = body(app.get_as(&token, "/v1/me").await).await;
+    assert_eq!(me["integration"]["label"], "Demo integration");
+    assert_eq!(me["groups"][0]["name"], "Demo");
+    let campaigns = body(app.get_as(&token, "/v1/campaigns").await).await;
+    assert_eq!(campaigns["items"][0]["name"], "Demo campaign");
+    let staff = body(app.get_admin("/v1/admin/staff/DEMO-A1").await).await;
+    assert_eq!(staff["name"], "Dana Demo");
+
+    // A second run refuses rather than duplicating.
+    let output = run();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already there"));
+}

@@ -234,3 +234,43 @@ async fn with_redis_down_access_falls_back_to_the_database() {
     assert_eq!(response.status(), 204);
     assert_problem(app.get_as(&token, "/v1/me").await, 401, "invalid_token").await;
 }
+
+#[tokio::test]
+async fn a_redis_that_lost_its_data_does_not_forget_revocations() {
+    let Some(url) = redis_url() else {
+        eprintln!("skipped: needs INTAKE_TEST_REDIS_URL");
+        return;
+    };
+    // A Redis database of its own: this test empties it.
+    let url = format!("{}/7", url.trim_end_matches('/'));
+    let app = spawn_app_with({
+        let url = url.clone();
+        move |env| {
+            env.insert("INTAKE_REDIS_URL".into(), url);
+        }
+    })
+    .await;
+    let group = app.create_group("Group A").await;
+    let integration = app.create_integration("CRM", &[&group]).await;
+    let (token, jti) = app.mint(&integration, &["customers:read"]).await;
+    let response = app
+        .admin(
+            Method::DELETE,
+            &format!("/v1/admin/integrations/{integration}/tokens/{jti}"),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 204);
+
+    let pool = deadpool_redis::Config::from_url(url)
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .expect("pool");
+    let mut conn = pool.get().await.expect("redis");
+    let () = deadpool_redis::redis::cmd("FLUSHDB")
+        .query_async(&mut conn)
+        .await
+        .expect("flush");
+
+    assert_problem(app.get_as(&token, "/v1/me").await, 401, "invalid_token").await;
+}

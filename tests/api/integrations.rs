@@ -335,3 +335,31 @@ async fn the_cli_mints_integration_tokens_the_api_accepts() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--scope"));
 }
+
+#[tokio::test]
+async fn limits_are_the_integrations_own() {
+    let app = spawn_app().await;
+    let group = app.create_group("Support EU").await;
+    let integration = app.create_integration("CRM", &[&group]).await;
+    let (token, _) = app.mint(&integration, &["cases:write"]).await;
+    let limits = body(app.get_as(&token, "/v1/limits").await).await;
+    assert_eq!(
+        limits,
+        json!({"body_bytes": 67108864, "page_size_max": 1000, "csv": {"max_records": 1000, "max_columns": 103, "max_cell_chars": 1000}})
+    );
+    let response = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/admin/integrations/{integration}"),
+        )
+        .json(&json!({"csv_limits": {"max_records": 20000, "max_cell_chars": 5000}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let limits = body(app.get_as(&token, "/v1/limits").await).await;
+    assert_eq!(
+        limits["csv"],
+        json!({"max_records": 20000, "max_columns": 103, "max_cell_chars": 5000})
+    );
+}
