@@ -66,6 +66,22 @@ async fn spans_are_exported_by_otlp_continuing_the_callers_trace() {
             command.env_remove(key);
         }
     }
+    // Demo data first (same data folder): an integration token to call with.
+    let seeded = Command::new(env!("CARGO_BIN_EXE_intake"))
+        .arg("seed-demo")
+        .env_clear()
+        .env("INTAKE_DATA_DIR", dir.path())
+        .output()
+        .expect("seed-demo");
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let integration_token = String::from_utf8(seeded.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
     let mut child = command
         .arg("serve")
         .env("INTAKE_DATA_DIR", dir.path())
@@ -127,6 +143,33 @@ async fn spans_are_exported_by_otlp_continuing_the_callers_trace() {
         exported,
         "the receiver got the request's span in the caller's trace"
     );
+
+    // The span names the integration once the token is read.
+    let response = client
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(&integration_token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let integration_id = crate::helpers::body(response).await["integration"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let logged = eventually(Duration::from_secs(5), || {
+        let lines = log_lines.clone();
+        let integration_id = integration_id.clone();
+        async move {
+            lines.lock().expect("lock").iter().any(|l| {
+                serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                    v["span"]["http.route"] == "/v1/me"
+                        && v["span"]["integration_id"] == integration_id.as_str()
+                })
+            })
+        }
+    })
+    .await;
+    assert!(logged, "the access log of /v1/me names the integration");
 
     let lines = log_lines.lock().expect("lock").clone();
     let completed = lines
