@@ -26,6 +26,7 @@ creation; pass `next_cursor` back as `?cursor=`.",
     tags(
         (name = "admin", description = "Operators' API (scope `admin`): groups, teams, staff, categories, campaigns."),
         (name = "integration", description = "The calling integration."),
+        (name = "cases", description = "Cases and case lists (the integration's groups only)."),
         (name = "customers", description = "Campaigns and their customers (the integration's groups only)."),
         (name = "operations", description = "Health, readiness, metrics and public keys; no token."),
     ),

@@ -102,6 +102,38 @@ error_codes! {
     OutOfRange = (StatusCode::UNPROCESSABLE_ENTITY, "Value out of range"),
     /// Not a scope an integration token can carry.
     InvalidScope = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid scope"),
+    /// A value of the wrong JSON type (e.g. a boolean where text belongs).
+    InvalidType = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid type"),
+    /// A date that is not in the expected format.
+    InvalidDate = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid date"),
+
+    // Cases
+    /// A case without its `external_id` (the client's Case ID).
+    MissingExternalId = (StatusCode::UNPROCESSABLE_ENTITY, "Missing Case ID"),
+    /// A case with neither `staff_id` nor `external_staff_id`.
+    MissingStaffId = (StatusCode::UNPROCESSABLE_ENTITY, "Missing Staff ID"),
+    /// The Staff ID (or External Staff ID) is not a staff member of the integration's groups.
+    UnknownStaffId = (StatusCode::UNPROCESSABLE_ENTITY, "Unknown Staff ID"),
+    /// `staff_id` and `external_staff_id` name two different staff members.
+    StaffIdMismatch = (StatusCode::UNPROCESSABLE_ENTITY, "Staff IDs disagree"),
+    /// The External Staff ID belongs to more than one staff member: send `staff_id`.
+    AmbiguousExternalStaffId = (StatusCode::UNPROCESSABLE_ENTITY, "Ambiguous External Staff ID"),
+    /// The staff member is inactive.
+    StaffInactive = (StatusCode::UNPROCESSABLE_ENTITY, "Staff member inactive"),
+    /// The `automated_hotline` channel cannot be imported.
+    ChannelNotImportable = (StatusCode::UNPROCESSABLE_ENTITY, "Channel not importable"),
+    /// A category that is not configured (`/v1/admin/categories`).
+    UnknownCategory = (StatusCode::UNPROCESSABLE_ENTITY, "Unknown category"),
+    /// A custom data column with an empty name.
+    EmptyDataKey = (StatusCode::UNPROCESSABLE_ENTITY, "Empty data key"),
+    /// Two custom data columns with the same name.
+    DuplicateDataKey = (StatusCode::UNPROCESSABLE_ENTITY, "Duplicate data key"),
+    /// The integration already has a case with this `external_id` (`on_conflict: error`).
+    DuplicateExternalId = (StatusCode::CONFLICT, "Case ID already exists"),
+    /// The same `external_id` appears twice in one request.
+    DuplicateInRequest = (StatusCode::UNPROCESSABLE_ENTITY, "Duplicate in request"),
+    /// The list's assignment names a group, team or evaluator the integration cannot see.
+    UnknownAssignment = (StatusCode::UNPROCESSABLE_ENTITY, "Unknown assignment"),
 
     // Resources
     /// No group with this id.
@@ -118,6 +150,10 @@ error_codes! {
     IntegrationNotFound = (StatusCode::NOT_FOUND, "Integration not found"),
     /// No token with this jti for this integration.
     TokenNotFound = (StatusCode::NOT_FOUND, "Token not found"),
+    /// No case with this id (or none the caller may see).
+    CaseNotFound = (StatusCode::NOT_FOUND, "Case not found"),
+    /// No case list with this id (or none the caller may see).
+    ListNotFound = (StatusCode::NOT_FOUND, "List not found"),
     /// Another staff member already has this Staff ID.
     DuplicateStaffId = (StatusCode::CONFLICT, "Staff ID already exists"),
     /// Another resource of this kind already has this name.

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod ingest;
 pub mod metrics;
 pub mod routes;
 pub mod settings;

@@ -3,6 +3,8 @@
 //! [`FieldError`] with a stable code, so that every path reports a bad value
 //! the same way.
 
+pub mod case;
+
 use std::borrow::Cow;
 use std::str::FromStr;
 

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod campaigns;
+pub mod cases;
 pub mod health;
 pub mod limits;
 pub mod me;
@@ -28,7 +29,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         utoipa_actix_web::scope("/v1")
             .configure(me::configure)
             .configure(limits::configure)
-            .configure(campaigns::configure),
+            .configure(campaigns::configure)
+            .configure(cases::configure),
     );
 }
 

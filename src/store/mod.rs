@@ -8,6 +8,7 @@
 //! migrations folder, embedded in the binary and run at start-up.
 
 mod admin;
+pub mod cases;
 mod integrations;
 pub mod models;
 

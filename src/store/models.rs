@@ -183,3 +183,15 @@ impl crate::auth::access::InGroup for Campaign {
         self.group_id
     }
 }
+
+impl crate::auth::access::InGroup for Staff {
+    fn group_id(&self) -> Uuid {
+        self.group_id
+    }
+}
+
+impl crate::auth::access::InGroup for Team {
+    fn group_id(&self) -> Uuid {
+        self.group_id
+    }
+}

@@ -1,0 +1,448 @@
+//! The case pipeline after parsing: field validation, duplicates in the
+//! request, staff resolution against the integration's groups (one lookup per
+//! batch), the `on_conflict` policy, and rows ready for the bulk writer.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::access::GroupAccess;
+use crate::domain::StaffRole;
+use crate::domain::case::{CaseInput, CaseRules, StaffRef, ValidCase, validate_case};
+use crate::error::{ApiError, ErrorCode, FieldError, excerpt};
+use crate::store::Store;
+use crate::store::cases::{CaseRow, NewCaseList, StaffMatch};
+
+/// What to do with a case whose `external_id` the integration already sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// The case is invalid (`duplicate_external_id`).
+    #[default]
+    Error,
+    /// The stored case stays; the row is `skipped`.
+    Skip,
+    /// The stored case takes the new values (and the new list, if any).
+    Update,
+}
+
+/// Who may score a new list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentKind {
+    Group,
+    Team,
+    Evaluator,
+}
+
+impl AssignmentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssignmentKind::Group => "group",
+            AssignmentKind::Team => "team",
+            AssignmentKind::Evaluator => "evaluator",
+        }
+    }
+}
+
+/// The list the cases of a request go into.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "November calls", "assignment": {"kind": "team", "id": "019a8c0e-9f10-7b0e-8c6d-51a0e1f2c3d4"}}))]
+pub struct ListSpec {
+    /// 1 to 255 characters.
+    pub name: String,
+    pub assignment: AssignmentSpec,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentSpec {
+    pub kind: AssignmentKind,
+    /// The group's or team's id, or the evaluator's Staff ID.
+    pub id: String,
+}
+
+/// What happened to one row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    Skipped,
+}
+
+/// A row that passed: its case id and what was done.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub row: u64,
+    pub id: Uuid,
+    pub external_id: String,
+    pub outcome: Outcome,
+}
+
+/// A batch ready to write, with every row's fate.
+#[derive(Debug, Default)]
+pub struct PreparedBatch {
+    pub inserts: Vec<CaseRow>,
+    pub updates: Vec<CaseRow>,
+    pub accepted: Vec<Accepted>,
+    /// Problems, each with its row.
+    pub errors: Vec<FieldError>,
+    pub failed_rows: u64,
+}
+
+/// Request-wide state carried from batch to batch (NDJSON streams).
+pub struct CaseIngest<'a> {
+    store: &'a Store,
+    access: &'a GroupAccess,
+    categories: Vec<String>,
+    on_conflict: OnConflict,
+    seen: HashSet<String>,
+    rules_dates: crate::domain::case::DateInput,
+}
+
+impl<'a> CaseIngest<'a> {
+    pub async fn new(
+        store: &'a Store,
+        access: &'a GroupAccess,
+        on_conflict: OnConflict,
+        dates: crate::domain::case::DateInput,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            store,
+            access,
+            categories: store.category_names().await?,
+            on_conflict,
+            seen: HashSet::new(),
+            rules_dates: dates,
+        })
+    }
+
+    /// Validates and resolves one batch of `(row, input)`.
+    pub async fn prepare(
+        &mut self,
+        rows: Vec<(u64, CaseInput)>,
+    ) -> Result<PreparedBatch, ApiError> {
+        let rules = CaseRules {
+            categories: &self.categories,
+            dates: self.rules_dates,
+        };
+        let mut batch = PreparedBatch::default();
+        let mut valid: Vec<(u64, ValidCase)> = Vec::with_capacity(rows.len());
+        for (row, input) in rows {
+            match validate_case(&input, &rules) {
+                Ok(case) => {
+                    if self.seen.insert(case.external_id.clone()) {
+                        valid.push((row, case));
+                    } else {
+                        batch.fail(
+                            row,
+                            vec![FieldError::field(
+                                "external_id",
+                                ErrorCode::DuplicateInRequest,
+                                format!(
+                                    "the Case ID {:?} appears earlier in this request",
+                                    excerpt(&case.external_id)
+                                ),
+                            )],
+                        );
+                    }
+                }
+                Err(errors) => batch.fail(row, errors),
+            }
+        }
+
+        // Staff: one lookup for the whole batch.
+        let staff_ids: Vec<&str> = unique(
+            valid
+                .iter()
+                .filter_map(|(_, c)| c.staff.staff_id.as_deref()),
+        );
+        let external_ids: Vec<&str> = unique(
+            valid
+                .iter()
+                .filter_map(|(_, c)| c.staff.external_staff_id.as_deref()),
+        );
+        let matches = self
+            .store
+            .staff_matching(self.access.groups(), &staff_ids, &external_ids)
+            .await?;
+        let directory = StaffDirectory::new(matches);
+
+        let mut resolved: Vec<(u64, ValidCase, Uuid, String)> = Vec::with_capacity(valid.len());
+        for (row, case) in valid {
+            match directory.resolve(&case.staff) {
+                Ok(staff) => {
+                    let (group, staff_id) = (staff.group_id, staff.staff_id.clone());
+                    resolved.push((row, case, group, staff_id));
+                }
+                Err(error) => batch.fail(row, vec![error]),
+            }
+        }
+
+        // Cases the integration sent before.
+        let keys: Vec<&str> = resolved
+            .iter()
+            .map(|(_, c, _, _)| c.external_id.as_str())
+            .collect();
+        let existing = self
+            .store
+            .existing_cases(self.access.integration_id, &keys)
+            .await?;
+        for (row, case, group_id, staff_id) in resolved {
+            let previous = existing.get(&case.external_id).copied();
+            let (id, outcome) = match (previous, self.on_conflict) {
+                (None, _) => (Uuid::now_v7(), Outcome::Created),
+                (Some(id), OnConflict::Skip) => (id, Outcome::Skipped),
+                (Some(id), OnConflict::Update) => (id, Outcome::Updated),
+                (Some(_), OnConflict::Error) => {
+                    batch.fail(
+                        row,
+                        vec![FieldError::field(
+                            "external_id",
+                            ErrorCode::DuplicateExternalId,
+                            format!(
+                                "the Case ID {:?} was already sent by this integration (on_conflict: error)",
+                                excerpt(&case.external_id)
+                            ),
+                        )],
+                    );
+                    continue;
+                }
+            };
+            batch.accepted.push(Accepted {
+                row,
+                id,
+                external_id: case.external_id.clone(),
+                outcome,
+            });
+            let row = CaseRow {
+                id,
+                external_id: case.external_id,
+                staff_id,
+                external_staff_id: case.staff.external_staff_id,
+                group_id,
+                channel: case.channel.map(|c| c.as_str()),
+                status: case.status.as_str(),
+                priority: case.priority.map(|p| p.as_str()),
+                category: case.category,
+                occurred_at: case.occurred_at,
+                data: case.data,
+            };
+            match outcome {
+                Outcome::Created => batch.inserts.push(row),
+                Outcome::Updated => batch.updates.push(row),
+                Outcome::Skipped => {}
+            }
+        }
+        Ok(batch)
+    }
+}
+
+impl PreparedBatch {
+    fn fail(&mut self, row: u64, errors: Vec<FieldError>) {
+        self.failed_rows += 1;
+        self.errors
+            .extend(errors.into_iter().map(|e| e.at_row(row)));
+    }
+}
+
+fn unique<'s>(values: impl Iterator<Item = &'s str>) -> Vec<&'s str> {
+    let mut seen = HashSet::new();
+    values.filter(|v| seen.insert(*v)).collect()
+}
+
+/// The staff of one batch, by Staff ID and by External Staff ID.
+struct StaffDirectory {
+    by_staff_id: HashMap<String, StaffMatch>,
+    by_external_id: HashMap<String, Vec<StaffMatch>>,
+}
+
+impl StaffDirectory {
+    fn new(matches: Vec<StaffMatch>) -> Self {
+        let mut by_staff_id = HashMap::new();
+        let mut by_external_id: HashMap<String, Vec<StaffMatch>> = HashMap::new();
+        for staff in matches {
+            if let Some(external) = &staff.external_id {
+                let entry = by_external_id.entry(external.clone()).or_default();
+                if !entry.iter().any(|s| s.staff_id == staff.staff_id) {
+                    entry.push(staff.clone());
+                }
+            }
+            by_staff_id.insert(staff.staff_id.clone(), staff);
+        }
+        Self {
+            by_staff_id,
+            by_external_id,
+        }
+    }
+
+    /// The one active staff member a case names. "Does not exist" and
+    /// "belongs to another group" are the same answer.
+    fn resolve(&self, staff: &StaffRef) -> Result<&StaffMatch, FieldError> {
+        let found = match (&staff.staff_id, &staff.external_staff_id) {
+            (Some(staff_id), external) => {
+                let found = self.by_staff_id.get(staff_id).ok_or_else(|| {
+                    FieldError::field(
+                        "staff_id",
+                        ErrorCode::UnknownStaffId,
+                        format!(
+                            "{:?} is not the Staff ID of a staff member in your groups",
+                            excerpt(staff_id)
+                        ),
+                    )
+                })?;
+                if let Some(external) = external
+                    && found.external_id.as_deref() != Some(external.as_str())
+                {
+                    return Err(FieldError::field(
+                        "external_staff_id",
+                        ErrorCode::StaffIdMismatch,
+                        format!(
+                            "the External Staff ID {:?} is not that of Staff ID {:?}",
+                            excerpt(external),
+                            excerpt(staff_id)
+                        ),
+                    ));
+                }
+                found
+            }
+            (None, Some(external)) => match self.by_external_id.get(external).map(Vec::as_slice) {
+                Some([one]) => one,
+                Some([_, _, ..]) => {
+                    return Err(FieldError::field(
+                        "external_staff_id",
+                        ErrorCode::AmbiguousExternalStaffId,
+                        format!(
+                            "the External Staff ID {:?} belongs to several staff members; send staff_id",
+                            excerpt(external)
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(FieldError::field(
+                        "external_staff_id",
+                        ErrorCode::UnknownStaffId,
+                        format!(
+                            "{:?} is not the External Staff ID of a staff member in your groups",
+                            excerpt(external)
+                        ),
+                    ));
+                }
+            },
+            (None, None) => {
+                return Err(FieldError::field(
+                    "staff_id",
+                    ErrorCode::MissingStaffId,
+                    "staff_id or external_staff_id is required",
+                ));
+            }
+        };
+        if !found.active {
+            return Err(FieldError::field(
+                if staff.staff_id.is_some() {
+                    "staff_id"
+                } else {
+                    "external_staff_id"
+                },
+                ErrorCode::StaffInactive,
+                format!(
+                    "the staff member {:?} is inactive",
+                    excerpt(&found.staff_id)
+                ),
+            ));
+        }
+        Ok(found)
+    }
+}
+
+/// Resolves a list's assignment against the caller's groups. Anything
+/// outside them is `unknown_assignment`, as if it did not exist.
+pub async fn resolve_list(
+    store: &Store,
+    access: &GroupAccess,
+    spec: &ListSpec,
+    source: &'static str,
+    field_prefix: &str,
+) -> Result<NewCaseList, ApiError> {
+    let name = spec.name.trim();
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(ApiError::validation(
+            ErrorCode::ValidationFailed,
+            vec![FieldError::field(
+                format!("{field_prefix}name"),
+                if name.is_empty() {
+                    ErrorCode::Required
+                } else {
+                    ErrorCode::TooLong
+                },
+                "a list name has 1 to 255 characters",
+            )],
+        ));
+    }
+    let id = spec.assignment.id.trim();
+    let unknown = || {
+        ApiError::validation(
+            ErrorCode::UnknownAssignment,
+            vec![FieldError::field(
+                format!("{field_prefix}assignment.id"),
+                ErrorCode::UnknownAssignment,
+                format!(
+                    "no {} {:?} is in your groups",
+                    spec.assignment.kind.as_str(),
+                    excerpt(id)
+                ),
+            )],
+        )
+    };
+    let group_id = match spec.assignment.kind {
+        AssignmentKind::Group => Uuid::parse_str(id)
+            .ok()
+            .filter(|g| access.contains(*g))
+            .ok_or_else(unknown)?,
+        AssignmentKind::Team => {
+            let team_id = Uuid::parse_str(id).map_err(|_| unknown())?;
+            access
+                .visible(store.get_team(team_id).await?)
+                .ok_or_else(unknown)?
+                .group_id
+        }
+        AssignmentKind::Evaluator => {
+            let staff = access
+                .visible(store.get_staff(id).await?)
+                .ok_or_else(unknown)?;
+            if staff.role != StaffRole::Evaluator || !staff.active {
+                return Err(ApiError::validation(
+                    ErrorCode::UnknownAssignment,
+                    vec![FieldError::field(
+                        format!("{field_prefix}assignment.id"),
+                        ErrorCode::UnknownAssignment,
+                        format!("{:?} is not an active evaluator", excerpt(id)),
+                    )],
+                ));
+            }
+            staff.group_id
+        }
+    };
+    Ok(NewCaseList {
+        id: Uuid::now_v7(),
+        name: name.to_string(),
+        integration_id: access.integration_id,
+        group_id,
+        assignment_kind: spec.assignment.kind.as_str(),
+        assignment_id: match spec.assignment.kind {
+            AssignmentKind::Evaluator => id.to_string(),
+            _ => canonical_uuid(id),
+        },
+        source,
+    })
+}
+
+fn canonical_uuid(id: &str) -> String {
+    Uuid::parse_str(id)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| id.to_string())
+}

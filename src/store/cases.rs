@@ -1,0 +1,542 @@
+//! Cases and case lists: batched lookups and the bulk write path.
+//!
+//! The write path takes a batch of validated rows and writes it in the
+//! caller's transaction: on PostgreSQL by `COPY … FROM STDIN` (text format)
+//! into `cases` (new rows) or into a temporary staging table joined by one
+//! `UPDATE` (rows to update); on SQLite by prepared multi-row `INSERT`s.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{Store, StoreError, group_clause, now, with_pool};
+use crate::auth::access::InGroup;
+
+/// How many values one batched lookup binds (well under both databases' limits).
+const LOOKUP_CHUNK: usize = 2_000;
+/// Rows per multi-row INSERT on SQLite (15 columns each: under 32,766 variables).
+const SQLITE_INSERT_ROWS: usize = 500;
+/// Bytes buffered before a COPY chunk is sent.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+/// A staff member as a case sees it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct StaffMatch {
+    pub staff_id: String,
+    pub external_id: Option<String>,
+    pub group_id: Uuid,
+    pub active: bool,
+    pub role: String,
+}
+
+/// A case ready to be written.
+#[derive(Clone, Debug)]
+pub struct CaseRow {
+    pub id: Uuid,
+    pub external_id: String,
+    pub staff_id: String,
+    pub external_staff_id: Option<String>,
+    pub group_id: Uuid,
+    pub channel: Option<&'static str>,
+    pub status: &'static str,
+    pub priority: Option<&'static str>,
+    pub category: Option<String>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// JSON object text.
+    pub data: String,
+}
+
+/// A new case list.
+#[derive(Clone, Debug)]
+pub struct NewCaseList {
+    pub id: Uuid,
+    pub name: String,
+    pub integration_id: Uuid,
+    pub group_id: Uuid,
+    pub assignment_kind: &'static str,
+    pub assignment_id: String,
+    pub source: &'static str,
+}
+
+/// A stored case.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[schema(example = json!({
+    "id": "019a8c12-4444-7000-8000-000000000005", "external_id": "T-1", "staff_id": "A-1001", "external_staff_id": "crm-77",
+    "list_id": "019a8c12-5555-7000-8000-000000000006", "integration_id": "019a8c10-2222-7000-8000-000000000003",
+    "group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "channel": "live_hotline", "status": "open", "priority": "high",
+    "category": "Billing", "occurred_at": "2026-11-20T14:05:00Z", "data": {"Duration": 312},
+    "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
+}))]
+pub struct Case {
+    pub id: Uuid,
+    pub external_id: String,
+    pub staff_id: String,
+    pub external_staff_id: Option<String>,
+    pub list_id: Option<Uuid>,
+    pub integration_id: Uuid,
+    pub group_id: Uuid,
+    pub channel: Option<String>,
+    pub status: String,
+    pub priority: Option<String>,
+    pub category: Option<String>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The custom columns, in the order sent.
+    #[schema(value_type = Object)]
+    pub data: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Who may score a list.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ListAssignment {
+    /// `group`, `team` or `evaluator`.
+    pub kind: String,
+    /// The group's or team's id, or the evaluator's Staff ID.
+    pub id: String,
+}
+
+/// A named batch of cases.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "019a8c12-5555-7000-8000-000000000006", "name": "November calls", "integration_id": "019a8c10-2222-7000-8000-000000000003",
+    "group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "assignment": {"kind": "team", "id": "019a8c0e-9f10-7b0e-8c6d-51a0e1f2c3d4"},
+    "source": "api", "case_count": 2, "created_at": "2026-11-22T09:00:00Z"
+}))]
+pub struct CaseList {
+    pub id: Uuid,
+    pub name: String,
+    /// The destination integration.
+    pub integration_id: Uuid,
+    /// The group of the assignment.
+    pub group_id: Uuid,
+    pub assignment: ListAssignment,
+    /// `api`, `csv` or `import`.
+    pub source: String,
+    pub case_count: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CaseListRow {
+    id: Uuid,
+    name: String,
+    integration_id: Uuid,
+    group_id: Uuid,
+    assignment_kind: String,
+    assignment_id: String,
+    source: String,
+    case_count: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl From<CaseListRow> for CaseList {
+    fn from(row: CaseListRow) -> Self {
+        CaseList {
+            id: row.id,
+            name: row.name,
+            integration_id: row.integration_id,
+            group_id: row.group_id,
+            assignment: ListAssignment {
+                kind: row.assignment_kind,
+                id: row.assignment_id,
+            },
+            source: row.source,
+            case_count: row.case_count,
+            created_at: row.created_at,
+        }
+    }
+}
+
+impl InGroup for Case {
+    fn group_id(&self) -> Uuid {
+        self.group_id
+    }
+}
+
+impl InGroup for CaseList {
+    fn group_id(&self) -> Uuid {
+        self.group_id
+    }
+}
+
+/// Filters of `GET /v1/cases`.
+#[derive(Clone, Debug, Default)]
+pub struct CaseFilter {
+    pub list_id: Option<Uuid>,
+    pub staff_id: Option<String>,
+    pub external_id: Option<String>,
+}
+
+const CASE_COLUMNS: &str = "id, external_id, staff_id, external_staff_id, list_id, integration_id, group_id, \
+     channel, status, priority, category, occurred_at, data, created_at, updated_at";
+
+const LIST_COLUMNS: &str = "l.id, l.name, l.integration_id, l.group_id, l.assignment_kind, l.assignment_id, \
+     l.source, (SELECT COUNT(*) FROM cases c WHERE c.list_id = l.id) AS case_count, l.created_at";
+
+const INSERT_LIST: &str = "INSERT INTO case_lists (id, name, integration_id, group_id, assignment_kind, \
+     assignment_id, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Inserts a [`NewCaseList`] in the transaction `$tx` (either backend).
+macro_rules! insert_list {
+    ($tx:expr, $list:expr, $at:expr) => {
+        sqlx::query(INSERT_LIST)
+            .bind($list.id)
+            .bind(&$list.name)
+            .bind($list.integration_id)
+            .bind($list.group_id)
+            .bind($list.assignment_kind)
+            .bind(&$list.assignment_id)
+            .bind($list.source)
+            .bind($at)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// The configured category names.
+    pub async fn category_names(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT name FROM categories ORDER BY name")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    /// Staff of `groups` named by any of `staff_ids` (Staff ID) or
+    /// `external_ids` (External Staff ID): a few queries per batch, never one
+    /// per row.
+    pub async fn staff_matching(
+        &self,
+        groups: &[Uuid],
+        staff_ids: &[&str],
+        external_ids: &[&str],
+    ) -> Result<Vec<StaffMatch>, StoreError> {
+        let mut found = Vec::new();
+        if groups.is_empty() {
+            return Ok(found);
+        }
+        for (column, values) in [("staff_id", staff_ids), ("external_id", external_ids)] {
+            for chunk in values.chunks(LOOKUP_CHUNK) {
+                let sql = format!(
+                    "SELECT staff_id, external_id, group_id, active, role FROM staff WHERE {column} IN ({}) AND {}",
+                    placeholders(1, chunk.len()),
+                    group_clause("group_id", Some(groups), chunk.len() + 1)
+                );
+                let rows: Vec<StaffMatch> = with_pool!(self, |pool| {
+                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+                    for value in chunk {
+                        query = query.bind(*value);
+                    }
+                    for group in groups {
+                        query = query.bind(*group);
+                    }
+                    query.fetch_all(pool).await?
+                });
+                found.extend(rows);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The ids of the integration's cases with these external ids.
+    pub async fn existing_cases(
+        &self,
+        integration_id: Uuid,
+        external_ids: &[&str],
+    ) -> Result<HashMap<String, Uuid>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in external_ids.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "SELECT external_id, id FROM cases WHERE integration_id = $1 AND external_id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let rows: Vec<(String, Uuid)> = with_pool!(self, |pool| {
+                let mut query =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(integration_id);
+                for value in chunk {
+                    query = query.bind(*value);
+                }
+                query.fetch_all(pool).await?
+            });
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    /// Writes a batch in one transaction: the list (if any), the new cases,
+    /// and the updated ones (moved into the list when there is one).
+    pub async fn write_cases(
+        &self,
+        integration_id: Uuid,
+        list: Option<&NewCaseList>,
+        inserts: &[CaseRow],
+        updates: &[CaseRow],
+    ) -> Result<(), StoreError> {
+        let at = now();
+        let list_id = list.map(|l| l.id);
+        match self {
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                if let Some(list) = list {
+                    insert_list!(tx, list, at);
+                }
+                if !inserts.is_empty() {
+                    copy_cases(&mut tx, "cases", integration_id, list_id, inserts, at).await?;
+                }
+                if !updates.is_empty() {
+                    sqlx::query(
+                        "CREATE TEMP TABLE cases_stage (LIKE cases INCLUDING DEFAULTS) ON COMMIT DROP",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    copy_cases(&mut tx, "cases_stage", integration_id, list_id, updates, at)
+                        .await?;
+                    sqlx::query(
+                        "UPDATE cases c SET staff_id = s.staff_id, external_staff_id = s.external_staff_id, \
+                         list_id = COALESCE(s.list_id, c.list_id), group_id = s.group_id, channel = s.channel, \
+                         status = s.status, priority = s.priority, category = s.category, \
+                         occurred_at = s.occurred_at, data = s.data, updated_at = s.updated_at \
+                         FROM cases_stage s WHERE c.id = s.id",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                if let Some(list) = list {
+                    insert_list!(tx, list, at);
+                }
+                for chunk in inserts.chunks(SQLITE_INSERT_ROWS) {
+                    // Full chunks share one SQL text, so one prepared statement.
+                    let values: Vec<String> = (0..chunk.len())
+                        .map(|r| format!("({})", placeholders(r * 15 + 1, 15)))
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO cases (id, external_id, staff_id, external_staff_id, list_id, integration_id, \
+                         group_id, channel, status, priority, category, occurred_at, data, created_at, updated_at) \
+                         VALUES {}",
+                        values.join(", ")
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                    for row in chunk {
+                        query = query
+                            .bind(row.id)
+                            .bind(&row.external_id)
+                            .bind(&row.staff_id)
+                            .bind(&row.external_staff_id)
+                            .bind(list_id)
+                            .bind(integration_id)
+                            .bind(row.group_id)
+                            .bind(row.channel)
+                            .bind(row.status)
+                            .bind(row.priority)
+                            .bind(&row.category)
+                            .bind(row.occurred_at)
+                            .bind(&row.data)
+                            .bind(at)
+                            .bind(at);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                for row in updates {
+                    sqlx::query(
+                        "UPDATE cases SET staff_id = $2, external_staff_id = $3, list_id = COALESCE($4, list_id), \
+                         group_id = $5, channel = $6, status = $7, priority = $8, category = $9, occurred_at = $10, \
+                         data = $11, updated_at = $12 WHERE id = $1",
+                    )
+                    .bind(row.id)
+                    .bind(&row.staff_id)
+                    .bind(&row.external_staff_id)
+                    .bind(list_id)
+                    .bind(row.group_id)
+                    .bind(row.channel)
+                    .bind(row.status)
+                    .bind(row.priority)
+                    .bind(&row.category)
+                    .bind(row.occurred_at)
+                    .bind(&row.data)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cases of `groups`, in creation order.
+    pub async fn list_cases(
+        &self,
+        groups: &[Uuid],
+        filter: &CaseFilter,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Case>, StoreError> {
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE ($1 IS NULL OR id > $1) AND ($2 IS NULL OR list_id = $2) \
+             AND ($3 IS NULL OR staff_id = $3) AND ($4 IS NULL OR external_id = $4) AND {} ORDER BY id LIMIT $5",
+            group_clause("group_id", Some(groups), 6)
+        );
+        Ok(with_pool!(self, |pool| {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(after)
+                .bind(filter.list_id)
+                .bind(filter.staff_id.as_deref())
+                .bind(filter.external_id.as_deref())
+                .bind(limit);
+            for group in groups {
+                query = query.bind(*group);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
+    pub async fn get_case(&self, id: Uuid) -> Result<Option<Case>, StoreError> {
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1");
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Case lists of `groups`, in creation order.
+    pub async fn list_case_lists(
+        &self,
+        groups: &[Uuid],
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<CaseList>, StoreError> {
+        let sql = format!(
+            "SELECT {LIST_COLUMNS} FROM case_lists l WHERE ($1 IS NULL OR l.id > $1) AND {} ORDER BY l.id LIMIT $2",
+            group_clause("l.group_id", Some(groups), 3)
+        );
+        let rows: Vec<CaseListRow> = with_pool!(self, |pool| {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(after)
+                .bind(limit);
+            for group in groups {
+                query = query.bind(*group);
+            }
+            query.fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(CaseList::from).collect())
+    }
+
+    pub async fn get_case_list(&self, id: Uuid) -> Result<Option<CaseList>, StoreError> {
+        let sql = format!("SELECT {LIST_COLUMNS} FROM case_lists l WHERE l.id = $1");
+        let row: Option<CaseListRow> = with_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(CaseList::from))
+    }
+}
+
+/// Appends `value` to a COPY text row, escaped (`\N` for NULL).
+fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        None => out.extend_from_slice(b"\\N"),
+        Some(text) => {
+            for byte in text.bytes() {
+                match byte {
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    other => out.push(other),
+                }
+            }
+        }
+    }
+}
+
+async fn copy_cases(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    table: &str,
+    integration_id: Uuid,
+    list_id: Option<Uuid>,
+    rows: &[CaseRow],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let statement = format!(
+        "COPY {table} (id, external_id, staff_id, external_staff_id, list_id, integration_id, group_id, channel, \
+         status, priority, category, occurred_at, data, created_at, updated_at) FROM STDIN"
+    );
+    let mut copy = tx.copy_in_raw(&statement).await?;
+    let integration = integration_id.to_string();
+    let list = list_id.map(|id| id.to_string());
+    let at = at.to_rfc3339();
+    let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024);
+    for row in rows {
+        let occurred = row.occurred_at.map(|t| t.to_rfc3339());
+        let fields: [Option<&str>; 15] = [
+            Some(&row.id.to_string()),
+            Some(&row.external_id),
+            Some(&row.staff_id),
+            row.external_staff_id.as_deref(),
+            list.as_deref(),
+            Some(&integration),
+            Some(&row.group_id.to_string()),
+            row.channel,
+            Some(row.status),
+            row.priority,
+            row.category.as_deref(),
+            occurred.as_deref(),
+            Some(&row.data),
+            Some(&at),
+            Some(&at),
+        ];
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                buffer.push(b'\t');
+            }
+            copy_field(&mut buffer, *field);
+        }
+        buffer.push(b'\n');
+        if buffer.len() >= COPY_CHUNK_BYTES {
+            copy.send(std::mem::take(&mut buffer)).await?;
+            buffer.reserve(COPY_CHUNK_BYTES + 64 * 1024);
+        }
+    }
+    if !buffer.is_empty() {
+        copy.send(buffer).await?;
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_field;
+
+    #[test]
+    fn copy_text_escapes_what_would_break_a_row() {
+        let mut out = Vec::new();
+        copy_field(&mut out, Some("a\tb\nc\\d\re"));
+        assert_eq!(out, b"a\\tb\\nc\\\\d\\re");
+        out.clear();
+        copy_field(&mut out, None);
+        assert_eq!(out, b"\\N");
+    }
+}

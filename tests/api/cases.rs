@@ -1,0 +1,484 @@
+//! `POST /v1/cases` (JSON) and reading cases back: validation, staff in the
+//! integration's groups, lists, on_conflict, atomic and not.
+
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem, body, spawn_app, without_request_id};
+
+/// Group A with staff A-1 (crm-1), an inactive A-2, evaluator E-1 and a team;
+/// group B with B-1; category Billing; an integration of group A.
+struct World {
+    app: TestApp,
+    group_a: String,
+    group_b: String,
+    team_a: String,
+    token: String,
+}
+
+async fn world() -> World {
+    let app = spawn_app().await;
+    let group_a = app.create_group("Group A").await;
+    let group_b = app.create_group("Group B").await;
+    let team_a = app.create_team(&group_a, "Tier 1").await;
+    let response = app
+        .admin(Method::PUT, "/v1/admin/staff")
+        .json(&json!({"staff": [
+            {"staff_id": "A-1", "external_id": "crm-1", "name": "Ann", "role": "agent", "group_id": group_a, "team_id": team_a},
+            {"staff_id": "A-2", "external_id": "crm-2", "name": "Al", "role": "agent", "group_id": group_a, "active": false},
+            {"staff_id": "E-1", "name": "Eva", "role": "evaluator", "group_id": group_a},
+            {"staff_id": "B-1", "external_id": "crm-b", "name": "Bob", "role": "agent", "group_id": group_b},
+        ]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        app.post_admin("/v1/admin/categories", &json!({"name": "Billing"}))
+            .await
+            .status(),
+        201
+    );
+    let integration = app.create_integration("CRM", &[&group_a]).await;
+    let (token, _) = app.mint(&integration, &["cases:write", "cases:read"]).await;
+    World {
+        app,
+        group_a,
+        group_b,
+        team_a,
+        token,
+    }
+}
+
+impl World {
+    async fn post(&self, request: &Value) -> Response {
+        self.app
+            .client
+            .post(self.app.url("/v1/cases"))
+            .bearer_auth(&self.token)
+            .json(request)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let response = self.app.get_as(&self.token, path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        body(response).await
+    }
+
+    async fn stored(&self) -> Vec<Value> {
+        self.get("/v1/cases?limit=1000").await["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn errors_of(problem: &Value) -> Vec<(u64, String, String)> {
+    problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_u64().unwrap_or_default(),
+                e["field"].as_str().unwrap_or_default().to_string(),
+                e["code"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn valid_cases_are_written_into_a_new_list() {
+    let w = world().await;
+    let response = w
+        .post(&json!({
+            "list": {"name": "November calls", "assignment": {"kind": "team", "id": w.team_a}},
+            "cases": [
+                {"external_id": "T-1", "staff_id": "A-1", "channel": "Live hotline", "priority": "HIGH", "category": "billing",
+                 "occurred_at": "2026-11-20T16:05:00+02:00", "data": {"Zeta": "last?", "Alpha": 2, "Flag": true}},
+                {"external_id": "T-2", "external_staff_id": "crm-1", "channel": "form"}
+            ]
+        }))
+        .await;
+    assert_eq!(response.status(), 201);
+    let created = body(response).await;
+    assert_eq!(created["created"], 2);
+    assert_eq!(created["cases"][0]["external_id"], "T-1");
+    assert_eq!(created["cases"][0]["outcome"], "created");
+    let list_id = created["list_id"].as_str().expect("list id").to_string();
+
+    let cases = w.get(&format!("/v1/cases?list_id={list_id}")).await;
+    let first = &cases["items"][0];
+    assert_eq!(first["id"], created["cases"][0]["id"]);
+    assert_eq!(first["staff_id"], "A-1");
+    assert_eq!(first["group_id"], w.group_a.as_str());
+    assert_eq!(first["channel"], "live_hotline");
+    assert_eq!(first["priority"], "high");
+    assert_eq!(first["status"], "open");
+    assert_eq!(first["category"], "Billing");
+    assert_eq!(first["occurred_at"], "2026-11-20T14:05:00Z");
+    assert_eq!(
+        serde_json::to_string(&first["data"]).expect("json"),
+        r#"{"Zeta":"last?","Alpha":2,"Flag":true}"#,
+        "custom columns keep their order"
+    );
+    let second = &cases["items"][1];
+    assert_eq!(
+        second["staff_id"], "A-1",
+        "resolved from the External Staff ID"
+    );
+    assert_eq!(second["external_staff_id"], "crm-1");
+
+    let list = w.get(&format!("/v1/lists/{list_id}")).await;
+    assert_eq!(list["name"], "November calls");
+    assert_eq!(list["assignment"], json!({"kind": "team", "id": w.team_a}));
+    assert_eq!(list["source"], "api");
+    assert_eq!(list["case_count"], 2);
+    assert_eq!(w.get("/v1/lists").await["items"][0]["id"], list_id.as_str());
+
+    let one = w
+        .get(&format!(
+            "/v1/cases/{}",
+            created["cases"][1]["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(one["external_id"], "T-2");
+    let by_external = w.get("/v1/cases?external_id=T-2").await;
+    assert_eq!(by_external["items"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn one_invalid_case_fails_an_atomic_request_listing_every_problem() {
+    let w = world().await;
+    let response = w
+        .post(&json!({"cases": [
+            {"external_id": "T-1", "staff_id": "A-1"},
+            {"external_id": "T-2", "staff_id": "A-1", "channel": "fax"},
+            {"external_id": "T-3", "staff_id": "B-1"},
+            {"external_id": "T-4", "staff_id": "A-1", "channel": "automated_hotline", "category": "Sales"},
+            {"staff_id": "A-1", "occurred_at": "yesterday"},
+            {"external_id": "T-6", "staff_id": "A-2"},
+            {"external_id": "T-1", "staff_id": "A-1"},
+        ]}))
+        .await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(
+        errors_of(&problem),
+        vec![
+            (2, "channel".into(), "invalid_enum".into()),
+            (3, "staff_id".into(), "unknown_staff_id".into()),
+            (4, "channel".into(), "channel_not_importable".into()),
+            (4, "category".into(), "unknown_category".into()),
+            (5, "external_id".into(), "missing_external_id".into()),
+            (5, "occurred_at".into(), "invalid_date".into()),
+            (6, "staff_id".into(), "staff_inactive".into()),
+            (7, "external_id".into(), "duplicate_in_request".into()),
+        ]
+    );
+    assert!(w.stored().await.is_empty(), "nothing written");
+}
+
+#[tokio::test]
+async fn another_groups_staff_is_answered_like_an_unknown_one() {
+    let w = world().await;
+    let response = w
+        .post(&json!({"cases": [{"external_id": "T-1", "staff_id": "B-1"}]}))
+        .await;
+    let other = assert_problem(response, 422, "validation_failed").await;
+    let response = w
+        .post(&json!({"cases": [{"external_id": "T-1", "staff_id": "NOPE"}]}))
+        .await;
+    let missing = assert_problem(response, 422, "validation_failed").await;
+    let strip = |p: Value| {
+        let mut e = p["errors"][0].clone();
+        e["message"] = json!(
+            e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .replace("B-1", "?")
+                .replace("NOPE", "?")
+        );
+        e
+    };
+    assert_eq!(strip(other), strip(missing));
+
+    let response = w
+        .post(&json!({"cases": [{"external_id": "T-1", "external_staff_id": "crm-b"}]}))
+        .await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(
+        errors_of(&problem),
+        vec![(1, "external_staff_id".into(), "unknown_staff_id".into())]
+    );
+
+    let response = w
+        .post(&json!({"cases": [{"external_id": "T-1", "staff_id": "A-1", "external_staff_id": "crm-2"}]}))
+        .await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(
+        errors_of(&problem),
+        vec![(1, "external_staff_id".into(), "staff_id_mismatch".into())]
+    );
+}
+
+#[tokio::test]
+async fn a_non_atomic_request_writes_the_valid_cases_and_reports_each_row() {
+    let w = world().await;
+    let response = w
+        .post(&json!({"atomic": false, "cases": [
+            {"external_id": "T-1", "staff_id": "A-1"},
+            {"external_id": "T-2", "staff_id": "A-1", "priority": "urgent"},
+            {"external_id": "T-3", "external_staff_id": "crm-1"},
+        ]}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let result = body(response).await;
+    assert_eq!(result["created"], 2);
+    assert_eq!(result["failed"], 1);
+    assert_eq!(result["results"][0]["row"], 1);
+    assert!(result["results"][0]["id"].is_string());
+    assert_eq!(result["results"][1]["row"], 2);
+    assert_eq!(result["results"][1]["errors"][0]["code"], "invalid_enum");
+    assert_eq!(result["results"][2]["row"], 3);
+    let stored: Vec<String> = w
+        .stored()
+        .await
+        .iter()
+        .map(|c| c["external_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(stored, vec!["T-1", "T-3"]);
+}
+
+#[tokio::test]
+async fn on_conflict_decides_what_a_second_send_does() {
+    let w = world().await;
+    let first = w
+        .post(&json!({"cases": [{"external_id": "T-1", "staff_id": "A-1", "data": {"v": 1}}]}))
+        .await;
+    assert_eq!(first.status(), 201);
+    let id = body(first).await["cases"][0]["id"].clone();
+
+    let again =
+        json!({"external_id": "T-1", "staff_id": "A-1", "priority": "low", "data": {"v": 2}});
+    let response = w.post(&json!({"cases": [again]})).await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(
+        errors_of(&problem),
+        vec![(1, "external_id".into(), "duplicate_external_id".into())]
+    );
+
+    let response = w
+        .post(&json!({"on_conflict": "skip", "cases": [again, {"external_id": "T-2", "staff_id": "A-1"}]}))
+        .await;
+    assert_eq!(response.status(), 201);
+    let skipped = body(response).await;
+    assert_eq!(
+        (skipped["created"].clone(), skipped["skipped"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(skipped["cases"][0]["id"], id);
+    assert_eq!(skipped["cases"][0]["outcome"], "skipped");
+    let stored = w.get("/v1/cases?external_id=T-1").await;
+    assert_eq!(
+        stored["items"][0]["data"],
+        json!({"v": 1}),
+        "a skipped case is untouched"
+    );
+
+    let response = w
+        .post(&json!({
+            "on_conflict": "update",
+            "list": {"name": "Redo", "assignment": {"kind": "evaluator", "id": "E-1"}},
+            "cases": [again]
+        }))
+        .await;
+    assert_eq!(response.status(), 201);
+    let updated = body(response).await;
+    assert_eq!(updated["updated"], 1);
+    assert_eq!(updated["cases"][0]["id"], id, "the same case");
+    let stored = w.get("/v1/cases?external_id=T-1").await;
+    assert_eq!(stored["items"][0]["data"], json!({"v": 2}));
+    assert_eq!(stored["items"][0]["priority"], "low");
+    assert_eq!(
+        stored["items"][0]["list_id"], updated["list_id"],
+        "moved into the new list"
+    );
+    assert_eq!(w.stored().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_list_is_assigned_only_within_the_integrations_groups() {
+    let w = world().await;
+    let team_b = w.app.create_team(&w.group_b, "Tier B").await;
+    for assignment in [
+        json!({"kind": "group", "id": w.group_b}),
+        json!({"kind": "team", "id": team_b}),
+        json!({"kind": "evaluator", "id": "B-1"}),
+        json!({"kind": "evaluator", "id": "A-1"}),
+        json!({"kind": "team", "id": "not-a-uuid"}),
+    ] {
+        let response = w
+            .post(&json!({"list": {"name": "L", "assignment": assignment}, "cases": [{"external_id": "T-1", "staff_id": "A-1"}]}))
+            .await;
+        let problem = assert_problem(response, 422, "unknown_assignment").await;
+        assert_eq!(problem["errors"][0]["field"], "list.assignment.id");
+    }
+    let response = w
+        .post(&json!({"list": {"name": "L", "assignment": {"kind": "group", "id": w.group_a}}, "cases": [{"external_id": "T-1", "staff_id": "A-1"}]}))
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(w.stored().await.len(), 1);
+}
+
+#[tokio::test]
+async fn cases_and_lists_of_another_group_do_not_exist_for_the_integration() {
+    let w = world().await;
+    // An integration of group B sends a case and a list.
+    let integration_b = w.app.create_integration("B system", &[&w.group_b]).await;
+    let (token_b, _) = w
+        .app
+        .mint(&integration_b, &["cases:write", "cases:read"])
+        .await;
+    let response = w
+        .app
+        .client
+        .post(w.app.url("/v1/cases"))
+        .bearer_auth(&token_b)
+        .json(
+            &json!({"list": {"name": "B list", "assignment": {"kind": "group", "id": w.group_b}},
+                      "cases": [{"external_id": "T-1", "staff_id": "B-1"}]}),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 201);
+    let created = body(response).await;
+    let case_b = created["cases"][0]["id"].as_str().expect("id").to_string();
+    let list_b = created["list_id"].as_str().expect("id").to_string();
+
+    let other = assert_problem(
+        w.app.get_as(&w.token, &format!("/v1/cases/{case_b}")).await,
+        404,
+        "case_not_found",
+    )
+    .await;
+    let missing = assert_problem(
+        w.app
+            .get_as(&w.token, &format!("/v1/cases/{}", uuid::Uuid::now_v7()))
+            .await,
+        404,
+        "case_not_found",
+    )
+    .await;
+    assert_eq!(without_request_id(other), without_request_id(missing));
+    assert_problem(
+        w.app.get_as(&w.token, &format!("/v1/lists/{list_b}")).await,
+        404,
+        "list_not_found",
+    )
+    .await;
+    assert!(w.stored().await.is_empty());
+    assert_eq!(w.get("/v1/lists").await["items"], json!([]));
+    // The same Case ID is free for another integration.
+    let response = w
+        .post(&json!({"cases": [{"external_id": "T-1", "staff_id": "A-1"}]}))
+        .await;
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn malformed_requests_answer_400() {
+    let w = world().await;
+    let response = w
+        .post(&json!({"cases": [{"external_id": "T-1", "staff_id": "A-1", "chanel": "form"}]}))
+        .await;
+    let problem = assert_problem(response, 400, "unknown_field").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("chanel")
+    );
+    let response = w.post(&json!({"cases": []})).await;
+    assert_problem(response, 422, "validation_failed").await;
+    let response = w
+        .post(
+            &json!({"on_conflict": "merge", "cases": [{"external_id": "T-1", "staff_id": "A-1"}]}),
+        )
+        .await;
+    assert_problem(response, 400, "invalid_body").await;
+    // Scopes: reading needs cases:read, writing cases:write.
+    let integration = w.app.create_integration("Reader", &[&w.group_a]).await;
+    let (reader, _) = w.app.mint(&integration, &["cases:read"]).await;
+    let response = w
+        .app
+        .client
+        .post(w.app.url("/v1/cases"))
+        .bearer_auth(&reader)
+        .json(&json!({"cases": [{"external_id": "T-1", "staff_id": "A-1"}]}))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(response, 403, "insufficient_scope").await;
+}
+
+#[tokio::test]
+async fn a_bad_case_near_the_end_of_100000_leaves_nothing_written() {
+    let w = world().await;
+    let mut cases: Vec<Value> = (0..100_000)
+        .map(|i| json!({"external_id": format!("T-{i}"), "staff_id": "A-1", "channel": "form",
+                         "data": {"a": i, "b": "x", "c": "y", "d": "z", "e": 1, "f": 2, "g": 3, "h": 4, "i": 5, "j": 6}}))
+        .collect();
+    cases[99_998]["channel"] = json!("pigeon");
+    let response = w.post(&json!({"cases": cases})).await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(
+        errors_of(&problem),
+        vec![(99_999, "channel".into(), "invalid_enum".into())]
+    );
+    assert!(w.stored().await.is_empty(), "nothing written");
+
+    cases[99_998]["channel"] = json!("survey");
+    let response = w.post(&json!({"cases": cases})).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(body(response).await["created"], 100_000);
+    let page = w.get("/v1/cases?limit=1&external_id=T-99998").await;
+    assert_eq!(page["items"][0]["channel"], "survey");
+}
+
+#[tokio::test]
+async fn metrics_count_accepted_and_rejected_cases() {
+    let w = world().await;
+    let response = w
+        .post(&json!({"atomic": false, "cases": [{"external_id": "T-1", "staff_id": "A-1"}, {"external_id": "T-2", "staff_id": "X"}]}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let text = w
+        .app
+        .client
+        .get(w.app.url("/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    let me = w.get("/v1/me").await;
+    let integration = me["integration"]["id"].as_str().expect("id");
+    assert!(
+        text.contains(&format!(
+            r#"intake_rows_accepted_total{{integration="{integration}",path="json"}} 1"#
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            r#"intake_rows_rejected_total{{integration="{integration}",path="json"}} 1"#
+        )),
+        "{text}"
+    );
+}
