@@ -28,6 +28,7 @@ const KEYS: &[&str] = &[
     "jwt_issuer",
     "jwt_audience",
     "max_body_bytes",
+    "max_stream_bytes",
     "log",
     "log_format",
 ];
@@ -138,6 +139,8 @@ pub struct Settings {
     pub redis_url: Option<ConnectionUrl>,
     pub jwt: JwtSettings,
     pub max_body_bytes: usize,
+    /// An NDJSON stream's limit (each line is held to `max_body_bytes`).
+    pub max_stream_bytes: u64,
     pub log: String,
     pub log_format: LogFormat,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: traces are exported by OTLP when set.
@@ -325,6 +328,16 @@ impl Settings {
             })?,
             None => 64 * 1024 * 1024,
         };
+        let max_stream_bytes = match get("max_stream_bytes") {
+            Some(v) => parse_bytes(&v.raw).ok_or_else(|| {
+                SettingsError(format!(
+                    "{}: expected a size in bytes (e.g. 16GiB) of at least 1KiB, got {:?}",
+                    v.name("max_stream_bytes"),
+                    v.raw
+                ))
+            })? as u64,
+            None => 16 << 30,
+        };
         let log = get("log")
             .map(|v| v.raw.trim().to_string())
             .unwrap_or_else(|| "info".into());
@@ -368,6 +381,7 @@ impl Settings {
                 audience,
             },
             max_body_bytes,
+            max_stream_bytes,
             log,
             log_format,
             otlp_endpoint,

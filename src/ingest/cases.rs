@@ -121,6 +121,10 @@ impl<'a> CaseIngest<'a> {
         })
     }
 
+    pub fn integration_id(&self) -> Uuid {
+        self.access.integration_id
+    }
+
     /// Validates and resolves one batch of `(row, input)`.
     pub async fn prepare(
         &mut self,

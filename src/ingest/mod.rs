@@ -9,19 +9,46 @@ use crate::error::{ApiError, ErrorCode, FieldError};
 /// The most row problems one answer lists (the count says how many more).
 pub const MAX_REPORTED_ERRORS: usize = 1_000;
 
-/// A 422 listing at most [`MAX_REPORTED_ERRORS`] of `errors` (sorted by row).
-pub fn rows_rejected(code: ErrorCode, mut errors: Vec<FieldError>, rows_failed: u64) -> ApiError {
-    errors.sort_by_key(|e| e.row);
-    let total = errors.len();
-    errors.truncate(MAX_REPORTED_ERRORS);
-    let detail = if total > MAX_REPORTED_ERRORS {
-        format!(
-            "{rows_failed} rows are invalid ({total} problems; the first {MAX_REPORTED_ERRORS} are listed); nothing was written."
-        )
-    } else {
-        format!(
-            "{rows_failed} of the rows are invalid ({total} problems, listed in `errors`); nothing was written."
-        )
-    };
-    ApiError::new(code, detail).with_errors(errors)
+/// The row problems of a request: every one counted, the first
+/// [`MAX_REPORTED_ERRORS`] kept (memory stays bounded on any stream).
+#[derive(Debug, Default)]
+pub struct RowErrors {
+    pub listed: Vec<FieldError>,
+    pub problems: u64,
+    pub failed_rows: u64,
+}
+
+impl RowErrors {
+    /// Adds one batch's problems (sorted here by row, fields in order).
+    pub fn add(&mut self, mut errors: Vec<FieldError>, failed_rows: u64) {
+        errors.sort_by_key(|e| e.row);
+        self.problems += errors.len() as u64;
+        self.failed_rows += failed_rows;
+        let room = MAX_REPORTED_ERRORS.saturating_sub(self.listed.len());
+        self.listed.extend(errors.into_iter().take(room));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.problems == 0
+    }
+
+    /// Problems not listed for want of room.
+    pub fn unlisted(&self) -> u64 {
+        self.problems - self.listed.len() as u64
+    }
+
+    /// The 422 of an atomic request: nothing was written.
+    pub fn into_rejection(self, code: ErrorCode) -> ApiError {
+        let (failed, problems) = (self.failed_rows, self.problems);
+        let detail = if self.unlisted() > 0 {
+            format!(
+                "{failed} rows are invalid ({problems} problems; the first {MAX_REPORTED_ERRORS} are listed); nothing was written."
+            )
+        } else {
+            format!(
+                "{failed} of the rows are invalid ({problems} problems, listed in `errors`); nothing was written."
+            )
+        };
+        ApiError::new(code, detail).with_errors(self.listed)
+    }
 }

@@ -1,18 +1,25 @@
 //! `/v1/cases` and `/v1/lists`: sending cases in bulk and reading them back.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::auth::access::GroupAccess;
 use crate::auth::{Authorized, CasesRead, CasesWrite};
 use crate::domain::case::{CaseInput, DateInput};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
-use crate::ingest::cases::{Accepted, CaseIngest, ListSpec, OnConflict, Outcome, resolve_list};
-use crate::ingest::rows_rejected;
-use crate::routes::{Page, PageQuery};
+use crate::ingest::RowErrors;
+use crate::ingest::cases::{
+    Accepted, AssignmentKind, AssignmentSpec, CaseIngest, ListSpec, OnConflict, Outcome,
+    resolve_list,
+};
+use crate::routes::{Page, PageQuery, json_body_error, payload_error, read_body};
 use crate::startup::AppState;
+use crate::store::StoreError;
 use crate::store::cases::{Case, CaseFilter, CaseList};
+use crate::store::cases::{CaseWriter, NewCaseList};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create_cases)
@@ -105,20 +112,156 @@ fn count(accepted: &[Accepted], outcome: Outcome) -> u64 {
     accepted.iter().filter(|a| a.outcome == outcome).count() as u64
 }
 
+/// Options of an NDJSON stream (a JSON body carries them itself).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StreamOptions {
+    /// NDJSON: what to do with a Case ID sent before (default `error`).
+    pub on_conflict: Option<OnConflict>,
+    /// NDJSON: `true` (default) writes all or nothing.
+    pub atomic: Option<bool>,
+    /// NDJSON: a new list for the cases; needs one of the `assign_*`.
+    pub list_name: Option<String>,
+    /// NDJSON: the list's group (id). Where several `assign_*` are given, the
+    /// left-most wins: group, then team, then evaluator.
+    pub assign_group: Option<String>,
+    /// NDJSON: the list's team (id).
+    pub assign_team: Option<String>,
+    /// NDJSON: the list's evaluator (Staff ID).
+    pub assign_evaluator: Option<String>,
+}
+
+impl StreamOptions {
+    fn is_empty(&self) -> bool {
+        self.on_conflict.is_none()
+            && self.atomic.is_none()
+            && self.list_name.is_none()
+            && self.assign_group.is_none()
+            && self.assign_team.is_none()
+            && self.assign_evaluator.is_none()
+    }
+
+    /// The list the options name: a name and the left-most assignment given.
+    pub fn list_spec(&self) -> Result<Option<ListSpec>, ApiError> {
+        let assignment = [
+            (AssignmentKind::Group, &self.assign_group),
+            (AssignmentKind::Team, &self.assign_team),
+            (AssignmentKind::Evaluator, &self.assign_evaluator),
+        ]
+        .into_iter()
+        .find_map(|(kind, id)| {
+            id.as_deref()
+                .filter(|id| !id.trim().is_empty())
+                .map(|id| AssignmentSpec {
+                    kind,
+                    id: id.to_string(),
+                })
+        });
+        let name = self.list_name.as_deref().filter(|n| !n.trim().is_empty());
+        match (name, assignment) {
+            (None, None) => Ok(None),
+            (Some(name), Some(assignment)) => Ok(Some(ListSpec {
+                name: name.to_string(),
+                assignment,
+            })),
+            (Some(_), None) => Err(ApiError::validation(
+                ErrorCode::ValidationFailed,
+                vec![FieldError::field(
+                    "assign_group",
+                    ErrorCode::Required,
+                    "a list needs an assignment: assign_group, assign_team or assign_evaluator",
+                )],
+            )),
+            (None, Some(_)) => Err(ApiError::validation(
+                ErrorCode::ValidationFailed,
+                vec![FieldError::field(
+                    "list_name",
+                    ErrorCode::Required,
+                    "an assignment needs a list_name",
+                )],
+            )),
+        }
+    }
+}
+
+/// The answer to an NDJSON stream: counts, and the problems of the rows that
+/// failed (`atomic: false`). Case ids are not listed (a stream has no
+/// length limit); read them with `GET /v1/cases?list_id=`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"list_id": "019a8c12-5555-7000-8000-000000000006", "created": 250000, "updated": 0, "skipped": 0, "failed": 0}))]
+pub struct StreamSummary {
+    pub list_id: Option<Uuid>,
+    pub created: u64,
+    pub updated: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    /// The first 1,000 problems, each with its `row` (1-based case index in
+    /// the stream; blank lines are not cases).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Problems beyond those listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub errors_not_listed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+enum BodyKind {
+    Json,
+    Ndjson,
+}
+
+fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
+    let mime = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match mime.as_str() {
+        "application/json" => Ok(BodyKind::Json),
+        m if m.starts_with("application/") && m.ends_with("+json") => Ok(BodyKind::Json),
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines" => Ok(BodyKind::Ndjson),
+        _ => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "Send the cases as `Content-Type: application/json` or `application/x-ndjson`.",
+        )),
+    }
+}
+
 /// Insert cases
 ///
 /// Validates every case (the same validators as the CSV uploader), resolves
-/// each staff member among the integration's groups, and writes the batch in
-/// one transaction (COPY on PostgreSQL). `atomic: true` (default): any
-/// invalid case answers 422 listing every invalid case with its `row`, and
-/// nothing is written. `atomic: false`: valid cases are written and every
-/// row gets its result (200).
+/// each staff member among the integration's groups, and writes in one
+/// transaction (COPY on PostgreSQL).
+///
+/// `application/json`: `{list?, on_conflict?, atomic?, cases: [...]}`.
+/// `atomic: true` (default): any invalid case answers 422 listing every
+/// invalid case with its `row`, and nothing is written. `atomic: false`:
+/// valid cases are written and every row gets its result (200).
+///
+/// `application/x-ndjson`: one case per line, options in the query string;
+/// the stream is validated and written as it arrives, in batches, with no
+/// length limit but `INTAKE_MAX_STREAM_BYTES` (each line is held to the body
+/// limit). Atomic streams are one transaction: a broken-off stream writes
+/// nothing. Non-atomic streams commit batch by batch (5,000 cases).
 #[utoipa::path(
     tag = "cases",
-    request_body = CasesRequest,
+    params(StreamOptions),
+    request_body(content(
+        (CasesRequest = "application/json"),
+        (CaseInput = "application/x-ndjson", example = json!({"external_id": "T-1", "staff_id": "A-1001", "channel": "form"}))
+    )),
     responses(
-        (status = 201, description = "Every case was written", body = CasesCreated),
-        (status = 200, description = "`atomic: false`: per-row results", body = CasesResults),
+        (status = 201, description = "Every case was written (JSON: `CasesCreated`; NDJSON: `StreamSummary`)", body = CasesCreated),
+        (status = 200, description = "`atomic: false`: per-row results (JSON: `CasesResults`; NDJSON: `StreamSummary`)", body = CasesResults),
         (status = 422, description = "Invalid cases (`validation_failed`, rows in `errors`: `missing_external_id`, `unknown_staff_id`, `invalid_enum`, `channel_not_importable`, `unknown_category`, `invalid_date`, `duplicate_external_id`, …), or `unknown_assignment`; nothing written", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["cases:write"]))
@@ -127,10 +270,35 @@ fn count(accepted: &[Accepted], outcome: Outcome) -> u64 {
 pub async fn create_cases(
     auth: Authorized<CasesWrite>,
     state: web::Data<AppState>,
-    body: web::Json<CasesRequest>,
+    req: HttpRequest,
+    payload: web::Payload,
+    options: web::Query<StreamOptions>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner();
-    let access = &auth.principal.access;
+    match body_kind(&req)? {
+        BodyKind::Json => {
+            if !options.is_empty() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    "With application/json the options go in the body (`list`, `on_conflict`, `atomic`).",
+                ));
+            }
+            let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
+            let request: CasesRequest =
+                serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
+            drop(body);
+            create_from_json(&auth.principal.access, &state, request).await
+        }
+        BodyKind::Ndjson => {
+            create_from_ndjson(&auth.principal.access, &state, payload, &options).await
+        }
+    }
+}
+
+async fn create_from_json(
+    access: &GroupAccess,
+    state: &AppState,
+    request: CasesRequest,
+) -> Result<HttpResponse, ApiError> {
     if request.cases.is_empty() {
         return Err(ApiError::validation(
             ErrorCode::ValidationFailed,
@@ -161,31 +329,28 @@ pub async fn create_cases(
         .collect();
     let batch = ingest.prepare(rows).await?;
     let integration = access.integration_id.to_string();
-    if request.atomic && !batch.errors.is_empty() {
+    let mut errors = RowErrors::default();
+    errors.add(batch.errors, batch.failed_rows);
+    if request.atomic && !errors.is_empty() {
         state.metrics.count_rows(&integration, "json", 0, total);
-        return Err(rows_rejected(
-            ErrorCode::ValidationFailed,
-            batch.errors,
-            batch.failed_rows,
-        ));
+        return Err(errors.into_rejection(ErrorCode::ValidationFailed));
     }
     state
         .store
-        .write_cases(access.integration_id, list.as_ref(), &batch.inserts, &batch.updates)
+        .write_cases(
+            access.integration_id,
+            list.as_ref(),
+            &batch.inserts,
+            &batch.updates,
+        )
         .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Duplicate(_) => ApiError::new(
-                ErrorCode::DuplicateExternalId,
-                "Another request wrote one of these Case IDs at the same time; nothing was written. Retry.",
-            ),
-            other => other.into(),
-        })?;
+        .map_err(write_error)?;
     let accepted = batch.accepted;
     state.metrics.count_rows(
         &integration,
         "json",
         accepted.len() as u64,
-        batch.failed_rows,
+        errors.failed_rows,
     );
     let (created, updated, skipped) = (
         count(&accepted, Outcome::Created),
@@ -218,9 +383,8 @@ pub async fn create_cases(
             errors: Vec::new(),
         })
         .collect();
-    let mut errors = batch.errors;
-    errors.sort_by_key(|e| e.row);
-    for error in errors {
+    let failed = errors.failed_rows;
+    for error in errors.listed {
         let row = error.row.unwrap_or_default();
         match results.last_mut() {
             Some(last) if last.row == row && last.id.is_none() => last.errors.push(error),
@@ -238,9 +402,252 @@ pub async fn create_cases(
         created,
         updated,
         skipped,
-        failed: batch.failed_rows,
+        failed,
         results,
     }))
+}
+
+/// A concurrent request wrote one of the Case IDs first.
+fn write_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Duplicate(_) => ApiError::new(
+            ErrorCode::DuplicateExternalId,
+            "Another request wrote one of these Case IDs at the same time; nothing of this batch was written. Retry.",
+        ),
+        other => other.into(),
+    }
+}
+
+/// Cases per batch of an NDJSON stream (one staff lookup, one COPY each).
+const STREAM_BATCH: usize = 5_000;
+
+async fn create_from_ndjson(
+    access: &GroupAccess,
+    state: &AppState,
+    mut payload: web::Payload,
+    options: &StreamOptions,
+) -> Result<HttpResponse, ApiError> {
+    use futures_util::StreamExt;
+
+    let atomic = options.atomic.unwrap_or(true);
+    let list = match options.list_spec()? {
+        Some(spec) => Some(resolve_list(&state.store, access, &spec, "api", "").await?),
+        None => None,
+    };
+    let mut ingest = CaseIngest::new(
+        &state.store,
+        access,
+        options.on_conflict.unwrap_or_default(),
+        DateInput::Rfc3339,
+    )
+    .await?;
+    let mut stream = NdjsonStream {
+        state,
+        integration_id: access.integration_id,
+        atomic,
+        list: list.as_ref(),
+        writer: None,
+        list_created: false,
+        errors: RowErrors::default(),
+        broken_lines: Vec::new(),
+        created: 0,
+        updated: 0,
+        skipped: 0,
+        rows: 0,
+    };
+    let line_limit = state.settings.max_body_bytes;
+    let stream_limit = state.settings.max_stream_bytes;
+    let mut received: u64 = 0;
+    let mut pending = web::BytesMut::new();
+    let mut batch: Vec<(u64, CaseInput)> = Vec::with_capacity(STREAM_BATCH);
+    loop {
+        let chunk = payload.next().await;
+        let done = chunk.is_none();
+        if let Some(chunk) = chunk {
+            let chunk = chunk.map_err(payload_error)?;
+            received += chunk.len() as u64;
+            if received > stream_limit {
+                return Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("The stream exceeds the limit of {stream_limit} bytes."),
+                ));
+            }
+            pending.extend_from_slice(&chunk);
+        }
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line = pending.split_to(end + 1);
+            stream.line(&line[..end], &mut batch);
+            if batch.len() + stream.broken_lines.len() >= STREAM_BATCH {
+                stream
+                    .flush(&mut ingest, std::mem::take(&mut batch))
+                    .await?;
+            }
+        }
+        if pending.len() > line_limit {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "Line {} is longer than the limit of {line_limit} bytes.",
+                    stream.rows + 1
+                ),
+            ));
+        }
+        if done {
+            let rest = pending.split();
+            stream.line(&rest, &mut batch);
+            if !batch.is_empty() || !stream.broken_lines.is_empty() {
+                stream
+                    .flush(&mut ingest, std::mem::take(&mut batch))
+                    .await?;
+            }
+            break;
+        }
+    }
+    stream.finish().await
+}
+
+/// The state of one NDJSON stream.
+struct NdjsonStream<'a> {
+    state: &'a AppState,
+    integration_id: Uuid,
+    atomic: bool,
+    list: Option<&'a NewCaseList>,
+    /// Atomic streams: the one transaction.
+    writer: Option<CaseWriter>,
+    list_created: bool,
+    errors: RowErrors,
+    /// Lines of the current batch that are not JSON cases.
+    broken_lines: Vec<FieldError>,
+    created: u64,
+    updated: u64,
+    skipped: u64,
+    rows: u64,
+}
+
+impl NdjsonStream<'_> {
+    /// Parses one line into the batch (a broken line is that row's error).
+    fn line(&mut self, line: &[u8], batch: &mut Vec<(u64, CaseInput)>) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        self.rows += 1;
+        match serde_json::from_slice::<CaseInput>(line) {
+            Ok(case) => batch.push((self.rows, case)),
+            Err(e) => {
+                self.broken_lines.push(FieldError {
+                    row: Some(self.rows),
+                    column: None,
+                    field: None,
+                    code: json_body_error(&e).code,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+
+    async fn flush(
+        &mut self,
+        ingest: &mut CaseIngest<'_>,
+        rows: Vec<(u64, CaseInput)>,
+    ) -> Result<(), ApiError> {
+        let batch = ingest.prepare(rows).await?;
+        let mut errors = std::mem::take(&mut self.broken_lines);
+        let failed = batch.failed_rows + errors.len() as u64;
+        errors.extend(batch.errors);
+        self.errors.add(errors, failed);
+        if self.atomic && !self.errors.is_empty() {
+            // Nothing will be written: drop (roll back) what was, and keep
+            // validating to report every row.
+            self.writer = None;
+            return Ok(());
+        }
+        let store = &self.state.store;
+        let create_list = !self.list_created;
+        if self.atomic {
+            if self.writer.is_none() {
+                self.writer = Some(
+                    store
+                        .case_writer(self.integration_id, self.list, create_list)
+                        .await?,
+                );
+                self.list_created = true;
+            }
+            if let Some(writer) = self.writer.as_mut() {
+                writer
+                    .write(&batch.inserts, &batch.updates)
+                    .await
+                    .map_err(write_error)?;
+            }
+        } else {
+            let mut writer = store
+                .case_writer(self.integration_id, self.list, create_list)
+                .await?;
+            writer
+                .write(&batch.inserts, &batch.updates)
+                .await
+                .map_err(write_error)?;
+            writer.commit().await.map_err(write_error)?;
+            self.list_created = true;
+        }
+        self.created += count(&batch.accepted, Outcome::Created);
+        self.updated += count(&batch.accepted, Outcome::Updated);
+        self.skipped += count(&batch.accepted, Outcome::Skipped);
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<HttpResponse, ApiError> {
+        let integration = self.integration_id.to_string();
+        if self.rows == 0 {
+            return Err(ApiError::validation(
+                ErrorCode::ValidationFailed,
+                vec![FieldError::field(
+                    "cases",
+                    ErrorCode::Required,
+                    "the stream holds no case",
+                )],
+            ));
+        }
+        if self.atomic && !self.errors.is_empty() {
+            self.state
+                .metrics
+                .count_rows(&integration, "ndjson", 0, self.rows);
+            return Err(self.errors.into_rejection(ErrorCode::ValidationFailed));
+        }
+        match self.writer.take() {
+            Some(writer) => writer.commit().await.map_err(write_error)?,
+            // Nothing was written (every case skipped or failed): the list
+            // still exists, empty.
+            None if !self.list_created && self.list.is_some() => {
+                self.state
+                    .store
+                    .case_writer(self.integration_id, self.list, true)
+                    .await?
+                    .commit()
+                    .await?;
+            }
+            None => {}
+        }
+        let accepted = self.created + self.updated + self.skipped;
+        self.state
+            .metrics
+            .count_rows(&integration, "ndjson", accepted, self.errors.failed_rows);
+        let unlisted = self.errors.unlisted();
+        let summary = StreamSummary {
+            list_id: self.list.map(|l| l.id),
+            created: self.created,
+            updated: self.updated,
+            skipped: self.skipped,
+            failed: self.errors.failed_rows,
+            errors: self.errors.listed,
+            errors_not_listed: unlisted,
+        };
+        Ok(if self.atomic {
+            HttpResponse::Created().json(summary)
+        } else {
+            HttpResponse::Ok().json(summary)
+        })
+    }
 }
 
 /// Filters of the case collection.

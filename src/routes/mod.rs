@@ -169,34 +169,81 @@ fn json_rejection(error: JsonPayloadError) -> ApiError {
             ErrorCode::UnsupportedMediaType,
             "The body must be sent with `Content-Type: application/json`.",
         ),
-        JsonPayloadError::Deserialize(e) => {
-            use serde_json::error::Category;
-            let at = format!("line {}, column {}", e.line(), e.column());
-            match e.classify() {
-                Category::Syntax | Category::Eof | Category::Io => ApiError::new(
-                    ErrorCode::MalformedJson,
-                    format!("The body is not valid JSON ({e})."),
-                )
-                .with_location(at),
-                Category::Data => {
-                    let message = e.to_string();
-                    let code = if message.starts_with("unknown field") {
-                        ErrorCode::UnknownField
-                    } else {
-                        ErrorCode::InvalidBody
-                    };
-                    ApiError::new(
-                        code,
-                        format!("The body does not have the expected shape: {message}"),
-                    )
-                }
-            }
-        }
+        JsonPayloadError::Deserialize(e) => json_body_error(&e),
         other => ApiError::new(
             ErrorCode::InvalidBody,
             format!("The body could not be read: {other}"),
         ),
     }
+}
+
+/// A body (or NDJSON line) that is not the expected JSON: `malformed_json`
+/// for broken syntax, `unknown_field` or `invalid_body` for a wrong shape.
+/// serde's message says where (line and column).
+pub fn json_body_error(e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("The body is not valid JSON ({e})."),
+        ),
+        Category::Data => {
+            let message = e.to_string();
+            let code = if message.starts_with("unknown field") {
+                ErrorCode::UnknownField
+            } else {
+                ErrorCode::InvalidBody
+            };
+            ApiError::new(
+                code,
+                format!("The body does not have the expected shape: {message}"),
+            )
+        }
+    }
+}
+
+/// Reads a whole body, refusing more than `limit` bytes (413 stating both
+/// figures).
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    use futures_util::StreamExt;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(length) = declared
+        && length > limit
+    {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("The body is {length} bytes; the limit is {limit} bytes."),
+        ));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(payload_error)?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("The body exceeds the limit of {limit} bytes."),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The body could not be read (the client went away, a broken chunk).
+pub fn payload_error(e: actix_web::error::PayloadError) -> ApiError {
+    tracing::info!(error = %e, "request body broken off");
+    ApiError::new(
+        ErrorCode::InvalidBody,
+        format!("The body could not be read: {e}"),
+    )
 }
 
 fn query_rejection(error: QueryPayloadError) -> ApiError {
@@ -211,16 +258,6 @@ fn path_rejection(error: PathError) -> ApiError {
         ErrorCode::InvalidPathParameter,
         format!("The path is invalid: {error}"),
     )
-}
-
-impl ApiError {
-    /// Appends where in the body the problem is.
-    fn with_location(mut self, at: String) -> Self {
-        if !self.detail.contains(&at) {
-            self.detail = format!("{} ({at})", self.detail);
-        }
-        self
-    }
 }
 
 // ---- unknown routes ------------------------------------------------------------

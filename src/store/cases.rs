@@ -286,99 +286,44 @@ impl Store {
         inserts: &[CaseRow],
         updates: &[CaseRow],
     ) -> Result<(), StoreError> {
+        let mut writer = self.case_writer(integration_id, list, true).await?;
+        writer.write(inserts, updates).await?;
+        writer.commit().await
+    }
+
+    /// Opens a transaction for writing cases into `list` (created in it when
+    /// `create_list`): batches written through it are committed together,
+    /// or not at all.
+    pub async fn case_writer(
+        &self,
+        integration_id: Uuid,
+        list: Option<&NewCaseList>,
+        create_list: bool,
+    ) -> Result<CaseWriter, StoreError> {
         let at = now();
-        let list_id = list.map(|l| l.id);
-        match self {
+        let new_list = list.filter(|_| create_list);
+        let tx = match self {
             Store::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                if let Some(list) = list {
+                if let Some(list) = new_list {
                     insert_list!(tx, list, at);
                 }
-                if !inserts.is_empty() {
-                    copy_cases(&mut tx, "cases", integration_id, list_id, inserts, at).await?;
-                }
-                if !updates.is_empty() {
-                    sqlx::query(
-                        "CREATE TEMP TABLE cases_stage (LIKE cases INCLUDING DEFAULTS) ON COMMIT DROP",
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-                    copy_cases(&mut tx, "cases_stage", integration_id, list_id, updates, at)
-                        .await?;
-                    sqlx::query(
-                        "UPDATE cases c SET staff_id = s.staff_id, external_staff_id = s.external_staff_id, \
-                         list_id = COALESCE(s.list_id, c.list_id), group_id = s.group_id, channel = s.channel, \
-                         status = s.status, priority = s.priority, category = s.category, \
-                         occurred_at = s.occurred_at, data = s.data, updated_at = s.updated_at \
-                         FROM cases_stage s WHERE c.id = s.id",
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
+                WriterTx::Postgres(tx)
             }
             Store::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                if let Some(list) = list {
+                if let Some(list) = new_list {
                     insert_list!(tx, list, at);
                 }
-                for chunk in inserts.chunks(SQLITE_INSERT_ROWS) {
-                    // Full chunks share one SQL text, so one prepared statement.
-                    let values: Vec<String> = (0..chunk.len())
-                        .map(|r| format!("({})", placeholders(r * 15 + 1, 15)))
-                        .collect();
-                    let sql = format!(
-                        "INSERT INTO cases (id, external_id, staff_id, external_staff_id, list_id, integration_id, \
-                         group_id, channel, status, priority, category, occurred_at, data, created_at, updated_at) \
-                         VALUES {}",
-                        values.join(", ")
-                    );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                    for row in chunk {
-                        query = query
-                            .bind(row.id)
-                            .bind(&row.external_id)
-                            .bind(&row.staff_id)
-                            .bind(&row.external_staff_id)
-                            .bind(list_id)
-                            .bind(integration_id)
-                            .bind(row.group_id)
-                            .bind(row.channel)
-                            .bind(row.status)
-                            .bind(row.priority)
-                            .bind(&row.category)
-                            .bind(row.occurred_at)
-                            .bind(&row.data)
-                            .bind(at)
-                            .bind(at);
-                    }
-                    query.execute(&mut *tx).await?;
-                }
-                for row in updates {
-                    sqlx::query(
-                        "UPDATE cases SET staff_id = $2, external_staff_id = $3, list_id = COALESCE($4, list_id), \
-                         group_id = $5, channel = $6, status = $7, priority = $8, category = $9, occurred_at = $10, \
-                         data = $11, updated_at = $12 WHERE id = $1",
-                    )
-                    .bind(row.id)
-                    .bind(&row.staff_id)
-                    .bind(&row.external_staff_id)
-                    .bind(list_id)
-                    .bind(row.group_id)
-                    .bind(row.channel)
-                    .bind(row.status)
-                    .bind(row.priority)
-                    .bind(&row.category)
-                    .bind(row.occurred_at)
-                    .bind(&row.data)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
+                WriterTx::Sqlite(tx)
             }
-        }
-        Ok(())
+        };
+        Ok(CaseWriter {
+            tx,
+            integration_id,
+            list_id: list.map(|l| l.id),
+            staging_ready: false,
+        })
     }
 
     /// Cases of `groups`, in creation order.
@@ -468,6 +413,124 @@ fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
                 }
             }
         }
+    }
+}
+
+enum WriterTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// An open transaction writing the cases of one request.
+pub struct CaseWriter {
+    tx: WriterTx,
+    integration_id: Uuid,
+    list_id: Option<Uuid>,
+    staging_ready: bool,
+}
+
+impl CaseWriter {
+    /// Writes one batch: new rows, and rows that update stored cases.
+    pub async fn write(
+        &mut self,
+        inserts: &[CaseRow],
+        updates: &[CaseRow],
+    ) -> Result<(), StoreError> {
+        let at = now();
+        let (integration_id, list_id) = (self.integration_id, self.list_id);
+        match &mut self.tx {
+            WriterTx::Postgres(tx) => {
+                if !inserts.is_empty() {
+                    copy_cases(tx, "cases", integration_id, list_id, inserts, at).await?;
+                }
+                if !updates.is_empty() {
+                    if self.staging_ready {
+                        sqlx::query("TRUNCATE cases_stage")
+                            .execute(&mut **tx)
+                            .await?;
+                    } else {
+                        sqlx::query("CREATE TEMP TABLE cases_stage (LIKE cases INCLUDING DEFAULTS) ON COMMIT DROP")
+                            .execute(&mut **tx)
+                            .await?;
+                        self.staging_ready = true;
+                    }
+                    copy_cases(tx, "cases_stage", integration_id, list_id, updates, at).await?;
+                    sqlx::query(
+                        "UPDATE cases c SET staff_id = s.staff_id, external_staff_id = s.external_staff_id, \
+                         list_id = COALESCE(s.list_id, c.list_id), group_id = s.group_id, channel = s.channel, \
+                         status = s.status, priority = s.priority, category = s.category, \
+                         occurred_at = s.occurred_at, data = s.data, updated_at = s.updated_at \
+                         FROM cases_stage s WHERE c.id = s.id",
+                    )
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+            WriterTx::Sqlite(tx) => {
+                for chunk in inserts.chunks(SQLITE_INSERT_ROWS) {
+                    // Full chunks share one SQL text, so one prepared statement.
+                    let values: Vec<String> = (0..chunk.len())
+                        .map(|r| format!("({})", placeholders(r * 15 + 1, 15)))
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO cases (id, external_id, staff_id, external_staff_id, list_id, integration_id, \
+                         group_id, channel, status, priority, category, occurred_at, data, created_at, updated_at) \
+                         VALUES {}",
+                        values.join(", ")
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                    for row in chunk {
+                        query = query
+                            .bind(row.id)
+                            .bind(&row.external_id)
+                            .bind(&row.staff_id)
+                            .bind(&row.external_staff_id)
+                            .bind(list_id)
+                            .bind(integration_id)
+                            .bind(row.group_id)
+                            .bind(row.channel)
+                            .bind(row.status)
+                            .bind(row.priority)
+                            .bind(&row.category)
+                            .bind(row.occurred_at)
+                            .bind(&row.data)
+                            .bind(at)
+                            .bind(at);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+                for row in updates {
+                    sqlx::query(
+                        "UPDATE cases SET staff_id = $2, external_staff_id = $3, list_id = COALESCE($4, list_id), \
+                         group_id = $5, channel = $6, status = $7, priority = $8, category = $9, occurred_at = $10, \
+                         data = $11, updated_at = $12 WHERE id = $1",
+                    )
+                    .bind(row.id)
+                    .bind(&row.staff_id)
+                    .bind(&row.external_staff_id)
+                    .bind(list_id)
+                    .bind(row.group_id)
+                    .bind(row.channel)
+                    .bind(row.status)
+                    .bind(row.priority)
+                    .bind(&row.category)
+                    .bind(row.occurred_at)
+                    .bind(&row.data)
+                    .bind(at)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.tx {
+            WriterTx::Postgres(tx) => tx.commit().await?,
+            WriterTx::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
     }
 }
 

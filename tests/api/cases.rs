@@ -482,3 +482,189 @@ async fn metrics_count_accepted_and_rejected_cases() {
         "{text}"
     );
 }
+
+// ---- NDJSON ---------------------------------------------------------------
+
+impl World {
+    async fn post_ndjson(&self, query: &str, body: String) -> Response {
+        self.app
+            .client
+            .post(self.app.url(&format!("/v1/cases{query}")))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+fn ndjson(lines: &[Value]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[tokio::test]
+async fn an_ndjson_stream_is_written_with_its_options_in_the_query() {
+    let w = world().await;
+    let lines = ndjson(&[
+        json!({"external_id": "N-1", "staff_id": "A-1", "channel": "survey"}),
+        json!({"external_id": "N-2", "external_staff_id": "crm-1", "data": {"b": 1, "a": 2}}),
+    ]);
+    // Team and evaluator given: the left-most (team) is used.
+    let query = format!(
+        "?list_name=Stream&assign_team={}&assign_evaluator=E-1",
+        w.team_a
+    );
+    let response = w.post_ndjson(&query, lines).await;
+    assert_eq!(response.status(), 201);
+    let summary = body(response).await;
+    assert_eq!(summary["created"], 2);
+    assert_eq!(summary["failed"], 0);
+    assert!(
+        summary.get("cases").is_none(),
+        "a stream's answer does not list ids"
+    );
+    let list_id = summary["list_id"].as_str().expect("list");
+    let list = w.get(&format!("/v1/lists/{list_id}")).await;
+    assert_eq!(list["assignment"], json!({"kind": "team", "id": w.team_a}));
+    assert_eq!(list["case_count"], 2);
+    let stored = w.stored().await;
+    assert_eq!(
+        serde_json::to_string(&stored[1]["data"]).expect("json"),
+        r#"{"b":1,"a":2}"#
+    );
+}
+
+#[tokio::test]
+async fn an_atomic_stream_with_a_bad_line_writes_nothing_across_batches() {
+    let w = world().await;
+    let mut lines: Vec<String> = (0..12_000)
+        .map(|i| json!({"external_id": format!("N-{i}"), "staff_id": "A-1"}).to_string())
+        .collect();
+    lines[11_998] =
+        json!({"external_id": "N-11998", "staff_id": "A-1", "priority": "someday"}).to_string();
+    lines.insert(5, String::new()); // a blank line is not a case
+    lines.insert(7, "{\"external_id\": ".to_string());
+    let response = w.post_ndjson("", lines.join("\r\n")).await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(
+        errors_of(&problem),
+        vec![
+            (7, String::new(), "malformed_json".into()),
+            (12_000, "priority".into(), "invalid_enum".into())
+        ]
+    );
+    assert!(
+        w.stored().await.is_empty(),
+        "the first two batches were rolled back"
+    );
+}
+
+#[tokio::test]
+async fn a_non_atomic_stream_writes_the_valid_lines_and_counts_the_rest() {
+    let w = world().await;
+    let lines = ndjson(&[
+        json!({"external_id": "N-1", "staff_id": "A-1"}),
+        json!({"external_id": "N-2", "staff_id": "B-1"}),
+        json!({"external_id": "N-3", "staff_id": "A-1", "chanel": "form"}),
+        json!({"external_id": "N-1", "staff_id": "A-1"}),
+    ]);
+    let response = w.post_ndjson("?atomic=false", lines).await;
+    assert_eq!(response.status(), 200);
+    let summary = body(response).await;
+    assert_eq!(summary["created"], 1);
+    assert_eq!(summary["failed"], 3);
+    let errors = errors_of(&summary);
+    assert_eq!(
+        errors,
+        vec![
+            (2, "staff_id".into(), "unknown_staff_id".into()),
+            (3, String::new(), "unknown_field".into()),
+            (4, "external_id".into(), "duplicate_in_request".into()),
+        ]
+    );
+    assert_eq!(w.stored().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_broken_off_midway_leaves_nothing_written() {
+    use tokio::io::AsyncWriteExt;
+    let w = world().await;
+    let address = w.app.address.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/cases HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n",
+        w.token
+    );
+    socket.write_all(head.as_bytes()).await.expect("write");
+    // More than one batch (5,000 cases), so the first batch is written in
+    // the stream's open transaction before the client goes away.
+    let lines: String = (0..6_000)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"external_id": format!("N-{i}"), "staff_id": "A-1"})
+            )
+        })
+        .collect();
+    for chunk in lines.as_bytes().chunks(64 * 1024) {
+        socket
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .expect("write");
+        socket.write_all(chunk).await.expect("write");
+        socket.write_all(b"\r\n").await.expect("write");
+    }
+    socket.flush().await.expect("flush");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop(socket); // no terminating chunk: the stream is broken off
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(w.stored().await.is_empty(), "nothing half-written");
+    // The service carries on.
+    let response = w
+        .post_ndjson(
+            "",
+            ndjson(&[json!({"external_id": "N-1", "staff_id": "A-1"})]),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn the_content_type_decides_the_format() {
+    let w = world().await;
+    let response = w
+        .app
+        .client
+        .post(w.app.url("/v1/cases"))
+        .bearer_auth(&w.token)
+        .header("content-type", "text/csv")
+        .body("Staff ID,External Staff ID,Case ID\n")
+        .send()
+        .await
+        .expect("request");
+    assert_problem(response, 415, "unsupported_media_type").await;
+    let response = w
+        .app
+        .client
+        .post(w.app.url("/v1/cases?atomic=false"))
+        .bearer_auth(&w.token)
+        .json(&json!({"cases": [{"external_id": "T-1", "staff_id": "A-1"}]}))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(response, 400, "invalid_query").await;
+    let response = w
+        .post_ndjson(
+            "?list_name=Only+a+name",
+            ndjson(&[json!({"external_id": "T-1", "staff_id": "A-1"})]),
+        )
+        .await;
+    assert_problem(response, 422, "validation_failed").await;
+    let response = w.post_ndjson("", "\n\n".to_string()).await;
+    assert_problem(response, 422, "validation_failed").await;
+    assert!(w.stored().await.is_empty());
+}
