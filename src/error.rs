@@ -135,6 +135,46 @@ error_codes! {
     /// The list's assignment names a group, team or evaluator the integration cannot see.
     UnknownAssignment = (StatusCode::UNPROCESSABLE_ENTITY, "Unknown assignment"),
 
+    // CSV uploads (each item of `errors` has its line as `row`, and its `column`)
+    /// The file breaks the CSV rules; every problem is in `errors`.
+    InvalidCsv = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid CSV"),
+    /// The first line looks like data, not headers.
+    MissingHeaderRow = (StatusCode::UNPROCESSABLE_ENTITY, "Missing header row"),
+    /// Column 1 is not `Staff ID`.
+    FirstColumnNotStaffId = (StatusCode::UNPROCESSABLE_ENTITY, "First column is not Staff ID"),
+    /// Column 2 is not `External Staff ID`.
+    SecondColumnNotExternalStaffId = (StatusCode::UNPROCESSABLE_ENTITY, "Second column is not External Staff ID"),
+    /// Column 3 is not `Case ID`.
+    ThirdColumnNotCaseId = (StatusCode::UNPROCESSABLE_ENTITY, "Third column is not Case ID"),
+    /// Only the mandatory (and known) columns: no data to score.
+    NoDataColumns = (StatusCode::UNPROCESSABLE_ENTITY, "No data columns"),
+    /// A header row and nothing else.
+    NoRecords = (StatusCode::UNPROCESSABLE_ENTITY, "No records"),
+    /// More records than the integration's limit (default 1,000).
+    TooManyRecords = (StatusCode::UNPROCESSABLE_ENTITY, "Too many records"),
+    /// More columns than the integration's limit (default 103).
+    TooManyColumns = (StatusCode::UNPROCESSABLE_ENTITY, "Too many columns"),
+    /// A cell longer than the integration's limit (default 1,000 characters).
+    CellTooLong = (StatusCode::UNPROCESSABLE_ENTITY, "Cell too long"),
+    /// A record with fewer cells than there are headers.
+    ShortRow = (StatusCode::UNPROCESSABLE_ENTITY, "Short row"),
+    /// Two columns share a name.
+    DuplicateHeader = (StatusCode::UNPROCESSABLE_ENTITY, "Duplicate header"),
+    /// A header cell is blank.
+    EmptyHeader = (StatusCode::UNPROCESSABLE_ENTITY, "Empty header"),
+    /// The file is larger than the upload limit.
+    FileTooLarge = (StatusCode::PAYLOAD_TOO_LARGE, "File too large"),
+    /// The file holds nothing.
+    EmptyFile = (StatusCode::UNPROCESSABLE_ENTITY, "Empty file"),
+    /// The file is not text.
+    NotCsv = (StatusCode::UNPROCESSABLE_ENTITY, "Not a CSV file"),
+    /// The file's text encoding cannot be read (send UTF-8).
+    UnsupportedEncoding = (StatusCode::UNPROCESSABLE_ENTITY, "Unsupported encoding"),
+    /// Warning: a record has more cells than headers; the extra cells are ignored.
+    ExtraCells = (StatusCode::OK, "Extra cells ignored"),
+    /// Warning: a column of messages, comments or activity logs is not ingested.
+    IgnoredColumn = (StatusCode::OK, "Column ignored"),
+
     // Resources
     /// No group with this id.
     GroupNotFound = (StatusCode::NOT_FOUND, "Group not found"),

@@ -2,7 +2,9 @@
 //! ready for the store. Formats (JSON, NDJSON, CSV) only produce
 //! `CaseInput`s with their row numbers; everything after that is shared.
 
+pub mod case_csv;
 pub mod cases;
+pub mod csv;
 
 use crate::error::{ApiError, ErrorCode, FieldError};
 

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod campaigns;
+pub mod case_csv;
 pub mod cases;
 pub mod health;
 pub mod limits;
@@ -30,7 +31,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(me::configure)
             .configure(limits::configure)
             .configure(campaigns::configure)
-            .configure(cases::configure),
+            .configure(cases::configure)
+            .configure(case_csv::configure),
     );
 }
 

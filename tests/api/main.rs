@@ -6,6 +6,7 @@ mod admin_groups_teams;
 mod admin_staff;
 mod attacks;
 mod auth;
+mod case_csv;
 mod cases;
 mod cli;
 mod errors;

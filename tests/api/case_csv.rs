@@ -1,0 +1,468 @@
+//! `POST /v1/cases/csv`: the uploader's rules, each code with its line and
+//! column, encodings and delimiters, and the shared case validators.
+
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem, body, spawn_app, spawn_app_with};
+
+struct Uploader {
+    app: TestApp,
+    group: String,
+    team: String,
+    token: String,
+}
+
+async fn uploader_on(app: TestApp) -> Uploader {
+    let group = app.create_group("Group A").await;
+    let other = app.create_group("Group B").await;
+    let team = app.create_team(&group, "Tier 1").await;
+    let response = app
+        .admin(Method::PUT, "/v1/admin/staff")
+        .json(&json!({"staff": [
+            {"staff_id": "A-1", "external_id": "crm-1", "name": "Ann", "role": "agent", "group_id": group},
+            {"staff_id": "E-1", "name": "Eva", "role": "evaluator", "group_id": group},
+            {"staff_id": "B-1", "name": "Bob", "role": "agent", "group_id": other},
+        ]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let integration = app.create_integration("Uploader", &[&group]).await;
+    let (token, _) = app.mint(&integration, &["cases:write", "cases:read"]).await;
+    Uploader {
+        app,
+        group,
+        team,
+        token,
+    }
+}
+
+async fn uploader() -> Uploader {
+    uploader_on(spawn_app().await).await
+}
+
+/// A multipart/form-data body with these fields (the file as `file`).
+fn form(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----intake-test-boundary-7d1b";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        if *name == "file" {
+            body.extend_from_slice(
+                b"Content-Disposition: form-data; name=\"file\"; filename=\"cases.csv\"\r\nContent-Type: text/csv\r\n\r\n",
+            );
+        } else {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Uploader {
+    async fn send(&self, fields: &[(&str, &[u8])]) -> Response {
+        let (content_type, body) = form(fields);
+        self.app
+            .client
+            .post(self.app.url("/v1/cases/csv"))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Uploads `csv` into a list assigned to the group.
+    async fn upload(&self, csv: &[u8]) -> Response {
+        self.send(&[
+            ("file", csv),
+            ("list_name", b"Uploaded"),
+            ("assign_group", self.group.as_bytes()),
+        ])
+        .await
+    }
+
+    async fn stored(&self) -> Vec<Value> {
+        let response = self.app.get_as(&self.token, "/v1/cases?limit=1000").await;
+        body(response).await["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Uploads and expects `invalid_csv`; answers (row, column, code) of every problem.
+    async fn problems(&self, csv: &[u8]) -> Vec<(Value, Value, String)> {
+        let problem = assert_problem(self.upload(csv).await, 422, "invalid_csv").await;
+        assert!(self.stored().await.is_empty(), "nothing written");
+        problem["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .map(|e| {
+                (
+                    e["row"].clone(),
+                    e["column"].clone(),
+                    e["code"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+const HEADER: &str = "Staff ID,External Staff ID,Case ID,Film,Rating";
+
+#[tokio::test]
+async fn a_valid_file_becomes_a_list_of_cases() {
+    let u = uploader().await;
+    let csv = format!(
+        "\u{feff}{HEADER},Channel,Occurred At\r\nA-1,,T-1,Jaws,5,Live hotline,20-11-2026 14:05\r\n,crm-1,T-2,Alien,4,,\r\n"
+    );
+    let response = u.upload(csv.as_bytes()).await;
+    assert_eq!(response.status(), 201);
+    let imported = body(response).await;
+    assert_eq!(imported["created"], 2);
+    assert_eq!(imported["list"]["name"], "Uploaded");
+    assert_eq!(imported["list"]["case_count"], 2);
+    assert_eq!(
+        imported["list"]["assignment"],
+        json!({"kind": "group", "id": u.group})
+    );
+    assert_eq!(
+        imported["detected"],
+        json!({"encoding": "utf-8", "bom": true, "delimiter": ",", "line_ending": "crlf"})
+    );
+    assert_eq!(imported["cases"][1]["line"], 3);
+
+    let list_id = imported["list"]["id"].as_str().expect("id");
+    let list = body(
+        u.app
+            .get_as(&u.token, &format!("/v1/lists/{list_id}"))
+            .await,
+    )
+    .await;
+    assert_eq!(list["source"], "csv");
+    let stored = u.stored().await;
+    assert_eq!(stored[0]["channel"], "live_hotline");
+    assert_eq!(stored[0]["occurred_at"], "2026-11-20T14:05:00Z");
+    assert_eq!(
+        serde_json::to_string(&stored[0]["data"]).expect("json"),
+        r#"{"Film":"Jaws","Rating":"5"}"#
+    );
+    assert_eq!(
+        stored[1]["staff_id"], "A-1",
+        "resolved from the External Staff ID"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_header_row_is_reported() {
+    let u = uploader().await;
+    let found = u
+        .problems(b"A-1,crm-1,T-1,Jaws\nA-1,crm-1,T-2,Alien\n")
+        .await;
+    assert_eq!(
+        found,
+        vec![(json!(1), Value::Null, "missing_header_row".into())]
+    );
+}
+
+#[tokio::test]
+async fn the_first_three_columns_are_checked_in_order() {
+    let u = uploader().await;
+    let found = u
+        .problems(b"External Staff ID,Staff ID,Ticket,Film\nA-1,crm-1,T-1,Jaws\n")
+        .await;
+    assert_eq!(
+        found,
+        vec![
+            (json!(1), json!(1), "first_column_not_staff_id".into()),
+            (
+                json!(1),
+                json!(2),
+                "second_column_not_external_staff_id".into()
+            ),
+            (json!(1), json!(3), "third_column_not_case_id".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn only_the_mandatory_columns_is_no_data() {
+    let u = uploader().await;
+    let found = u
+        .problems(b"Staff ID,External Staff ID,Case ID,Channel\nA-1,,T-1,form\n")
+        .await;
+    assert_eq!(
+        found,
+        vec![(json!(1), Value::Null, "no_data_columns".into())]
+    );
+    let found = u.problems(format!("{HEADER}\n").as_bytes()).await;
+    assert_eq!(found, vec![(json!(1), Value::Null, "no_records".into())]);
+}
+
+#[tokio::test]
+async fn a_thousand_records_pass_and_a_thousand_and_one_do_not() {
+    let u = uploader().await;
+    let rows = |n: usize| -> String {
+        let mut csv = format!("{HEADER}\n");
+        for i in 0..n {
+            csv.push_str(&format!("A-1,,T-{i},Film {i},3\n"));
+        }
+        csv
+    };
+    let found = u.problems(rows(1001).as_bytes()).await;
+    assert_eq!(
+        found,
+        vec![(json!(1), Value::Null, "too_many_records".into())]
+    );
+    let response = u.upload(rows(1000).as_bytes()).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(body(response).await["created"], 1000);
+}
+
+#[tokio::test]
+async fn more_than_103_columns_are_too_many() {
+    let u = uploader().await;
+    let header: Vec<String> = ["Staff ID", "External Staff ID", "Case ID"]
+        .into_iter()
+        .map(String::from)
+        .chain((1..=101).map(|i| format!("Col {i}")))
+        .collect();
+    let row: Vec<String> = ["A-1", "", "T-1"]
+        .into_iter()
+        .map(String::from)
+        .chain((1..=101).map(|i| i.to_string()))
+        .collect();
+    let csv = format!("{}\n{}\n", header.join(","), row.join(","));
+    let found = u.problems(csv.as_bytes()).await;
+    assert_eq!(
+        found,
+        vec![(json!(1), Value::Null, "too_many_columns".into())]
+    );
+}
+
+#[tokio::test]
+async fn a_cell_over_1000_characters_is_reported_with_its_line_and_column() {
+    let u = uploader().await;
+    let long = "x".repeat(1001);
+    let csv = format!("{HEADER}\nA-1,,T-1,Jaws,5\nA-1,,T-2,{long},4\n");
+    let found = u.problems(csv.as_bytes()).await;
+    assert_eq!(
+        found,
+        vec![(json!(3), json!("Film"), "cell_too_long".into())]
+    );
+    let ok = "x".repeat(1000);
+    let response = u
+        .upload(format!("{HEADER}\nA-1,,T-2,{ok},4\n").as_bytes())
+        .await;
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn a_short_row_is_an_error_and_a_long_one_a_warning() {
+    let u = uploader().await;
+    let found = u
+        .problems(format!("{HEADER}\nA-1,,T-1,Jaws\nA-1,,T-2,Alien,4\n").as_bytes())
+        .await;
+    assert_eq!(found, vec![(json!(2), json!("Rating"), "short_row".into())]);
+
+    // A trailing delimiter is an empty last cell; extra cells are ignored.
+    let response = u
+        .upload(format!("{HEADER}\nA-1,,T-1,Jaws,\nA-1,,T-2,Alien,4,extra,more\n").as_bytes())
+        .await;
+    assert_eq!(response.status(), 201);
+    let imported = body(response).await;
+    assert_eq!(imported["warnings"][0]["code"], "extra_cells");
+    assert_eq!(imported["warnings"][0]["row"], 3);
+    let stored = u.stored().await;
+    assert_eq!(
+        stored[0]["data"],
+        json!({"Film": "Jaws"}),
+        "an empty cell is absent"
+    );
+}
+
+#[tokio::test]
+async fn headers_must_be_unique_and_named() {
+    let u = uploader().await;
+    let found = u
+        .problems(b"Staff ID,External Staff ID,Case ID,Film,,film\nA-1,,T-1,Jaws,1,2\n")
+        .await;
+    assert_eq!(
+        found,
+        vec![
+            (json!(1), json!(5), "empty_header".into()),
+            (json!(1), json!("film"), "duplicate_header".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn files_that_are_empty_binary_or_too_large_are_refused() {
+    let u = uploader().await;
+    assert_eq!(
+        u.problems(b"").await,
+        vec![(Value::Null, Value::Null, "empty_file".into())]
+    );
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0";
+    assert_eq!(
+        u.problems(png).await,
+        vec![(Value::Null, Value::Null, "not_csv".into())]
+    );
+
+    let small = uploader_on(
+        spawn_app_with(|env| {
+            env.insert("INTAKE_MAX_BODY_BYTES".into(), "4KiB".into());
+        })
+        .await,
+    )
+    .await;
+    let big = format!("{HEADER}\n{}", "A-1,,T-1,Jaws,5\n".repeat(400));
+    let problem = assert_problem(small.upload(big.as_bytes()).await, 413, "file_too_large").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("4096")
+    );
+}
+
+#[tokio::test]
+async fn rows_go_through_the_same_validators_as_json() {
+    let u = uploader().await;
+    let csv = format!(
+        "{HEADER},Channel,Priority,Occurred At\nB-1,,T-1,Jaws,5,,,\nA-1,,,Alien,4,,,\nA-1,,T-3,Up,3,automated hotline,soon,2026-13-01\n"
+    );
+    let found = u.problems(csv.as_bytes()).await;
+    assert_eq!(
+        found,
+        vec![
+            (json!(2), json!("Staff ID"), "unknown_staff_id".into()),
+            (json!(3), json!("Case ID"), "missing_external_id".into()),
+            (json!(4), json!("Channel"), "channel_not_importable".into()),
+            (json!(4), json!("Priority"), "invalid_enum".into()),
+            (json!(4), json!("Occurred At"), "invalid_date".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn spreadsheet_exports_are_read_whatever_their_encoding_and_delimiter() {
+    let u = uploader().await;
+    // Semicolons, LF, a quoted newline.
+    let response = u
+        .upload(b"Staff ID;External Staff ID;Case ID;Note\nA-1;;T-1;\"two\nlines\"\n")
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(body(response).await["detected"]["delimiter"], ";");
+
+    // Windows-1252 (é is 0xE9).
+    let response = u
+        .upload(b"Staff ID,External Staff ID,Case ID,Note\r\nA-1,,T-2,caf\xe9\r\n")
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(body(response).await["detected"]["encoding"], "windows-1252");
+
+    // UTF-16 LE with BOM, as Excel's "Unicode text" saves it.
+    let text = "Staff ID,External Staff ID,Case ID,Note\r\nA-1,,T-3,Žluťoučký\r\n";
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(|u| u.to_le_bytes()))
+        .collect();
+    let response = u.upload(&utf16).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(body(response).await["detected"]["encoding"], "utf-16le");
+
+    let notes: Vec<Value> = u
+        .stored()
+        .await
+        .iter()
+        .map(|c| c["data"]["Note"].clone())
+        .collect();
+    assert_eq!(
+        notes,
+        vec![json!("two\nlines"), json!("café"), json!("Žluťoučký")]
+    );
+}
+
+#[tokio::test]
+async fn the_left_most_assignment_is_used() {
+    let u = uploader().await;
+    let csv = format!("{HEADER}\nA-1,,T-1,Jaws,5\n");
+    let response = u
+        .send(&[
+            ("file", csv.as_bytes()),
+            ("list_name", b"Mine"),
+            ("assign_evaluator", b"E-1"),
+            ("assign_team", u.team.as_bytes()),
+        ])
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(
+        body(response).await["list"]["assignment"],
+        json!({"kind": "team", "id": u.team})
+    );
+
+    let response = u
+        .send(&[
+            ("file", csv.replace("T-1", "T-2").as_bytes()),
+            ("list_name", b"Mine"),
+            ("assign_evaluator", b"B-1"),
+        ])
+        .await;
+    assert_problem(response, 422, "unknown_assignment").await;
+    let response = u
+        .send(&[("file", csv.replace("T-1", "T-3").as_bytes())])
+        .await;
+    assert_problem(response, 422, "validation_failed").await;
+}
+
+#[tokio::test]
+async fn a_dry_run_checks_and_writes_nothing() {
+    let u = uploader().await;
+    let csv = format!("{HEADER},Comments\nA-1,,T-1,Jaws,5,great call\n");
+    let response = u
+        .send(&[("file", csv.as_bytes()), ("dry_run", b"true")])
+        .await;
+    assert_eq!(response.status(), 200);
+    let checked = body(response).await;
+    assert_eq!(checked["valid"], true);
+    assert_eq!(checked["would_create"], 1);
+    assert_eq!(checked["warnings"][0]["code"], "ignored_column");
+    assert_eq!(checked["warnings"][0]["column"], "Comments");
+    assert!(u.stored().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_integrations_own_limits_apply() {
+    let u = uploader().await;
+    let me = body(u.app.get_as(&u.token, "/v1/me").await).await;
+    let integration = me["integration"]["id"].as_str().expect("id").to_string();
+    let response = u
+        .app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/admin/integrations/{integration}"),
+        )
+        .json(&json!({"csv_limits": {"max_records": 2, "max_cell_chars": 3}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let found = u
+        .problems(format!("{HEADER}\nA-1,,T-1,Jaws,5\nA-1,,T-2,Up,4\nA-1,,T-3,Big,3\n").as_bytes())
+        .await;
+    assert_eq!(
+        found,
+        vec![
+            (json!(1), Value::Null, "too_many_records".into()),
+            (json!(2), json!("Film"), "cell_too_long".into())
+        ]
+    );
+}
