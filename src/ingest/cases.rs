@@ -100,7 +100,10 @@ pub struct CaseIngest<'a> {
     access: &'a GroupAccess,
     categories: Vec<String>,
     on_conflict: OnConflict,
-    seen: HashSet<String>,
+    /// Hashes of the Case IDs seen so far in the request: 8 bytes each, so a
+    /// stream of millions of cases stays small (a collision, about one in
+    /// 10^19 per pair, would report a false `duplicate_in_request`).
+    seen: HashSet<u64>,
     rules_dates: crate::domain::case::DateInput,
 }
 
@@ -139,7 +142,7 @@ impl<'a> CaseIngest<'a> {
         for (row, input) in rows {
             match validate_case(&input, &rules) {
                 Ok(case) => {
-                    if self.seen.insert(case.external_id.clone()) {
+                    if self.seen.insert(fingerprint(&case.external_id)) {
                         valid.push((row, case));
                     } else {
                         batch.fail(
@@ -252,6 +255,11 @@ impl PreparedBatch {
         self.errors
             .extend(errors.into_iter().map(|e| e.at_row(row)));
     }
+}
+
+fn fingerprint(external_id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(external_id)
 }
 
 fn unique<'s>(values: impl Iterator<Item = &'s str>) -> Vec<&'s str> {

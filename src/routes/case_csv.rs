@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ingest::case_csv::CaseColumns;
 use crate::ingest::cases::{CaseIngest, OnConflict, resolve_list};
 use crate::ingest::csv::{Detected, read_table};
-use crate::routes::cases::StreamOptions;
+use crate::routes::cases::{StreamOptions, write_error};
 use crate::startup::AppState;
 use crate::store::cases::ListAssignment;
 
@@ -296,15 +296,14 @@ pub async fn upload_cases_csv(
     };
     state
         .store
-        .write_cases(access.integration_id, Some(&list), &batch.inserts, &batch.updates)
+        .write_cases(
+            access.integration_id,
+            Some(&list),
+            &batch.inserts,
+            &batch.updates,
+        )
         .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Duplicate(_) => ApiError::new(
-                ErrorCode::DuplicateExternalId,
-                "Another request wrote one of these Case IDs at the same time; nothing was written. Retry.",
-            ),
-            other => other.into(),
-        })?;
+        .map_err(write_error)?;
     let created = batch.inserts.len() as u64;
     state.metrics.count_rows(&integration, "csv", created, 0);
     Ok(HttpResponse::Created().json(CsvImported {

@@ -408,7 +408,7 @@ async fn create_from_json(
 }
 
 /// A concurrent request wrote one of the Case IDs first.
-fn write_error(e: StoreError) -> ApiError {
+pub(crate) fn write_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Duplicate(_) => ApiError::new(
             ErrorCode::DuplicateExternalId,
@@ -459,6 +459,7 @@ async fn create_from_ndjson(
     let stream_limit = state.settings.max_stream_bytes;
     let mut received: u64 = 0;
     let mut pending = web::BytesMut::new();
+    let mut scanned = 0usize;
     let mut batch: Vec<(u64, CaseInput)> = Vec::with_capacity(STREAM_BATCH);
     loop {
         let chunk = payload.next().await;
@@ -474,7 +475,11 @@ async fn create_from_ndjson(
             }
             pending.extend_from_slice(&chunk);
         }
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+        // Only the bytes not yet scanned are searched for a line break, so a
+        // long line arriving in many chunks is not rescanned each time.
+        while let Some(found) = pending[scanned..].iter().position(|b| *b == b'\n') {
+            let end = scanned + found;
+            scanned = 0;
             let line = pending.split_to(end + 1);
             stream.line(&line[..end], &mut batch);
             if batch.len() + stream.broken_lines.len() >= STREAM_BATCH {
@@ -483,6 +488,7 @@ async fn create_from_ndjson(
                     .await?;
             }
         }
+        scanned = pending.len();
         if pending.len() > line_limit {
             return Err(ApiError::new(
                 ErrorCode::PayloadTooLarge,

@@ -259,20 +259,36 @@ impl Store {
         external_ids: &[&str],
     ) -> Result<HashMap<String, Uuid>, StoreError> {
         let mut found = HashMap::new();
-        for chunk in external_ids.chunks(LOOKUP_CHUNK) {
-            let sql = format!(
-                "SELECT external_id, id FROM cases WHERE integration_id = $1 AND external_id IN ({})",
-                placeholders(2, chunk.len())
-            );
-            let rows: Vec<(String, Uuid)> = with_pool!(self, |pool| {
-                let mut query =
-                    sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(integration_id);
-                for value in chunk {
-                    query = query.bind(*value);
+        match self {
+            // One round trip; joining the array drives the unique index
+            // (a long IN list could be planned as a scan comparing every
+            // row with every value).
+            Store::Postgres(pool) => {
+                let rows: Vec<(String, Uuid)> = sqlx::query_as(
+                    "SELECT c.external_id, c.id FROM unnest($2::text[]) AS k(external_id) \
+                     JOIN cases c ON c.integration_id = $1 AND c.external_id = k.external_id",
+                )
+                .bind(integration_id)
+                .bind(external_ids)
+                .fetch_all(pool)
+                .await?;
+                found.extend(rows);
+            }
+            Store::Sqlite(pool) => {
+                for chunk in external_ids.chunks(LOOKUP_CHUNK) {
+                    let sql = format!(
+                        "SELECT external_id, id FROM cases WHERE integration_id = $1 AND external_id IN ({})",
+                        placeholders(2, chunk.len())
+                    );
+                    let mut query =
+                        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(integration_id);
+                    for value in chunk {
+                        query = query.bind(*value);
+                    }
+                    let rows: Vec<(String, Uuid)> = query.fetch_all(pool).await?;
+                    found.extend(rows);
                 }
-                query.fetch_all(pool).await?
-            });
-            found.extend(rows);
+            }
         }
         Ok(found)
     }
@@ -400,20 +416,25 @@ impl Store {
 
 /// Appends `value` to a COPY text row, escaped (`\N` for NULL).
 fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
-    match value {
-        None => out.extend_from_slice(b"\\N"),
-        Some(text) => {
-            for byte in text.bytes() {
-                match byte {
-                    b'\\' => out.extend_from_slice(b"\\\\"),
-                    b'\t' => out.extend_from_slice(b"\\t"),
-                    b'\n' => out.extend_from_slice(b"\\n"),
-                    b'\r' => out.extend_from_slice(b"\\r"),
-                    other => out.push(other),
-                }
-            }
-        }
+    let Some(text) = value else {
+        out.extend_from_slice(b"\\N");
+        return;
+    };
+    let bytes = text.as_bytes();
+    let mut plain = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match byte {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[plain..i]);
+        out.extend_from_slice(escaped);
+        plain = i + 1;
     }
+    out.extend_from_slice(&bytes[plain..]);
 }
 
 enum WriterTx {
@@ -551,16 +572,37 @@ async fn copy_cases(
     let list = list_id.map(|id| id.to_string());
     let at = at.to_rfc3339();
     let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024);
+    let mut id_text = Uuid::encode_buffer();
+    let mut group_text = Uuid::encode_buffer();
+    let mut group_cache: Option<(Uuid, usize)> = None;
     for row in rows {
-        let occurred = row.occurred_at.map(|t| t.to_rfc3339());
+        let id = row.id.hyphenated().encode_lower(&mut id_text);
+        let id: &str = id;
+        // Rows of a batch mostly share a group: format it once.
+        let group_len = match group_cache {
+            Some((g, len)) if g == row.group_id => len,
+            _ => {
+                let len = row
+                    .group_id
+                    .hyphenated()
+                    .encode_lower(&mut group_text)
+                    .len();
+                group_cache = Some((row.group_id, len));
+                len
+            }
+        };
+        let group = std::str::from_utf8(&group_text[..group_len]).unwrap_or_default();
+        let occurred = row
+            .occurred_at
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string());
         let fields: [Option<&str>; 15] = [
-            Some(&row.id.to_string()),
+            Some(id),
             Some(&row.external_id),
             Some(&row.staff_id),
             row.external_staff_id.as_deref(),
             list.as_deref(),
             Some(&integration),
-            Some(&row.group_id.to_string()),
+            Some(group),
             row.channel,
             Some(row.status),
             row.priority,
