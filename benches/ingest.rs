@@ -7,6 +7,9 @@
 //! Needs PostgreSQL and `psql` (INTAKE_BENCH_DATABASE_URL, default
 //! postgres://postgres@127.0.0.1:5432/intake_bench, created if missing).
 //! INTAKE_BENCH_ROWS (default 100000) sets the number of cases.
+//! INTAKE_BENCH_STREAM_MB=1024 instead streams that many megabytes of
+//! NDJSON, generated as it is sent, and prints the process's peak RSS
+//! (server and client share the process; the client holds 256 KiB at a time).
 
 use std::io::Write;
 use std::process::Command;
@@ -40,6 +43,106 @@ async fn truncate(client: &sqlx::PgPool) {
         .execute(client)
         .await
         .expect("truncate");
+}
+
+/// A group, ten agents, an integration and its `cases:write` token:
+/// (group id, integration id, token).
+async fn setup(
+    http: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+) -> anyhow::Result<(String, String, String)> {
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(admin_token)
+            .json(&body)
+            .send()
+    };
+    let group: Value = post("/v1/admin/groups", json!({"name": "Bench"}))
+        .await?
+        .json()
+        .await?;
+    let group = group["id"].as_str().expect("group").to_string();
+    let staff: Vec<Value> = (0..10)
+        .map(|i| json!({"staff_id": format!("S-{i}"), "name": format!("Agent {i}"), "role": "agent", "group_id": group}))
+        .collect();
+    http.put(format!("{base}/v1/admin/staff"))
+        .bearer_auth(admin_token)
+        .json(&json!({"staff": staff}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let integration: Value = post(
+        "/v1/admin/integrations",
+        json!({"label": "Bench", "groups": [group]}),
+    )
+    .await?
+    .json()
+    .await?;
+    let integration = integration["id"].as_str().expect("integration").to_string();
+    let minted: Value = post(
+        &format!("/v1/admin/integrations/{integration}/tokens"),
+        json!({"scopes": ["cases:write"]}),
+    )
+    .await?
+    .json()
+    .await?;
+    let token = minted["token"].as_str().expect("token").to_string();
+    Ok((group, integration, token))
+}
+
+/// Sends the cases as one JSON request; answers the rate.
+async fn post_json(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    prefix: &str,
+    rows: usize,
+) -> anyhow::Result<f64> {
+    let cases: Vec<Value> = (0..rows).map(|i| case(prefix, i)).collect();
+    let body = serde_json::to_vec(&json!({"cases": cases}))?;
+    drop(cases);
+    let started = Instant::now();
+    let response = http
+        .post(format!("{base}/v1/cases"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == 201, "JSON: {}", response.text().await?);
+    let _ = response.bytes().await?;
+    Ok(rate(rows, started.elapsed()))
+}
+
+/// Sends the cases as one NDJSON stream; answers the rate.
+async fn post_ndjson(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    prefix: &str,
+    rows: usize,
+) -> anyhow::Result<f64> {
+    let mut ndjson = Vec::new();
+    for i in 0..rows {
+        serde_json::to_writer(&mut ndjson, &case(prefix, i))?;
+        ndjson.push(b'\n');
+    }
+    let started = Instant::now();
+    let response = http
+        .post(format!("{base}/v1/cases"))
+        .bearer_auth(token)
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status() == 201,
+        "NDJSON: {}",
+        response.text().await?
+    );
+    let _ = response.bytes().await?;
+    Ok(rate(rows, started.elapsed()))
 }
 
 #[tokio::main]
@@ -86,47 +189,64 @@ async fn main() -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
 
-    // A group, ten agents, an integration and its token.
     let (admin_token, _) = state
         .jwt
         .mint("admin", &[Scope::Admin], Duration::from_secs(3600))?;
     let http = reqwest::Client::new();
-    let post = |path: &str, body: Value| {
-        http.post(format!("{base}{path}"))
-            .bearer_auth(&admin_token)
-            .json(&body)
+    let (group, integration, token) = setup(&http, &base, &admin_token).await?;
+
+    // A long NDJSON stream, generated as it is sent: peak memory. Run
+    // alone, so that the process's peak is the stream's.
+    let stream_mb: u64 = std::env::var("INTAKE_BENCH_STREAM_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if stream_mb > 0 {
+        let target = stream_mb * 1024 * 1024;
+        let chunks = futures_util::stream::unfold((0usize, 0u64), move |(i, sent)| async move {
+            if sent >= target {
+                return None;
+            }
+            let mut chunk = Vec::with_capacity(256 * 1024);
+            let mut n = i;
+            while chunk.len() < 256 * 1024 {
+                serde_json::to_writer(&mut chunk, &case("S", n)).ok()?;
+                chunk.push(b'\n');
+                n += 1;
+            }
+            let len = chunk.len() as u64;
+            Some((Ok::<_, std::io::Error>(chunk), (n, sent + len)))
+        });
+        let started = Instant::now();
+        let response = http
+            .post(format!("{base}/v1/cases"))
+            .bearer_auth(&token)
+            .header("content-type", "application/x-ndjson")
+            .body(reqwest::Body::wrap_stream(chunks))
             .send()
-    };
-    let group: Value = post("/v1/admin/groups", json!({"name": "Bench"}))
-        .await?
-        .json()
-        .await?;
-    let group = group["id"].as_str().expect("group").to_string();
-    let staff: Vec<Value> = (0..10)
-        .map(|i| json!({"staff_id": format!("S-{i}"), "name": format!("Agent {i}"), "role": "agent", "group_id": group}))
-        .collect();
-    http.put(format!("{base}/v1/admin/staff"))
-        .bearer_auth(&admin_token)
-        .json(&json!({"staff": staff}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let integration: Value = post(
-        "/v1/admin/integrations",
-        json!({"label": "Bench", "groups": [group]}),
-    )
-    .await?
-    .json()
-    .await?;
-    let integration = integration["id"].as_str().expect("integration").to_string();
-    let minted: Value = post(
-        &format!("/v1/admin/integrations/{integration}/tokens"),
-        json!({"scopes": ["cases:write"]}),
-    )
-    .await?
-    .json()
-    .await?;
-    let token = minted["token"].as_str().expect("token").to_string();
+            .await?;
+        let took = started.elapsed();
+        anyhow::ensure!(
+            response.status() == 201,
+            "stream: {}",
+            response.text().await?
+        );
+        let summary: Value = response.json().await?;
+        let created = summary["created"].as_u64().unwrap_or_default();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let peak = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        println!(
+            "NDJSON stream of {stream_mb} MB: {created} cases in {:.1} s ({:.0} cases/s); peak RSS of the process {peak}",
+            took.as_secs_f64(),
+            created as f64 / took.as_secs_f64(),
+        );
+        drop(handle.stop(true));
+        return Ok(());
+    }
 
     println!(
         "intake ingestion benchmark: {rows} cases, {FIELDS} data fields each, PostgreSQL at {url}"
@@ -168,21 +288,9 @@ async fn main() -> anyhow::Result<()> {
 
     // JSON, one request.
     truncate(&pool).await;
-    let cases: Vec<Value> = (0..rows).map(|i| case("J", i)).collect();
-    let body = serde_json::to_vec(&json!({"cases": cases}))?;
-    let started = Instant::now();
-    let response = http
-        .post(format!("{base}/v1/cases"))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
-    anyhow::ensure!(response.status() == 201, "JSON: {}", response.text().await?);
-    let _ = response.bytes().await?;
     results.push((
         "POST /v1/cases JSON, 1 request",
-        rate(rows, started.elapsed()),
+        post_json(&http, &base, &token, "J", rows).await?,
     ));
 
     // JSON in requests of 10,000.
@@ -218,28 +326,75 @@ async fn main() -> anyhow::Result<()> {
 
     // NDJSON, one stream.
     truncate(&pool).await;
-    let mut ndjson = Vec::new();
-    for i in 0..rows {
-        serde_json::to_writer(&mut ndjson, &case("N", i))?;
-        ndjson.push(b'\n');
-    }
-    let started = Instant::now();
-    let response = http
-        .post(format!("{base}/v1/cases"))
-        .bearer_auth(&token)
-        .header("content-type", "application/x-ndjson")
-        .body(ndjson)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        response.status() == 201,
-        "NDJSON: {}",
-        response.text().await?
-    );
     results.push((
         "POST /v1/cases NDJSON, 1 stream",
-        rate(rows, started.elapsed()),
+        post_ndjson(&http, &base, &token, "N", rows).await?,
     ));
+
+    // SQLite (the embedded default) against the sqlite3 shell's .import of
+    // the same rows into a database with the same schema.
+    let sqlite_dir = tempfile::tempdir()?;
+    let reference = sqlite_dir.path().join("reference.db");
+    let mut schema = String::new();
+    let mut migrations: Vec<_> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+    migrations.sort();
+    for file in migrations {
+        schema.push_str(&std::fs::read_to_string(file)?);
+        schema.push('\n');
+    }
+    let mut create = Command::new("sqlite3")
+        .arg(&reference)
+        .stdin(std::process::Stdio::piped())
+        .spawn()?;
+    create
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(schema.as_bytes())?;
+    anyhow::ensure!(
+        create.wait()?.success(),
+        "sqlite3 could not create the schema"
+    );
+    let started = Instant::now();
+    let status = Command::new("sqlite3")
+        .arg(&reference)
+        .arg(".mode tabs")
+        .arg(format!(".import {} cases", tsv.path().display()))
+        .status()?;
+    anyhow::ensure!(status.success(), "sqlite3 .import failed");
+    let import_rate = rate(rows, started.elapsed());
+    let sqlite_env: Vec<(&str, String)> = vec![
+        ("INTAKE_BIND", "127.0.0.1:0".into()),
+        ("INTAKE_DATA_DIR", sqlite_dir.path().display().to_string()),
+        (
+            "INTAKE_JWT_SECRET",
+            "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz".into(),
+        ),
+        ("INTAKE_MAX_BODY_BYTES", "1GiB".into()),
+        ("INTAKE_LOG", "warn".into()),
+    ];
+    let sqlite_settings = Settings::load_from(None, |k| {
+        sqlite_env
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.clone())
+    })?;
+    let sqlite_app = Application::build(sqlite_settings).await?;
+    let sqlite_base = format!("http://127.0.0.1:{}", sqlite_app.port());
+    let (sqlite_admin, _) =
+        sqlite_app
+            .state()
+            .jwt
+            .mint("admin", &[Scope::Admin], Duration::from_secs(3600))?;
+    let sqlite_handle = sqlite_app.handle();
+    tokio::spawn(sqlite_app.run_until_stopped());
+    let (_, _, sqlite_token) = setup(&http, &sqlite_base, &sqlite_admin).await?;
+    let sqlite_json = post_json(&http, &sqlite_base, &sqlite_token, "SJ", rows).await?;
+    let sqlite_ndjson = post_ndjson(&http, &sqlite_base, &sqlite_token, "SN", rows).await?;
+    drop(sqlite_handle.stop(true));
 
     // The CSV uploader at its limits: 1,000 records x 103 columns.
     let mut csv = String::from("Staff ID,External Staff ID,Case ID");
@@ -286,6 +441,18 @@ async fn main() -> anyhow::Result<()> {
     println!("{:<42} {:>12} {:>10}", "path", "cases/s", "x COPY");
     for (name, r) in &results {
         println!("{name:<42} {r:>12.0} {:>10.2}", r / copy_rate);
+    }
+    println!();
+    println!(
+        "{:<42} {:>12} {:>10}",
+        "SQLite path", "cases/s", "x .import"
+    );
+    for (name, r) in [
+        ("sqlite3 .import (reference)", import_rate),
+        ("POST /v1/cases JSON, 1 request", sqlite_json),
+        ("POST /v1/cases NDJSON, 1 stream", sqlite_ndjson),
+    ] {
+        println!("{name:<42} {r:>12.0} {:>10.2}", r / import_rate);
     }
     println!();
     println!(
