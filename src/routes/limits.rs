@@ -5,8 +5,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::{AnyIntegration, Authorized};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::routes::MAX_PAGE_SIZE;
+use crate::routes::me::caller_integration;
 use crate::startup::AppState;
 use crate::store::models::CsvLimits;
 
@@ -44,16 +45,7 @@ pub async fn get_limits(
     auth: Authorized<AnyIntegration>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let integration = state
-        .store
-        .get_integration(auth.principal.id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidToken,
-                "The integration of this token no longer exists.",
-            )
-        })?;
+    let integration = caller_integration(&state, auth.principal.id).await?;
     Ok(HttpResponse::Ok().json(Limits {
         body_bytes: state.settings.max_body_bytes,
         page_size_max: MAX_PAGE_SIZE,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::auth::{AnyIntegration, Authorized};
 use crate::error::{ApiError, ErrorCode};
 use crate::startup::AppState;
-use crate::store::models::Group;
+use crate::store::models::{Group, Integration};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(get_me);
@@ -46,6 +46,17 @@ pub struct Me {
     pub token: MeToken,
 }
 
+/// The calling token's integration (deleted since the token was checked:
+/// answered like any token of a deleted integration).
+pub async fn caller_integration(state: &AppState, id: Uuid) -> Result<Integration, ApiError> {
+    state.store.get_integration(id).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidToken,
+            "The integration of this token no longer exists.",
+        )
+    })
+}
+
 /// Who am I
 ///
 /// The calling token's integration, its groups and the token's scopes.
@@ -65,16 +76,7 @@ pub async fn get_me(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = &auth.principal;
-    let integration = state
-        .store
-        .get_integration(caller.id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidToken,
-                "The integration of this token no longer exists.",
-            )
-        })?;
+    let integration = caller_integration(&state, caller.id).await?;
     let mut groups = Vec::new();
     for id in caller.access.groups() {
         if let Some(group) = state.store.get_group(*id).await? {

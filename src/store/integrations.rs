@@ -68,6 +68,21 @@ impl From<TokenRow> for TokenInfo {
     }
 }
 
+/// Links an integration to its groups in the transaction `$tx` (either backend).
+macro_rules! link_groups {
+    ($tx:expr, $id:expr, $groups:expr) => {
+        for group in $groups {
+            sqlx::query(
+                "INSERT INTO integration_groups (integration_id, group_id) VALUES ($1, $2)",
+            )
+            .bind($id)
+            .bind(group)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
 const INTEGRATION_COLUMNS: &str = "id, label, description, enabled, csv_max_records, csv_max_columns, \
      csv_max_cell_chars, created_at, updated_at";
 
@@ -97,15 +112,7 @@ impl Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-            for group in &fields.groups {
-                sqlx::query(
-                    "INSERT INTO integration_groups (integration_id, group_id) VALUES ($1, $2)",
-                )
-                .bind(id)
-                .bind(group)
-                .execute(&mut *tx)
-                .await?;
-            }
+            link_groups!(tx, id, &fields.groups);
             tx.commit().await?;
         });
         Ok(Integration {
@@ -223,15 +230,7 @@ impl Store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                for group in &fields.groups {
-                    sqlx::query(
-                        "INSERT INTO integration_groups (integration_id, group_id) VALUES ($1, $2)",
-                    )
-                    .bind(id)
-                    .bind(group)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                link_groups!(tx, id, &fields.groups);
             }
             tx.commit().await?;
             updated
