@@ -15,6 +15,9 @@ use crate::error::{ApiError, ErrorCode, FieldError, excerpt};
 use crate::store::Store;
 use crate::store::cases::{CaseRow, NewCaseList, StaffMatch};
 
+/// Rows validated between two yields to other tasks of the request.
+const YIELD_EVERY: usize = 256;
+
 /// What to do with a case whose `external_id` the integration already sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -139,7 +142,11 @@ impl<'a> CaseIngest<'a> {
         };
         let mut batch = PreparedBatch::default();
         let mut valid: Vec<(u64, ValidCase)> = Vec::with_capacity(rows.len());
-        for (row, input) in rows {
+        for (i, (row, input)) in rows.into_iter().enumerate() {
+            if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                // Let a write in flight feed the database meanwhile.
+                tokio::task::yield_now().await;
+            }
             match validate_case(&input, &rules) {
                 Ok(case) => {
                     if self.seen.insert(fingerprint(&case.external_id)) {

@@ -13,13 +13,13 @@ use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ingest::RowErrors;
 use crate::ingest::cases::{
     Accepted, AssignmentKind, AssignmentSpec, CaseIngest, ListSpec, OnConflict, Outcome,
-    resolve_list,
+    PreparedBatch, resolve_list,
 };
 use crate::routes::{Page, PageQuery, json_body_error, payload_error, read_body};
 use crate::startup::AppState;
 use crate::store::StoreError;
 use crate::store::cases::{Case, CaseFilter, CaseList};
-use crate::store::cases::{CaseWriter, NewCaseList};
+use crate::store::cases::{CaseRow, CaseWriter, NewCaseList};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create_cases)
@@ -321,31 +321,65 @@ async fn create_from_json(
     )
     .await?;
     let total = request.cases.len() as u64;
-    let rows = request
-        .cases
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| (i as u64 + 1, c))
-        .collect();
-    let batch = ingest.prepare(rows).await?;
     let integration = access.integration_id.to_string();
+    // Batch k is written while batch k+1 is validated (validation yields
+    // now and then, so the writer keeps the database fed). An atomic request
+    // that meets a problem stops writing (the transaction rolls back) and
+    // checks the rest to report every problem.
     let mut errors = RowErrors::default();
-    errors.add(batch.errors, batch.failed_rows);
+    let mut accepted = Vec::with_capacity(request.cases.len());
+    let mut writer = Some(
+        state
+            .store
+            .case_writer(access.integration_id, list.as_ref(), true)
+            .await?,
+    );
+    let mut cases = request.cases.into_iter().enumerate();
+    let mut ready: Option<(Vec<CaseRow>, Vec<CaseRow>)> = None;
+    loop {
+        let rows: Vec<(u64, CaseInput)> = cases
+            .by_ref()
+            .take(WRITE_BATCH)
+            .map(|(i, c)| (i as u64 + 1, c))
+            .collect();
+        if rows.is_empty() && ready.is_none() {
+            break;
+        }
+        let write = async {
+            match (ready.take(), writer.as_mut()) {
+                (Some((inserts, updates)), Some(writer)) => writer.write(&inserts, &updates).await,
+                _ => Ok(()),
+            }
+        };
+        let prepare = async {
+            if rows.is_empty() {
+                Ok(None)
+            } else {
+                ingest.prepare(rows).await.map(Some)
+            }
+        };
+        let (written, prepared) = tokio::join!(write, prepare);
+        written.map_err(write_error)?;
+        if let Some(mut batch) = prepared? {
+            errors.add(std::mem::take(&mut batch.errors), batch.failed_rows);
+            if request.atomic && !errors.is_empty() {
+                writer = None;
+            } else {
+                ready = Some((
+                    std::mem::take(&mut batch.inserts),
+                    std::mem::take(&mut batch.updates),
+                ));
+                accepted.extend(batch.accepted);
+            }
+        }
+    }
     if request.atomic && !errors.is_empty() {
         state.metrics.count_rows(&integration, "json", 0, total);
         return Err(errors.into_rejection(ErrorCode::ValidationFailed));
     }
-    state
-        .store
-        .write_cases(
-            access.integration_id,
-            list.as_ref(),
-            &batch.inserts,
-            &batch.updates,
-        )
-        .await
-        .map_err(write_error)?;
-    let accepted = batch.accepted;
+    if let Some(writer) = writer {
+        writer.commit().await.map_err(write_error)?;
+    }
     state.metrics.count_rows(
         &integration,
         "json",
@@ -418,6 +452,9 @@ pub(crate) fn write_error(e: StoreError) -> ApiError {
     }
 }
 
+/// Cases per batch of a JSON request (written while the next is validated).
+const WRITE_BATCH: usize = 10_000;
+
 /// Cases per batch of an NDJSON stream (one staff lookup, one COPY each).
 const STREAM_BATCH: usize = 5_000;
 
@@ -450,6 +487,7 @@ async fn create_from_ndjson(
         list_created: false,
         errors: RowErrors::default(),
         broken_lines: Vec::new(),
+        ready: None,
         created: 0,
         updated: 0,
         skipped: 0,
@@ -524,6 +562,8 @@ struct NdjsonStream<'a> {
     errors: RowErrors,
     /// Lines of the current batch that are not JSON cases.
     broken_lines: Vec<FieldError>,
+    /// The last validated batch, written while the next is validated.
+    ready: Option<PreparedBatch>,
     created: u64,
     updated: u64,
     skipped: u64,
@@ -552,15 +592,19 @@ impl NdjsonStream<'_> {
         }
     }
 
+    /// Validates a batch while the previous one is written.
     async fn flush(
         &mut self,
         ingest: &mut CaseIngest<'_>,
         rows: Vec<(u64, CaseInput)>,
     ) -> Result<(), ApiError> {
-        let batch = ingest.prepare(rows).await?;
+        let ready = self.ready.take();
+        let (written, prepared) = tokio::join!(self.write_ready(ready), ingest.prepare(rows));
+        written?;
+        let batch = prepared?;
         let mut errors = std::mem::take(&mut self.broken_lines);
         let failed = batch.failed_rows + errors.len() as u64;
-        errors.extend(batch.errors);
+        errors.extend(batch.errors.iter().cloned());
         self.errors.add(errors, failed);
         if self.atomic && !self.errors.is_empty() {
             // Nothing will be written: drop (roll back) what was, and keep
@@ -568,6 +612,14 @@ impl NdjsonStream<'_> {
             self.writer = None;
             return Ok(());
         }
+        self.ready = Some(batch);
+        Ok(())
+    }
+
+    /// Writes a validated batch (atomic: into the stream's transaction;
+    /// otherwise in a transaction of its own).
+    async fn write_ready(&mut self, batch: Option<PreparedBatch>) -> Result<(), ApiError> {
+        let Some(batch) = batch else { return Ok(()) };
         let store = &self.state.store;
         let create_list = !self.list_created;
         if self.atomic {
@@ -603,6 +655,10 @@ impl NdjsonStream<'_> {
     }
 
     async fn finish(mut self) -> Result<HttpResponse, ApiError> {
+        if !self.atomic || self.errors.is_empty() {
+            let ready = self.ready.take();
+            self.write_ready(ready).await?;
+        }
         let integration = self.integration_id.to_string();
         if self.rows == 0 {
             return Err(ApiError::validation(
