@@ -1,19 +1,8 @@
 //! The binary's subcommands, run as a user would.
 
-use std::process::Command;
-
-use crate::helpers::{assert_problem, body, spawn_app_with};
-
-fn intake() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_intake"));
-    // Only what each test sets: no INTAKE_* from the developer's shell.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("INTAKE_") || key.starts_with("OTEL_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
+use crate::helpers::{
+    assert_problem, body, intake_command as intake, printed_token, spawn_app_with,
+};
 
 #[tokio::test]
 async fn token_admin_prints_a_token_the_server_with_the_same_settings_accepts() {
@@ -156,16 +145,7 @@ async fn seed_demo_creates_data_and_a_working_integration_token() {
         command.envs(app.env.iter().filter(|(k, _)| *k != "INTAKE_REDIS_URL"));
         command.arg("seed-demo").output().expect("run seed-demo")
     };
-    let output = run();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token = String::from_utf8(output.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string();
+    let token = printed_token(run());
     let me = body(app.get_as(&token, "/v1/me").await).await;
     assert_eq!(me["integration"]["label"], "Demo integration");
     assert_eq!(me["groups"][0]["name"], "Demo");

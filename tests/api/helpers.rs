@@ -368,3 +368,28 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The `intake` binary with none of the developer's INTAKE_* or OTEL_*
+/// variables: only what each test sets.
+pub fn intake_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_intake"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("INTAKE_") || key.starts_with("OTEL_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// The token a successful `intake token` or `intake seed-demo` printed.
+pub fn printed_token(output: std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}

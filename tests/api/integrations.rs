@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_problem, body, eventually, spawn_app};
+use crate::helpers::{assert_problem, body, eventually, intake_command, printed_token, spawn_app};
 
 #[tokio::test]
 async fn an_integration_is_created_with_groups_and_default_csv_limits() {
@@ -285,13 +285,7 @@ async fn the_cli_mints_integration_tokens_the_api_accepts() {
     let app = spawn_app().await;
     let group = app.create_group("Support EU").await;
     let integration = app.create_integration("CRM", &[&group]).await;
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_intake"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("INTAKE_") {
-            command.env_remove(key);
-        }
-    }
-    let output = command
+    let output = intake_command()
         .envs(app.env.iter().filter(|(k, _)| *k != "INTAKE_REDIS_URL"))
         .args([
             "token",
@@ -304,15 +298,7 @@ async fn the_cli_mints_integration_tokens_the_api_accepts() {
         ])
         .output()
         .expect("run intake token");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token = String::from_utf8(output.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string();
+    let token = printed_token(output);
     let me = body(app.get_as(&token, "/v1/me").await).await;
     assert_eq!(me["scopes"], json!(["cases:read", "customers:read"]));
     let page = body(
@@ -326,8 +312,7 @@ async fn the_cli_mints_integration_tokens_the_api_accepts() {
         "recorded like an API-minted token"
     );
 
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_intake"));
-    let output = command
+    let output = intake_command()
         .envs(app.env.iter())
         .args(["token", "--integration", &integration, "--scope", "admin"])
         .output()

@@ -1,13 +1,13 @@
 //! Traces leave by OTLP, continuing the caller's W3C trace; logs can be JSON.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 
-use crate::helpers::eventually;
+use crate::helpers::{eventually, intake_command, printed_token};
 
 /// A minimal OTLP/HTTP receiver: keeps every body POSTed to /v1/traces.
 async fn start_receiver() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
@@ -60,28 +60,15 @@ async fn spans_are_exported_by_otlp_continuing_the_callers_trace() {
     let (endpoint, received) = start_receiver().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_intake"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("INTAKE_") || key.starts_with("OTEL_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = intake_command();
     // Demo data first (same data folder): an integration token to call with.
-    let seeded = Command::new(env!("CARGO_BIN_EXE_intake"))
-        .arg("seed-demo")
-        .env_clear()
-        .env("INTAKE_DATA_DIR", dir.path())
-        .output()
-        .expect("seed-demo");
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
+    let integration_token = printed_token(
+        intake_command()
+            .arg("seed-demo")
+            .env("INTAKE_DATA_DIR", dir.path())
+            .output()
+            .expect("seed-demo"),
     );
-    let integration_token = String::from_utf8(seeded.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string();
     let mut child = command
         .arg("serve")
         .env("INTAKE_DATA_DIR", dir.path())
