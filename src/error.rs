@@ -135,6 +135,30 @@ error_codes! {
     /// The list's assignment names a group, team or evaluator the integration cannot see.
     UnknownAssignment = (StatusCode::UNPROCESSABLE_ENTITY, "Unknown assignment"),
 
+    // Customers
+    /// A phone number that cannot be read as a valid number (E.164 after normalization).
+    InvalidPhone = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid phone number"),
+    /// No active agent of the campaign's group has this exact name.
+    UnknownAgent = (StatusCode::UNPROCESSABLE_ENTITY, "Unknown agent"),
+    /// Several active agents of the campaign's group have this exact name.
+    AmbiguousAgent = (StatusCode::UNPROCESSABLE_ENTITY, "Ambiguous agent"),
+    /// The same phone number appears earlier in the upload.
+    DuplicateInFile = (StatusCode::UNPROCESSABLE_ENTITY, "Duplicate in file"),
+    /// The campaign already holds a customer with this phone (skip reason, or 409 for one customer).
+    AlreadyExists = (StatusCode::CONFLICT, "Customer already exists"),
+    /// Another campaign holds this phone (`unique_mode: skip_if_elsewhere`; a skip reason).
+    ExistsInOtherCampaign = (StatusCode::OK, "Exists in another campaign"),
+    /// A status that is not one of the campaign's statuses.
+    InvalidStatus = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid status"),
+    /// The `mapping` names a header the file does not have, or a field that does not exist.
+    InvalidMapping = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid mapping"),
+    /// A column the upload needs (name, phone) is neither mapped nor found.
+    MissingColumn = (StatusCode::UNPROCESSABLE_ENTITY, "Missing column"),
+    /// A `date_format` that cannot be read.
+    InvalidDateFormat = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid date format"),
+    /// A concurrent request wrote some of these rows first; nothing of this request was written. Retry.
+    ConcurrentWrite = (StatusCode::CONFLICT, "Concurrent write"),
+
     // CSV uploads (each item of `errors` has its line as `row`, and its `column`)
     /// The file breaks the CSV rules; every problem is in `errors`.
     InvalidCsv = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid CSV"),

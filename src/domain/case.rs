@@ -67,7 +67,7 @@ pub enum Scalar {
 }
 
 impl Scalar {
-    fn json_type(&self) -> &'static str {
+    pub(crate) fn json_type(&self) -> &'static str {
         match self {
             Scalar::Text(_) => "text",
             Scalar::Number(_) => "a number",
@@ -75,7 +75,7 @@ impl Scalar {
         }
     }
 
-    fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             Scalar::Text(s) => serde_json::Value::String(s.clone()),
             Scalar::Number(n) => serde_json::Value::Number(n.clone()),
@@ -123,7 +123,7 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     }
 }
 
-fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Scalar>, D::Error> {
+pub(crate) fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Scalar>, D::Error> {
     d.deserialize_option(ScalarVisitor)
 }
 
@@ -246,7 +246,7 @@ pub struct ValidCase {
 }
 
 /// Text of a field that must be text (IDs also take integers).
-fn text(
+pub(crate) fn text(
     field: &str,
     value: &Option<Scalar>,
     integers: bool,
@@ -311,6 +311,36 @@ pub fn parse_case_date(raw: &str, dates: DateInput) -> Result<DateTime<Utc>, Str
         "{:?} is not a date; expected {expected}",
         excerpt(raw)
     ))
+}
+
+/// Custom columns as a JSON object, in order (nulls dropped); empty and
+/// repeated names are problems of the field `field`.
+pub(crate) fn data_object(
+    field: &str,
+    columns: &DataColumns,
+    errors: &mut Vec<FieldError>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut seen = HashSet::with_capacity(columns.0.len());
+    let mut data = serde_json::Map::with_capacity(columns.0.len());
+    for (i, (key, value)) in columns.0.iter().enumerate() {
+        let key = key.trim();
+        if key.is_empty() {
+            errors.push(FieldError::field(
+                format!("{field}[{i}]"),
+                ErrorCode::EmptyDataKey,
+                format!("custom column {} has no name", i + 1),
+            ));
+        } else if !seen.insert(key.to_string()) {
+            errors.push(FieldError::field(
+                format!("{field}.{key}"),
+                ErrorCode::DuplicateDataKey,
+                format!("the custom column {:?} appears twice", excerpt(key)),
+            ));
+        } else if let Some(value) = value {
+            data.insert(key.to_string(), value.to_json());
+        }
+    }
+    data
 }
 
 /// Checks every field of one case; answers every problem found.
@@ -439,26 +469,7 @@ pub fn validate_case(input: &CaseInput, rules: &CaseRules) -> Result<ValidCase, 
         },
     };
 
-    let mut seen = HashSet::with_capacity(input.data.0.len());
-    let mut data = serde_json::Map::with_capacity(input.data.0.len());
-    for (i, (key, value)) in input.data.0.iter().enumerate() {
-        let key = key.trim();
-        if key.is_empty() {
-            errors.push(FieldError::field(
-                format!("data[{i}]"),
-                ErrorCode::EmptyDataKey,
-                format!("custom column {} has no name", i + 1),
-            ));
-        } else if !seen.insert(key.to_string()) {
-            errors.push(FieldError::field(
-                format!("data.{key}"),
-                ErrorCode::DuplicateDataKey,
-                format!("the custom column {:?} appears twice", excerpt(key)),
-            ));
-        } else if let Some(value) = value {
-            data.insert(key.to_string(), value.to_json());
-        }
-    }
+    let data = data_object("data", &input.data, &mut errors);
 
     if !errors.is_empty() {
         return Err(errors);

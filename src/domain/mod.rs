@@ -4,6 +4,7 @@
 //! the same way.
 
 pub mod case;
+pub mod customer;
 
 use std::borrow::Cow;
 use std::str::FromStr;

@@ -6,7 +6,7 @@
 
 use crate::domain::case::{CaseInput, DataColumns, Scalar};
 use crate::error::{Column, ErrorCode, FieldError};
-use crate::ingest::csv::{CsvTable, at};
+use crate::ingest::csv::{CsvTable, at, not_ingested};
 
 const MANDATORY: [(&str, ErrorCode, &str); 3] = [
     ("staff id", ErrorCode::FirstColumnNotStaffId, "Staff ID"),
@@ -26,9 +26,6 @@ const KNOWN: [(&str, &str); 5] = [
     ("category", "category"),
     ("occurred at", "occurred_at"),
 ];
-
-/// Header words that mark messages, comments and activity logs.
-const NOT_INGESTED: [&str; 3] = ["message", "comment", "activity"];
 
 /// Lower case, with runs of spaces, underscores and hyphens as one space.
 fn normalize(header: &str) -> String {
@@ -91,7 +88,7 @@ impl CaseColumns {
                 Role::Mandatory
             } else if let Some((_, field)) = KNOWN.iter().find(|(known, _)| known == name) {
                 Role::Known(field)
-            } else if NOT_INGESTED.iter().any(|word| name.contains(word)) {
+            } else if not_ingested(name) {
                 table.warnings.push(at(
                     1,
                     Some(table.column(i)),

@@ -42,6 +42,16 @@ pub struct CsvTable {
     pub warnings: Vec<FieldError>,
 }
 
+/// Header words that mark messages, comments and activity logs.
+const NOT_INGESTED: [&str; 3] = ["message", "comment", "activity"];
+
+/// Whether a column holds messages, comments or activity logs, which are
+/// never ingested (a warning, and the column is ignored).
+pub fn not_ingested(header: &str) -> bool {
+    let lower = header.to_lowercase();
+    NOT_INGESTED.iter().any(|word| lower.contains(word))
+}
+
 /// A problem at a line (and column).
 pub fn at(
     line: u64,

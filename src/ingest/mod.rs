@@ -5,6 +5,9 @@
 pub mod case_csv;
 pub mod cases;
 pub mod csv;
+pub mod customer_csv;
+pub mod customers;
+pub mod ndjson;
 
 use crate::error::{ApiError, ErrorCode, FieldError};
 

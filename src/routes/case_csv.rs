@@ -86,7 +86,7 @@ pub struct CsvChecked {
 }
 
 /// Longest text form field.
-const MAX_FORM_FIELD_BYTES: usize = 4 * 1024;
+const MAX_FORM_FIELD_BYTES: usize = 64 * 1024;
 
 fn multipart_error(e: MultipartError) -> ApiError {
     match e {
@@ -103,19 +103,75 @@ fn multipart_error(e: MultipartError) -> ApiError {
     }
 }
 
-fn truthy(value: &str) -> Result<bool, ApiError> {
+/// A form field read as a boolean (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
+pub(crate) fn truthy(field: &str, value: &str) -> Result<bool, ApiError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" | "" => Ok(false),
         other => Err(ApiError::validation(
             ErrorCode::ValidationFailed,
             vec![FieldError::field(
-                "dry_run",
+                field,
                 ErrorCode::InvalidEnum,
-                format!("dry_run must be true or false, not {other:?}"),
+                format!(
+                    "{field} must be true or false, not {:?}",
+                    crate::error::excerpt(other)
+                ),
             )],
         )),
     }
+}
+
+/// A multipart form: the file (if any) and the text fields, in order.
+pub(crate) struct Form {
+    pub file: Option<Vec<u8>>,
+    pub fields: Vec<(String, String)>,
+}
+
+/// Reads a multipart form: `file` up to `file_limit` bytes (413
+/// `file_too_large`), each other field up to 64 KiB, trimmed.
+pub(crate) async fn read_form(mut form: Multipart, file_limit: usize) -> Result<Form, ApiError> {
+    let mut out = Form {
+        file: None,
+        fields: Vec::new(),
+    };
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(multipart_error)?;
+        let name = field.name().unwrap_or_default().to_string();
+        let limit = if name == "file" {
+            file_limit
+        } else {
+            MAX_FORM_FIELD_BYTES
+        };
+        let mut value = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(multipart_error)?;
+            if value.len() + chunk.len() > limit {
+                return Err(if name == "file" {
+                    ApiError::new(
+                        ErrorCode::FileTooLarge,
+                        format!("The file exceeds the limit of {limit} bytes."),
+                    )
+                } else {
+                    ApiError::new(
+                        ErrorCode::InvalidBody,
+                        format!(
+                            "The form field {:?} is longer than {limit} bytes.",
+                            crate::error::excerpt(&name)
+                        ),
+                    )
+                });
+            }
+            value.extend_from_slice(&chunk);
+        }
+        if name == "file" {
+            out.file = Some(value);
+        } else {
+            out.fields
+                .push((name, String::from_utf8_lossy(&value).trim().to_string()));
+        }
+    }
+    Ok(out)
 }
 
 /// Upload cases as CSV
@@ -149,47 +205,20 @@ fn truthy(value: &str) -> Result<bool, ApiError> {
 pub async fn upload_cases_csv(
     auth: Authorized<CasesWrite>,
     state: web::Data<AppState>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let access = &auth.principal.access;
-    let file_limit = state.settings.max_body_bytes;
-    let mut file: Option<Vec<u8>> = None;
+    let form = read_form(form, state.settings.max_body_bytes).await?;
     let mut options = StreamOptions::default();
     let mut dry_run = false;
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(multipart_error)?;
-        let name = field.name().unwrap_or_default().to_string();
-        let limit = if name == "file" {
-            file_limit
-        } else {
-            MAX_FORM_FIELD_BYTES
-        };
-        let mut value = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(multipart_error)?;
-            if value.len() + chunk.len() > limit {
-                return Err(if name == "file" {
-                    ApiError::new(
-                        ErrorCode::FileTooLarge,
-                        format!("The file exceeds the limit of {limit} bytes."),
-                    )
-                } else {
-                    ApiError::new(
-                        ErrorCode::InvalidBody,
-                        format!("The form field {name:?} is longer than {limit} bytes."),
-                    )
-                });
-            }
-            value.extend_from_slice(&chunk);
-        }
-        let text = || String::from_utf8_lossy(&value).trim().to_string();
+    for (name, text) in &form.fields {
+        let text = text.clone();
         match name.as_str() {
-            "file" => file = Some(value),
-            "list_name" => options.list_name = Some(text()),
-            "assign_group" => options.assign_group = Some(text()),
-            "assign_team" => options.assign_team = Some(text()),
-            "assign_evaluator" => options.assign_evaluator = Some(text()),
-            "dry_run" => dry_run = truthy(&text())?,
+            "list_name" => options.list_name = Some(text),
+            "assign_group" => options.assign_group = Some(text),
+            "assign_team" => options.assign_team = Some(text),
+            "assign_evaluator" => options.assign_evaluator = Some(text),
+            "dry_run" => dry_run = truthy("dry_run", &text)?,
             other => {
                 return Err(ApiError::new(
                     ErrorCode::UnknownField,
@@ -200,6 +229,7 @@ pub async fn upload_cases_csv(
             }
         }
     }
+    let file = form.file;
     let Some(file) = file else {
         return Err(ApiError::validation(
             ErrorCode::ValidationFailed,

@@ -209,12 +209,12 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-enum BodyKind {
+pub(crate) enum BodyKind {
     Json,
     Ndjson,
 }
 
-fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
+pub(crate) fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
     let mime = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -231,7 +231,7 @@ fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
         | "application/x-jsonlines" => Ok(BodyKind::Ndjson),
         _ => Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            "Send the cases as `Content-Type: application/json` or `application/x-ndjson`.",
+            "Send the body as `Content-Type: application/json` or `application/x-ndjson`.",
         )),
     }
 }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod campaigns;
 pub mod case_csv;
 pub mod cases;
+pub mod customers;
 pub mod health;
 pub mod limits;
 pub mod me;
@@ -32,7 +33,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(limits::configure)
             .configure(campaigns::configure)
             .configure(cases::configure)
-            .configure(case_csv::configure),
+            .configure(case_csv::configure)
+            .configure(customers::configure),
     );
 }
 

@@ -416,7 +416,7 @@ impl Store {
 }
 
 /// Appends `value` to a COPY text row, escaped (`\N` for NULL).
-fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
+pub(super) fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
     let Some(text) = value else {
         out.extend_from_slice(b"\\N");
         return;

@@ -9,6 +9,7 @@
 
 mod admin;
 pub mod cases;
+pub mod customers;
 mod integrations;
 pub mod models;
 

@@ -4,7 +4,7 @@
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, body, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_problem, body, form, spawn_app, spawn_app_with};
 
 struct Uploader {
     app: TestApp,
@@ -40,28 +40,6 @@ async fn uploader_on(app: TestApp) -> Uploader {
 
 async fn uploader() -> Uploader {
     uploader_on(spawn_app().await).await
-}
-
-/// A multipart/form-data body with these fields (the file as `file`).
-fn form(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "----intake-test-boundary-7d1b";
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        if *name == "file" {
-            body.extend_from_slice(
-                b"Content-Disposition: form-data; name=\"file\"; filename=\"cases.csv\"\r\nContent-Type: text/csv\r\n\r\n",
-            );
-        } else {
-            body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-            );
-        }
-        body.extend_from_slice(value);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 impl Uploader {

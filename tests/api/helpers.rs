@@ -393,3 +393,25 @@ pub fn printed_token(output: std::process::Output) -> String {
         .trim()
         .to_string()
 }
+
+/// A multipart/form-data body with these fields (the file as `file`).
+pub fn form(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----intake-test-boundary-7d1b";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        if *name == "file" {
+            body.extend_from_slice(
+                b"Content-Disposition: form-data; name=\"file\"; filename=\"cases.csv\"\r\nContent-Type: text/csv\r\n\r\n",
+            );
+        } else {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}

@@ -9,6 +9,7 @@ mod auth;
 mod case_csv;
 mod cases;
 mod cli;
+mod customers;
 mod errors;
 mod group_access;
 mod helpers;

@@ -1,0 +1,640 @@
+//! `/v1/campaigns/{id}/customers`: upserting customers in bulk (JSON,
+//! NDJSON, CSV), adding one, and reading them back.
+
+use actix_multipart::Multipart;
+use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::access::GroupAccess;
+use crate::auth::{Authorized, CustomersCreate, CustomersRead, CustomersWrite};
+use crate::domain::canonical_enum;
+use crate::domain::customer::{CustomerInput, CustomerOptions, UniqueMode, normalize_phone};
+use crate::error::{ApiError, ErrorCode, FieldError, Problem, excerpt};
+use crate::ingest::csv::{Detected, read_table};
+use crate::ingest::customer_csv::CustomerColumns;
+use crate::ingest::customers::{
+    CustomerIngest, CustomerOutcome, CustomerUpsert, CustomersSummary, Listing, UploadSpec,
+};
+use crate::ingest::ndjson::NdjsonLines;
+use crate::routes::case_csv::{read_form, truthy};
+use crate::routes::cases::{BodyKind, body_kind};
+use crate::routes::{Page, PageQuery, json_body_error, read_body};
+use crate::startup::AppState;
+use crate::store::customers::{Customer, CustomerFilter};
+use crate::store::models::Campaign;
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(upsert_customers)
+        .service(add_customer)
+        .service(upload_customers_csv)
+        .service(list_customers);
+}
+
+/// Customers per batch: one lookup of each kind, one COPY.
+const BATCH: usize = 10_000;
+
+/// The campaign, if the caller's groups hold it.
+async fn campaign(state: &AppState, access: &GroupAccess, id: Uuid) -> Result<Campaign, ApiError> {
+    access
+        .visible(state.store.get_campaign(id).await?)
+        .ok_or_else(|| ApiError::new(ErrorCode::CampaignNotFound, "No campaign has this id."))
+}
+
+/// A bulk upsert of customers into one campaign.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "status": "new",
+    "options": {"international_format": false, "override_existing": true, "unique_mode": "skip_if_elsewhere"},
+    "customers": [
+        {"name": "Dana Levi", "phone": "050-234-5678", "agent": "Jana Novak"},
+        {"name": "Tom Cohen", "phone": "+972 52 345 6789", "follow_up_at": "2026-11-24T09:30:00+02:00", "fields": {"Plan": "Gold"}}
+    ]
+}))]
+pub struct CustomersRequest {
+    /// The status of every customer of the upload: one of the campaign's
+    /// statuses (default its first, usually `new`).
+    pub status: Option<String>,
+    #[serde(default)]
+    pub options: CustomerOptions,
+    /// `true`: any failed row fails the request (422) and nothing is
+    /// written. Default `false`: every row gets its own outcome.
+    #[serde(default)]
+    pub atomic: bool,
+    /// No limit beyond the body limit.
+    pub customers: Vec<CustomerInput>,
+}
+
+/// Options of an NDJSON stream (a JSON body carries them itself).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerStreamOptions {
+    /// NDJSON: the upload's status.
+    pub status: Option<String>,
+    /// NDJSON: see `CustomerOptions`.
+    pub international_format: Option<bool>,
+    pub override_existing: Option<bool>,
+    pub update_contact_allowed: Option<bool>,
+    pub reset_status: Option<bool>,
+    pub unique_mode: Option<UniqueMode>,
+    /// NDJSON: `true` writes all or nothing.
+    pub atomic: Option<bool>,
+}
+
+impl CustomerStreamOptions {
+    fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.international_format.is_none()
+            && self.override_existing.is_none()
+            && self.update_contact_allowed.is_none()
+            && self.reset_status.is_none()
+            && self.unique_mode.is_none()
+            && self.atomic.is_none()
+    }
+}
+
+/// Upsert customers
+///
+/// Adds customers to the campaign, or updates those it holds (matched by
+/// E.164 phone) as the options say; every row gets its own outcome
+/// (`created`, `updated`, `skipped` with a `reason`, `failed` with
+/// `errors`), and the counts add up to the rows sent. One transaction per
+/// request; `atomic: true` turns any failed row into a 422 with nothing
+/// written.
+///
+/// `application/json`: `{status?, options?, atomic?, customers: [...]}`.
+/// `application/x-ndjson`: one customer per line, options in the query
+/// string; the answer lists the skipped and failed rows (the first 1,000).
+///
+/// Options: `international_format`, `override_existing` (only the fields a
+/// row carries change; custom fields are merged), `update_contact_allowed`,
+/// `reset_status` (with `override_existing`), `unique_mode` (`allow`,
+/// `move`, `skip_if_elsewhere`; "other campaigns" are those of the
+/// integration's groups).
+#[utoipa::path(
+    tag = "customers",
+    params(("id" = Uuid, Path, description = "The campaign's id"), CustomerStreamOptions),
+    request_body(content(
+        (CustomersRequest = "application/json"),
+        (CustomerInput = "application/x-ndjson", example = json!({"name": "Dana Levi", "phone": "050-234-5678"}))
+    )),
+    responses(
+        (status = 200, description = "Every row's outcome", body = CustomersSummary),
+        (status = 404, description = "`campaign_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`concurrent_write`: another request changed these customers meanwhile; nothing written, retry", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: an invalid status (`invalid_status`) or option; or `atomic` with failed rows (`invalid_phone`, `unknown_agent`, `ambiguous_agent`, `duplicate_in_file`, `invalid_date`, …), nothing written", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["customers:write"]))
+)]
+#[put("/campaigns/{id}/customers")]
+pub async fn upsert_customers(
+    auth: Authorized<CustomersWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    req: HttpRequest,
+    payload: web::Payload,
+    query: web::Query<CustomerStreamOptions>,
+) -> Result<HttpResponse, ApiError> {
+    let access = &auth.principal.access;
+    let kind = body_kind(&req)?;
+    let campaign = campaign(&state, access, *id).await?;
+    let integration = access.integration_id.to_string();
+    match kind {
+        BodyKind::Json => {
+            if !query.is_empty() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    "With application/json the options go in the body (`status`, `options`, `atomic`).",
+                ));
+            }
+            let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
+            let request: CustomersRequest =
+                serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
+            drop(body);
+            if request.customers.is_empty() {
+                return Err(ApiError::validation(
+                    ErrorCode::ValidationFailed,
+                    vec![FieldError::field(
+                        "customers",
+                        ErrorCode::Required,
+                        "`customers` must hold at least one customer",
+                    )],
+                ));
+            }
+            let spec = UploadSpec {
+                status: request.status,
+                options: request.options,
+                atomic: request.atomic,
+                spreadsheet_dates: false,
+                option_prefix: "options.",
+            };
+            let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
+            let mut upsert = CustomerUpsert::new(ingest, spec.atomic, false, Listing::All);
+            let mut rows = request
+                .customers
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| (i as u64 + 1, c));
+            loop {
+                let batch: Vec<(u64, CustomerInput)> = rows.by_ref().take(BATCH).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                upsert.feed(batch, Vec::new()).await?;
+            }
+            let summary = finish(&state, &integration, "customers_json", upsert).await?;
+            Ok(HttpResponse::Ok().json(summary))
+        }
+        BodyKind::Ndjson => {
+            let spec = UploadSpec {
+                status: query.status.clone(),
+                options: CustomerOptions {
+                    international_format: query.international_format.unwrap_or(false),
+                    override_existing: query.override_existing.unwrap_or(false),
+                    update_contact_allowed: query.update_contact_allowed.unwrap_or(false),
+                    reset_status: query.reset_status.unwrap_or(false),
+                    unique_mode: query.unique_mode.unwrap_or_default(),
+                    date_format: None,
+                    timezone: None,
+                },
+                atomic: query.atomic.unwrap_or(false),
+                spreadsheet_dates: false,
+                option_prefix: "",
+            };
+            let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
+            let mut upsert = CustomerUpsert::new(ingest, spec.atomic, false, Listing::Exceptions);
+            let mut lines = NdjsonLines::new(
+                payload,
+                state.settings.max_body_bytes,
+                state.settings.max_stream_bytes,
+            );
+            loop {
+                let (batch, broken) = lines.next_batch::<CustomerInput>(BATCH).await?;
+                if batch.is_empty() && broken.is_empty() {
+                    break;
+                }
+                upsert.feed(batch, broken).await?;
+            }
+            if upsert.rows() == 0 {
+                return Err(ApiError::validation(
+                    ErrorCode::ValidationFailed,
+                    vec![FieldError::field(
+                        "customers",
+                        ErrorCode::Required,
+                        "the stream holds no customer",
+                    )],
+                ));
+            }
+            let summary = finish(&state, &integration, "customers_ndjson", upsert).await?;
+            Ok(HttpResponse::Ok().json(summary))
+        }
+    }
+}
+
+/// Commits (or rejects) and counts the rows in `/metrics`.
+async fn finish(
+    state: &AppState,
+    integration: &str,
+    path: &str,
+    upsert: CustomerUpsert<'_>,
+) -> Result<CustomersSummary, ApiError> {
+    let rows = upsert.rows();
+    match upsert.finish().await {
+        Ok(summary) => {
+            let accepted = summary.created + summary.updated + summary.skipped;
+            state
+                .metrics
+                .count_rows(integration, path, accepted, summary.failed);
+            Ok(summary)
+        }
+        Err(e) => {
+            state.metrics.count_rows(integration, path, 0, rows);
+            Err(e)
+        }
+    }
+}
+
+/// One new customer: the fields of `CustomerInput` and the customer's
+/// `status` (default the campaign's first).
+#[derive(Debug, ToSchema)]
+#[schema(example = json!({"name": "Dana Levi", "phone": "050-234-5678", "status": "follow_up", "agent": "Jana Novak"}))]
+#[allow(dead_code)] // documents the body, read as CustomerInput + status
+pub struct NewCustomer {
+    name: String,
+    phone: String,
+    status: Option<String>,
+    agent: Option<String>,
+    #[schema(format = DateTime)]
+    follow_up_at: Option<String>,
+    #[schema(format = DateTime)]
+    source_created_at: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    fields: Option<serde_json::Value>,
+}
+
+/// Add a customer
+///
+/// Adds one customer to the campaign (a national number is read in the
+/// campaign's `default_region`). A phone the campaign already holds answers
+/// 409 `already_exists` with the existing customer's id in `detail`.
+#[utoipa::path(
+    tag = "customers",
+    params(("id" = Uuid, Path, description = "The campaign's id")),
+    request_body(content = NewCustomer, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The customer", body = Customer),
+        (status = 404, description = "`campaign_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_exists`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (`invalid_phone`, `unknown_agent`, `invalid_status`, …)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["customers:create"]), ("bearer" = ["customers:write"]))
+)]
+#[post("/campaigns/{id}/customers")]
+pub async fn add_customer(
+    auth: Authorized<CustomersCreate>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let access = &auth.principal.access;
+    if !matches!(body_kind(&req)?, BodyKind::Json) {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "Send one customer as `Content-Type: application/json`.",
+        ));
+    }
+    let campaign = campaign(&state, access, *id).await?;
+    let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
+    let status = match object.remove("status") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => {
+            return Err(ApiError::validation(
+                ErrorCode::ValidationFailed,
+                vec![FieldError::field(
+                    "status",
+                    ErrorCode::InvalidType,
+                    "status must be text",
+                )],
+            ));
+        }
+    };
+    let input: CustomerInput = serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|e| json_body_error(&e))?;
+    let spec = UploadSpec {
+        status,
+        atomic: true,
+        ..Default::default()
+    };
+    let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
+    let mut upsert = CustomerUpsert::new(ingest, true, false, Listing::All);
+    upsert.feed(vec![(1, input)], Vec::new()).await?;
+    let integration = access.integration_id.to_string();
+    let summary = finish(&state, &integration, "customers_one", upsert).await?;
+    let result = summary
+        .results
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no result for one customer")))?;
+    match (result.outcome, result.customer_id) {
+        (CustomerOutcome::Created, Some(id)) => {
+            let customer = state.store.get_customer(id).await?.ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("a created customer is missing"))
+            })?;
+            Ok(HttpResponse::Created().json(customer))
+        }
+        (_, existing) => Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            match existing {
+                Some(id) => {
+                    format!("The campaign already holds a customer with this phone ({id}).")
+                }
+                None => "The campaign already holds a customer with this phone.".to_string(),
+            },
+        )),
+    }
+}
+
+/// The form of the customers uploader.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the multipart form
+pub struct CustomerCsvForm {
+    /// The CSV file: a header row, then one customer per line.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// The status of every customer of the file (default the campaign's first).
+    status: Option<String>,
+    /// JSON object, file header → field (`name`, `phone`, `agent`,
+    /// `follow_up_at`, `source_created_at`, or `fields` to keep a column as a
+    /// custom field). Headers it leaves out are matched automatically.
+    mapping: Option<String>,
+    international_format: Option<bool>,
+    override_existing: Option<bool>,
+    update_contact_allowed: Option<bool>,
+    reset_status: Option<bool>,
+    unique_mode: Option<UniqueMode>,
+    /// Default `DD-MM-YYYY HH:MM`.
+    date_format: Option<String>,
+    /// IANA name; default the campaign's time zone.
+    timezone: Option<String>,
+    /// `true`: any failed row fails the upload, nothing written.
+    atomic: Option<bool>,
+    /// `true`: answer the would-be outcomes, write nothing.
+    dry_run: Option<bool>,
+}
+
+/// The answer to a customers CSV upload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomersCsvSummary {
+    #[serde(flatten)]
+    pub summary: CustomersSummary,
+    /// Nothing was written (`dry_run`): the counts are what would happen.
+    pub dry_run: bool,
+    /// Ignored columns and extra cells.
+    pub warnings: Vec<FieldError>,
+    pub detected: Detected,
+}
+
+/// Upload customers as CSV
+///
+/// The dialer's uploader: one status per file, the options as form fields,
+/// headers matched by `mapping` or automatically ("Full name", "Phone
+/// number", "Mobile", "Agent", "Follow-up date", "Created", …; other
+/// columns become custom `fields`). Dates are read with `date_format` in
+/// `timezone` (default `DD-MM-YYYY HH:MM` in the campaign's zone; a time
+/// skipped by a daylight-saving change is moved forward by the gap, a time
+/// that occurs twice is the earlier). The CSV limits of the integration
+/// apply (`GET /v1/limits`). Rows are reported by their line (`row`) and
+/// column.
+///
+/// `curl -H "Authorization: Bearer $TOKEN" -F file=@leads.csv -F status=new -F override_existing=true .../v1/campaigns/$ID/customers/csv`
+#[utoipa::path(
+    tag = "customers",
+    params(("id" = Uuid, Path, description = "The campaign's id")),
+    request_body(content = CustomerCsvForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Every row's outcome (written unless `dry_run`)", body = CustomersCsvSummary),
+        (status = 404, description = "`campaign_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`file_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_csv` (the file breaks the CSV rules), `invalid_mapping`, `missing_column`, `validation_failed` (status, options, or `atomic` with failed rows)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["customers:write"]))
+)]
+#[post("/campaigns/{id}/customers/csv")]
+pub async fn upload_customers_csv(
+    auth: Authorized<CustomersWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let access = &auth.principal.access;
+    let campaign = campaign(&state, access, *id).await?;
+    let form = read_form(form, state.settings.max_body_bytes).await?;
+    let mut spec = UploadSpec {
+        spreadsheet_dates: true,
+        ..Default::default()
+    };
+    let mut mapping = None;
+    let mut dry_run = false;
+    for (name, value) in &form.fields {
+        let options = &mut spec.options;
+        let given = || (!value.is_empty()).then(|| value.clone());
+        match name.as_str() {
+            "status" => spec.status = given(),
+            "mapping" if !value.is_empty() => {
+                let parsed: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(value).map_err(|e| {
+                        ApiError::validation(
+                            ErrorCode::InvalidMapping,
+                            vec![FieldError::field(
+                                "mapping",
+                                ErrorCode::InvalidMapping,
+                                format!("mapping must be a JSON object of header → field: {e}"),
+                            )],
+                        )
+                    })?;
+                mapping = Some(parsed);
+            }
+            "mapping" => {}
+            "international_format" => options.international_format = truthy(name, value)?,
+            "override_existing" => options.override_existing = truthy(name, value)?,
+            "update_contact_allowed" => options.update_contact_allowed = truthy(name, value)?,
+            "reset_status" => options.reset_status = truthy(name, value)?,
+            "unique_mode" => {
+                options.unique_mode = if value.is_empty() {
+                    UniqueMode::Allow
+                } else {
+                    UniqueMode::parse(value).ok_or_else(|| {
+                        ApiError::validation(
+                            ErrorCode::ValidationFailed,
+                            vec![FieldError::field(
+                                "unique_mode",
+                                ErrorCode::InvalidEnum,
+                                format!(
+                                    "{:?} is not a unique_mode; expected allow, move or skip_if_elsewhere",
+                                    excerpt(value)
+                                ),
+                            )],
+                        )
+                    })?
+                }
+            }
+            "date_format" => options.date_format = given(),
+            "timezone" => options.timezone = given(),
+            "atomic" => spec.atomic = truthy(name, value)?,
+            "dry_run" => dry_run = truthy(name, value)?,
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::UnknownField,
+                    format!(
+                        "Unknown form field {:?}; expected file, status, mapping, international_format, override_existing, update_contact_allowed, reset_status, unique_mode, date_format, timezone, atomic, dry_run.",
+                        excerpt(other)
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(file) = form.file else {
+        return Err(ApiError::validation(
+            ErrorCode::ValidationFailed,
+            vec![FieldError::field(
+                "file",
+                ErrorCode::Required,
+                "attach the CSV as the form field `file`",
+            )],
+        ));
+    };
+    // Status and options first: a bad one answers before the file is read.
+    let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
+    let limits = state
+        .store
+        .get_integration(access.integration_id)
+        .await?
+        .map(|i| i.csv_limits)
+        .unwrap_or_default();
+    let mut table = read_table(&file, &limits);
+    drop(file);
+    let integration = access.integration_id.to_string();
+    if !table.errors.is_empty() {
+        let mut errors = std::mem::take(&mut table.errors);
+        errors.sort_by_key(|e| e.row);
+        state
+            .metrics
+            .count_rows(&integration, "customers_csv", 0, table.records.len() as u64);
+        let count = errors.len();
+        return Err(ApiError::new(
+            ErrorCode::InvalidCsv,
+            format!(
+                "The file cannot be imported: {count} problem{} (see `errors`).",
+                if count == 1 { "" } else { "s" }
+            ),
+        )
+        .with_errors(errors));
+    }
+    let columns = CustomerColumns::read(&mut table, mapping.as_ref())?;
+    let rows: Vec<(u64, CustomerInput)> = table
+        .records
+        .iter()
+        .map(|r| (r.line, columns.customer(&r.cells)))
+        .collect();
+    let mut upsert = CustomerUpsert::new(ingest, spec.atomic, dry_run, Listing::All);
+    upsert.feed(rows, Vec::new()).await.map_err(|mut e| {
+        e.errors = e.errors.into_iter().map(|x| columns.locate(x)).collect();
+        e
+    })?;
+    let mut summary = finish(&state, &integration, "customers_csv", upsert)
+        .await
+        .map_err(|mut e| {
+            e.errors = e.errors.into_iter().map(|x| columns.locate(x)).collect();
+            e
+        })?;
+    for result in &mut summary.results {
+        result.errors = std::mem::take(&mut result.errors)
+            .into_iter()
+            .map(|e| columns.locate(e))
+            .collect();
+    }
+    let detected = table.detected.clone().unwrap_or_else(|| Detected {
+        encoding: "utf-8".into(),
+        bom: false,
+        delimiter: ",".into(),
+        line_ending: "lf".into(),
+    });
+    Ok(HttpResponse::Ok().json(CustomersCsvSummary {
+        summary,
+        dry_run,
+        warnings: std::mem::take(&mut table.warnings),
+        detected,
+    }))
+}
+
+/// Filters of the customer collection.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerQuery {
+    /// The customer's phone in any format (normalized as the campaign
+    /// reads national numbers before the lookup).
+    pub phone: Option<String>,
+    /// One of the campaign's statuses.
+    pub status: Option<String>,
+}
+
+/// List a campaign's customers
+///
+/// In creation order, a page at a time.
+#[utoipa::path(
+    tag = "customers",
+    params(("id" = Uuid, Path, description = "The campaign's id"), CustomerQuery, PageQuery),
+    responses(
+        (status = 200, description = "A page of customers", body = Page<Customer>),
+        (status = 400, description = "`invalid_query` (e.g. a phone that is not a phone number)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`campaign_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["customers:read"]), ("bearer" = ["customers:write"]))
+)]
+#[get("/campaigns/{id}/customers")]
+pub async fn list_customers(
+    auth: Authorized<CustomersRead>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    filter: web::Query<CustomerQuery>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.parse()?;
+    let campaign = campaign(&state, &auth.principal.access, *id).await?;
+    let phone = match filter
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        None => None,
+        Some(raw) => {
+            let region = campaign.default_region.parse().map_err(|_| {
+                ApiError::internal(anyhow::anyhow!("campaign with an invalid region"))
+            })?;
+            Some(normalize_phone(raw, region, false).map_err(|message| {
+                ApiError::new(ErrorCode::InvalidQuery, format!("phone: {message}"))
+            })?)
+        }
+    };
+    let filter = CustomerFilter {
+        phone,
+        status: filter
+            .status
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(canonical_enum),
+    };
+    let rows = state
+        .store
+        .list_customers(campaign.id, &filter, page.after, page.fetch())
+        .await?;
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |c| c.id)))
+}

@@ -1,0 +1,465 @@
+//! Customers: batched lookups and the bulk upsert.
+//!
+//! A batch is written in the request's transaction. On PostgreSQL it is
+//! COPied into a temporary staging table and moved into `customers` by one
+//! `INSERT … SELECT … ON CONFLICT (campaign_id, phone)`; on SQLite by
+//! prepared multi-row `INSERT … ON CONFLICT`. Either way an update touches
+//! only the fields the input carried: a field not sent is NULL in the batch
+//! and `COALESCE` keeps the stored value; custom fields are merged.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::cases::copy_field;
+use super::{Store, StoreError, now, with_pool};
+
+/// Values bound by one SQLite lookup (well under its variable limit).
+const SQLITE_CHUNK: usize = 2_000;
+/// Rows per multi-row upsert on SQLite (14 columns each).
+const SQLITE_UPSERT_ROWS: usize = 500;
+/// Bytes buffered before a COPY chunk is sent.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+/// A stored customer.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[schema(example = json!({
+    "id": "019a8c20-1111-7000-8000-000000000010", "campaign_id": "019a8c0f-3333-7000-8000-000000000004",
+    "name": "Dana Levi", "phone": "+972502345678", "phone_raw": "050-234-5678", "status": "new",
+    "agent_staff_id": "A-1001", "follow_up_at": "2026-11-24T07:30:00Z", "source_created_at": null,
+    "do_not_call": false, "contact_allowed_at": null, "fields": {"Plan": "Gold"},
+    "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
+}))]
+pub struct Customer {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub name: String,
+    /// E.164.
+    pub phone: String,
+    /// As last sent.
+    pub phone_raw: String,
+    pub status: String,
+    /// The assigned agent's Staff ID.
+    pub agent_staff_id: Option<String>,
+    pub follow_up_at: Option<DateTime<Utc>>,
+    pub source_created_at: Option<DateTime<Utc>>,
+    pub do_not_call: bool,
+    pub contact_allowed_at: Option<DateTime<Utc>>,
+    /// Custom fields.
+    #[schema(value_type = Object)]
+    pub fields: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const CUSTOMER_COLUMNS: &str = "id, campaign_id, name, phone, phone_raw, status, agent_staff_id, follow_up_at, \
+     source_created_at, do_not_call, contact_allowed_at, fields, created_at, updated_at";
+
+/// A customer to create, or the carried fields of one to update.
+#[derive(Clone, Debug)]
+pub struct CustomerRow {
+    pub id: Uuid,
+    pub name: String,
+    pub phone: String,
+    pub phone_raw: String,
+    pub agent_staff_id: Option<String>,
+    pub follow_up_at: Option<DateTime<Utc>>,
+    pub source_created_at: Option<DateTime<Utc>>,
+    /// JSON object text.
+    pub fields: String,
+}
+
+/// How a request's batches are written.
+#[derive(Clone, Debug)]
+pub struct UpsertPolicy {
+    pub campaign_id: Uuid,
+    /// The upload's status (new customers; updated ones with `reset_status`).
+    pub status: String,
+    /// Existing customers are updated (else a conflict is a concurrent write).
+    pub override_existing: bool,
+    pub reset_status: bool,
+    pub update_contact_allowed: bool,
+    /// `unique_mode: move`: the caller's groups, whose other campaigns lose
+    /// the phones written.
+    pub move_from_groups: Option<Vec<Uuid>>,
+}
+
+/// Filters of `GET /v1/campaigns/{id}/customers`.
+#[derive(Clone, Debug, Default)]
+pub struct CustomerFilter {
+    /// E.164.
+    pub phone: Option<String>,
+    pub status: Option<String>,
+}
+
+impl Store {
+    /// The active agents of a group: (exact name, Staff ID).
+    pub async fn active_agents(&self, group_id: Uuid) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT name, staff_id FROM staff WHERE group_id = $1 AND role = 'agent' AND active",
+            )
+            .bind(group_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// The campaign's customers with these E.164 phones: phone → id.
+    pub async fn customers_with_phones(
+        &self,
+        campaign_id: Uuid,
+        phones: &[&str],
+    ) -> Result<HashMap<String, Uuid>, StoreError> {
+        let mut found = HashMap::with_capacity(phones.len());
+        match self {
+            Store::Postgres(pool) => {
+                let rows: Vec<(String, Uuid)> = sqlx::query_as(
+                    "SELECT c.phone, c.id FROM unnest($2::text[]) AS k(phone) \
+                     JOIN customers c ON c.campaign_id = $1 AND c.phone = k.phone",
+                )
+                .bind(campaign_id)
+                .bind(phones)
+                .fetch_all(pool)
+                .await?;
+                found.extend(rows);
+            }
+            Store::Sqlite(pool) => {
+                for chunk in phones.chunks(SQLITE_CHUNK) {
+                    let sql = format!(
+                        "SELECT phone, id FROM customers WHERE campaign_id = ? AND phone IN ({})",
+                        marks(chunk.len())
+                    );
+                    let mut query =
+                        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(campaign_id);
+                    for phone in chunk {
+                        query = query.bind(*phone);
+                    }
+                    let rows: Vec<(String, Uuid)> = query.fetch_all(pool).await?;
+                    found.extend(rows);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Which of these phones other campaigns of `groups` hold: one query a
+    /// batch.
+    pub async fn phones_in_other_campaigns(
+        &self,
+        campaign_id: Uuid,
+        groups: &[Uuid],
+        phones: &[&str],
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut found = HashSet::new();
+        if groups.is_empty() || phones.is_empty() {
+            return Ok(found);
+        }
+        match self {
+            Store::Postgres(pool) => {
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT DISTINCT c.phone FROM unnest($1::text[]) AS k(phone) \
+                     JOIN customers c ON c.phone = k.phone \
+                     JOIN campaigns m ON m.id = c.campaign_id \
+                     WHERE c.campaign_id <> $2 AND m.group_id = ANY($3)",
+                )
+                .bind(phones)
+                .bind(campaign_id)
+                .bind(groups)
+                .fetch_all(pool)
+                .await?;
+                found.extend(rows.into_iter().map(|(p,)| p));
+            }
+            Store::Sqlite(pool) => {
+                for chunk in phones.chunks(SQLITE_CHUNK) {
+                    let sql = format!(
+                        "SELECT DISTINCT c.phone FROM customers c JOIN campaigns m ON m.id = c.campaign_id \
+                         WHERE c.phone IN ({}) AND c.campaign_id <> ? AND m.group_id IN ({})",
+                        marks(chunk.len()),
+                        marks(groups.len())
+                    );
+                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+                    for phone in chunk {
+                        query = query.bind(*phone);
+                    }
+                    query = query.bind(campaign_id);
+                    for group in groups {
+                        query = query.bind(*group);
+                    }
+                    let rows: Vec<(String,)> = query.fetch_all(pool).await?;
+                    found.extend(rows.into_iter().map(|(p,)| p));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Opens the transaction of one request's upsert.
+    pub async fn customer_writer(
+        &self,
+        policy: UpsertPolicy,
+    ) -> Result<CustomerWriter, StoreError> {
+        let tx = match self {
+            Store::Postgres(pool) => WriterTx::Postgres(pool.begin().await?),
+            Store::Sqlite(pool) => WriterTx::Sqlite(pool.begin().await?),
+        };
+        Ok(CustomerWriter {
+            tx,
+            policy,
+            staging_ready: false,
+        })
+    }
+
+    /// A campaign's customers in creation order.
+    pub async fn list_customers(
+        &self,
+        campaign_id: Uuid,
+        filter: &CustomerFilter,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Customer>, StoreError> {
+        let sql = format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE campaign_id = $1 AND ($2 IS NULL OR id > $2) \
+             AND ($3 IS NULL OR phone = $3) AND ($4 IS NULL OR status = $4) ORDER BY id LIMIT $5"
+        );
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(campaign_id)
+                .bind(after)
+                .bind(filter.phone.as_deref())
+                .bind(filter.status.as_deref())
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    pub async fn get_customer(&self, id: Uuid) -> Result<Option<Customer>, StoreError> {
+        let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+}
+
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+enum WriterTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// An open transaction upserting the customers of one request.
+pub struct CustomerWriter {
+    tx: WriterTx,
+    policy: UpsertPolicy,
+    staging_ready: bool,
+}
+
+impl CustomerWriter {
+    /// The `DO UPDATE SET …` (or `DO NOTHING`) of the upsert, the same text
+    /// on both databases.
+    fn on_conflict(&self) -> String {
+        if !self.policy.override_existing {
+            return "ON CONFLICT (campaign_id, phone) DO NOTHING".to_string();
+        }
+        let mut set = vec![
+            "name = excluded.name",
+            "phone_raw = excluded.phone_raw",
+            "agent_staff_id = COALESCE(excluded.agent_staff_id, customers.agent_staff_id)",
+            "follow_up_at = COALESCE(excluded.follow_up_at, customers.follow_up_at)",
+            "source_created_at = COALESCE(excluded.source_created_at, customers.source_created_at)",
+            "updated_at = excluded.updated_at",
+        ];
+        if self.policy.reset_status {
+            set.push("status = excluded.status");
+        }
+        if self.policy.update_contact_allowed {
+            set.push("do_not_call = FALSE");
+            set.push("contact_allowed_at = excluded.contact_allowed_at");
+        }
+        set.push(match self.tx {
+            WriterTx::Postgres(_) => {
+                "fields = (customers.fields::jsonb || excluded.fields::jsonb)::json"
+            }
+            WriterTx::Sqlite(_) => "fields = json_patch(customers.fields, excluded.fields)",
+        });
+        format!(
+            "ON CONFLICT (campaign_id, phone) DO UPDATE SET {}",
+            set.join(", ")
+        )
+    }
+
+    /// Writes one batch: `rows` are created or update their customer;
+    /// `moved` are the phones other campaigns of the caller's groups lose.
+    /// A row that meets a customer the batch did not expect (written by a
+    /// concurrent request) fails the batch with `Duplicate`.
+    pub async fn write(&mut self, rows: &[CustomerRow], moved: &[&str]) -> Result<(), StoreError> {
+        let at = now();
+        let contact_allowed_at = self.policy.update_contact_allowed.then_some(at);
+        let on_conflict = self.on_conflict();
+        let policy = &self.policy;
+        let mut written: u64 = 0;
+        match &mut self.tx {
+            WriterTx::Postgres(tx) => {
+                if let (Some(groups), false) = (&policy.move_from_groups, moved.is_empty()) {
+                    sqlx::query(
+                        "DELETE FROM customers WHERE phone = ANY($1) AND campaign_id <> $2 \
+                         AND campaign_id IN (SELECT id FROM campaigns WHERE group_id = ANY($3))",
+                    )
+                    .bind(moved)
+                    .bind(policy.campaign_id)
+                    .bind(groups)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                if !rows.is_empty() {
+                    if self.staging_ready {
+                        sqlx::query("TRUNCATE customers_stage")
+                            .execute(&mut **tx)
+                            .await?;
+                    } else {
+                        sqlx::query(
+                            "CREATE TEMP TABLE customers_stage (LIKE customers INCLUDING DEFAULTS) ON COMMIT DROP",
+                        )
+                        .execute(&mut **tx)
+                        .await?;
+                        self.staging_ready = true;
+                    }
+                    copy_customers(tx, policy, rows, at, contact_allowed_at).await?;
+                    let sql = format!(
+                        "INSERT INTO customers ({CUSTOMER_COLUMNS}) SELECT {CUSTOMER_COLUMNS} FROM customers_stage {on_conflict}"
+                    );
+                    written = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected();
+                }
+            }
+            WriterTx::Sqlite(tx) => {
+                if let (Some(groups), false) = (&policy.move_from_groups, moved.is_empty()) {
+                    for chunk in moved.chunks(SQLITE_CHUNK) {
+                        let sql = format!(
+                            "DELETE FROM customers WHERE phone IN ({}) AND campaign_id <> ? \
+                             AND campaign_id IN (SELECT id FROM campaigns WHERE group_id IN ({}))",
+                            marks(chunk.len()),
+                            marks(groups.len())
+                        );
+                        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                        for phone in chunk {
+                            query = query.bind(*phone);
+                        }
+                        query = query.bind(policy.campaign_id);
+                        for group in groups {
+                            query = query.bind(*group);
+                        }
+                        query.execute(&mut **tx).await?;
+                    }
+                }
+                for chunk in rows.chunks(SQLITE_UPSERT_ROWS) {
+                    let values =
+                        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?)"; chunk.len()];
+                    let sql = format!(
+                        "INSERT INTO customers ({CUSTOMER_COLUMNS}) VALUES {} {on_conflict}",
+                        values.join(", ")
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                    for row in chunk {
+                        query = query
+                            .bind(row.id)
+                            .bind(policy.campaign_id)
+                            .bind(&row.name)
+                            .bind(&row.phone)
+                            .bind(&row.phone_raw)
+                            .bind(&policy.status)
+                            .bind(&row.agent_staff_id)
+                            .bind(row.follow_up_at)
+                            .bind(row.source_created_at)
+                            .bind(contact_allowed_at)
+                            .bind(&row.fields)
+                            .bind(at)
+                            .bind(at);
+                    }
+                    written += query.execute(&mut **tx).await?.rows_affected();
+                }
+            }
+        }
+        if written != rows.len() as u64 {
+            return Err(StoreError::Duplicate(
+                "customers written by a concurrent request".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.tx {
+            WriterTx::Postgres(tx) => tx.commit().await?,
+            WriterTx::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+async fn copy_customers(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    policy: &UpsertPolicy,
+    rows: &[CustomerRow],
+    at: DateTime<Utc>,
+    contact_allowed_at: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let statement = format!("COPY customers_stage ({CUSTOMER_COLUMNS}) FROM STDIN");
+    let mut copy = tx.copy_in_raw(&statement).await?;
+    let campaign = policy.campaign_id.to_string();
+    let time = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string();
+    let at = time(at);
+    let contact = contact_allowed_at.map(time);
+    let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024);
+    let mut id_text = Uuid::encode_buffer();
+    for row in rows {
+        let id: &str = row.id.hyphenated().encode_lower(&mut id_text);
+        let follow_up = row.follow_up_at.map(time);
+        let source_created = row.source_created_at.map(time);
+        let fields: [Option<&str>; 14] = [
+            Some(id),
+            Some(&campaign),
+            Some(&row.name),
+            Some(&row.phone),
+            Some(&row.phone_raw),
+            Some(&policy.status),
+            row.agent_staff_id.as_deref(),
+            follow_up.as_deref(),
+            source_created.as_deref(),
+            Some("f"),
+            contact.as_deref(),
+            Some(&row.fields),
+            Some(&at),
+            Some(&at),
+        ];
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                buffer.push(b'\t');
+            }
+            copy_field(&mut buffer, *field);
+        }
+        buffer.push(b'\n');
+        if buffer.len() >= COPY_CHUNK_BYTES {
+            copy.send(std::mem::take(&mut buffer)).await?;
+            buffer.reserve(COPY_CHUNK_BYTES + 64 * 1024);
+        }
+    }
+    if !buffer.is_empty() {
+        copy.send(buffer).await?;
+    }
+    copy.finish().await?;
+    Ok(())
+}
