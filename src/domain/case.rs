@@ -74,14 +74,6 @@ impl Scalar {
             Scalar::Bool(_) => "a boolean",
         }
     }
-
-    pub(crate) fn to_json(&self) -> serde_json::Value {
-        match self {
-            Scalar::Text(s) => serde_json::Value::String(s.clone()),
-            Scalar::Number(n) => serde_json::Value::Number(n.clone()),
-            Scalar::Bool(b) => serde_json::Value::Bool(*b),
-        }
-    }
 }
 
 struct ScalarVisitor;
@@ -295,13 +287,21 @@ fn enum_value<T: Copy>(
 
 /// Parses a date as `dates` allows.
 pub fn parse_case_date(raw: &str, dates: DateInput) -> Result<DateTime<Utc>, String> {
+    use chrono::Datelike;
+    let in_range = |t: DateTime<Utc>| {
+        if (1..=9999).contains(&t.year()) {
+            Ok(t)
+        } else {
+            Err(format!("{:?} is outside the years 1 to 9999", excerpt(raw)))
+        }
+    };
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(t.with_timezone(&Utc));
+        return in_range(t.with_timezone(&Utc));
     }
     if dates == DateInput::Spreadsheet
         && let Ok(t) = NaiveDateTime::parse_from_str(raw, "%d-%m-%Y %H:%M")
     {
-        return Ok(t.and_utc());
+        return in_range(t.and_utc());
     }
     let expected = match dates {
         DateInput::Rfc3339 => "RFC 3339, e.g. 2026-11-20T14:05:00Z",
@@ -313,15 +313,17 @@ pub fn parse_case_date(raw: &str, dates: DateInput) -> Result<DateTime<Utc>, Str
     ))
 }
 
-/// Custom columns as a JSON object, in order (nulls dropped); empty and
-/// repeated names are problems of the field `field`.
-pub(crate) fn data_object(
+/// Custom columns as JSON object text, in order (nulls dropped); empty and
+/// repeated names are problems of the field `field`. Written straight to
+/// text: no intermediate map, no copy of the values.
+pub(crate) fn data_json(
     field: &str,
     columns: &DataColumns,
     errors: &mut Vec<FieldError>,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut seen = HashSet::with_capacity(columns.0.len());
-    let mut data = serde_json::Map::with_capacity(columns.0.len());
+) -> String {
+    let mut out = String::with_capacity(2 + columns.0.len() * 24);
+    out.push('{');
+    let mut seen: HashSet<&str> = HashSet::with_capacity(columns.0.len());
     for (i, (key, value)) in columns.0.iter().enumerate() {
         let key = key.trim();
         if key.is_empty() {
@@ -330,17 +332,55 @@ pub(crate) fn data_object(
                 ErrorCode::EmptyDataKey,
                 format!("custom column {} has no name", i + 1),
             ));
-        } else if !seen.insert(key.to_string()) {
+        } else if !seen.insert(key) {
             errors.push(FieldError::field(
                 format!("{field}.{key}"),
                 ErrorCode::DuplicateDataKey,
                 format!("the custom column {:?} appears twice", excerpt(key)),
             ));
         } else if let Some(value) = value {
-            data.insert(key.to_string(), value.to_json());
+            if out.len() > 1 {
+                out.push(',');
+            }
+            push_json_string(&mut out, key);
+            out.push(':');
+            match value {
+                Scalar::Text(text) => push_json_string(&mut out, text),
+                Scalar::Number(n) => out.push_str(&n.to_string()),
+                Scalar::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            }
         }
     }
-    data
+    out.push('}');
+    out
+}
+
+/// Appends `text` as a JSON string literal.
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    let mut plain = 0;
+    // Every byte to escape is ASCII, so a byte scan keeps UTF-8 intact.
+    for (i, byte) in text.bytes().enumerate() {
+        let escaped = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 => {
+                out.push_str(&text[plain..i]);
+                out.push_str(&format!("\\u{b:04x}"));
+                plain = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.push_str(&text[plain..i]);
+        out.push_str(escaped);
+        plain = i + 1;
+    }
+    out.push_str(&text[plain..]);
+    out.push('"');
 }
 
 /// Checks every field of one case; answers every problem found.
@@ -469,7 +509,7 @@ pub fn validate_case(input: &CaseInput, rules: &CaseRules) -> Result<ValidCase, 
         },
     };
 
-    let data = data_object("data", &input.data, &mut errors);
+    let data = data_json("data", &input.data, &mut errors);
 
     if !errors.is_empty() {
         return Err(errors);
@@ -485,7 +525,7 @@ pub fn validate_case(input: &CaseInput, rules: &CaseRules) -> Result<ValidCase, 
         priority,
         category,
         occurred_at,
-        data: serde_json::Value::Object(data).to_string(),
+        data,
     })
 }
 
@@ -570,6 +610,37 @@ mod tests {
     }
 
     #[test]
+    fn custom_columns_are_written_as_valid_json() {
+        let columns = DataColumns(vec![
+            (
+                "q\"uote".into(),
+                Some(Scalar::Text("a\"b\\c\nd\u{1}e ü 😀".into())),
+            ),
+            (
+                "n".into(),
+                Some(Scalar::Number(
+                    serde_json::Number::from_f64(1.5).expect("n"),
+                )),
+            ),
+            ("b".into(), Some(Scalar::Bool(false))),
+            ("none".into(), None),
+        ]);
+        let mut errors = Vec::new();
+        let text = data_json("data", &columns, &mut errors);
+        assert!(errors.is_empty());
+        let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(
+            parsed,
+            serde_json::json!({"q\"uote": "a\"b\\c\nd\u{1}e ü 😀", "n": 1.5, "b": false})
+        );
+        assert_eq!(
+            text,
+            serde_json::to_string(&parsed).expect("text"),
+            "same text as serde_json"
+        );
+    }
+
+    #[test]
     fn ids_are_bounded() {
         let rules = CaseRules {
             categories: &[],
@@ -597,6 +668,8 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2026-11-20T14:05:00+00:00");
         assert!(parse_case_date("20-11-2026 14:05", DateInput::Rfc3339).is_err());
         assert!(parse_case_date("31-02-2026 10:00", DateInput::Spreadsheet).is_err());
+        assert!(parse_case_date("20-11-12026 14:05", DateInput::Spreadsheet).is_err());
+        assert!(parse_case_date("20-11-0000 14:05", DateInput::Spreadsheet).is_err());
     }
 
     #[test]

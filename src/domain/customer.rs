@@ -11,7 +11,7 @@ use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::case::{DataColumns, Scalar, data_object, scalar, text};
+use super::case::{DataColumns, Scalar, data_json, scalar, text};
 use crate::error::{ErrorCode, FieldError, excerpt};
 
 /// The longest customer name.
@@ -225,7 +225,17 @@ pub fn local_to_utc(local: NaiveDateTime, tz: chrono_tz::Tz) -> Option<DateTime<
 }
 
 impl DateRule {
+    /// A date as this rule reads it, between the years 1 and 9999.
     pub fn parse(&self, raw: &str) -> Result<DateTime<Utc>, String> {
+        use chrono::Datelike;
+        let t = self.read(raw)?;
+        if !(1..=9999).contains(&t.year()) {
+            return Err(format!("{:?} is outside the years 1 to 9999", excerpt(raw)));
+        }
+        Ok(t)
+    }
+
+    fn read(&self, raw: &str) -> Result<DateTime<Utc>, String> {
         if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
             return Ok(t.with_timezone(&Utc));
         }
@@ -396,7 +406,7 @@ pub fn validate_customer(
         rules.dates,
         &mut errors,
     );
-    let fields = data_object("fields", &input.fields, &mut errors);
+    let fields = data_json("fields", &input.fields, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -407,7 +417,7 @@ pub fn validate_customer(
         agent,
         follow_up_at,
         source_created_at,
-        fields: serde_json::Value::Object(fields).to_string(),
+        fields,
     })
 }
 

@@ -421,12 +421,21 @@ pub fn write_error(e: StoreError) -> ApiError {
     }
 }
 
+/// Rows ready to write: (rows, phones other campaigns lose).
+type Ready = (Vec<CustomerRow>, Vec<String>);
+
 /// One upload from its first batch to its answer: every batch goes into the
 /// request's one transaction (none with `dry_run`); an atomic upload with a
-/// failed row writes nothing and answers 422 with every problem.
+/// failed row writes nothing and answers 422 with every problem. A batch is
+/// written while the next one is validated (validation yields now and then,
+/// so the database is kept busy meanwhile).
 pub struct CustomerUpsert<'a> {
     pub ingest: CustomerIngest<'a>,
+    store: &'a Store,
+    policy: UpsertPolicy,
     writer: Option<CustomerWriter>,
+    /// The last validated batch, written while the next is validated.
+    ready: Option<Ready>,
     dry_run: bool,
     atomic: bool,
     listing: Listing,
@@ -434,11 +443,38 @@ pub struct CustomerUpsert<'a> {
     errors: RowErrors,
 }
 
+/// Writes a validated batch into the request's transaction (opened at the
+/// first batch with something to write).
+async fn write_ready(
+    writer: &mut Option<CustomerWriter>,
+    store: &Store,
+    policy: &UpsertPolicy,
+    ready: Option<Ready>,
+) -> Result<(), ApiError> {
+    let Some((rows, moved)) = ready else {
+        return Ok(());
+    };
+    if rows.is_empty() && moved.is_empty() {
+        return Ok(());
+    }
+    if writer.is_none() {
+        *writer = Some(store.customer_writer(policy.clone()).await?);
+    }
+    if let Some(writer) = writer.as_mut() {
+        let moved: Vec<&str> = moved.iter().map(String::as_str).collect();
+        writer.write(&rows, &moved).await.map_err(write_error)?;
+    }
+    Ok(())
+}
+
 impl<'a> CustomerUpsert<'a> {
     pub fn new(ingest: CustomerIngest<'a>, atomic: bool, dry_run: bool, listing: Listing) -> Self {
         Self {
+            store: ingest.store,
+            policy: ingest.policy(),
             ingest,
             writer: None,
+            ready: None,
             dry_run,
             atomic,
             listing,
@@ -453,15 +489,21 @@ impl<'a> CustomerUpsert<'a> {
         s.created + s.updated + s.skipped + s.failed
     }
 
-    /// Validates, decides and (unless a dry run, or an atomic upload that
-    /// already failed) writes one batch. `broken` are rows that could not
-    /// even be read (NDJSON lines that are not JSON).
+    /// Validates and decides one batch while the previous one is written.
+    /// `broken` are rows that could not even be read (NDJSON lines that are
+    /// not JSON).
     pub async fn feed(
         &mut self,
         rows: Vec<(u64, CustomerInput)>,
         broken: Vec<FieldError>,
     ) -> Result<(), ApiError> {
-        let mut batch = self.ingest.prepare(rows).await?;
+        let ready = self.ready.take();
+        let (written, prepared) = tokio::join!(
+            write_ready(&mut self.writer, self.store, &self.policy, ready),
+            self.ingest.prepare(rows)
+        );
+        written?;
+        let mut batch = prepared?;
         for error in broken {
             let row = error.row.unwrap_or_default();
             batch.results.push(CustomerResult {
@@ -489,24 +531,20 @@ impl<'a> CustomerUpsert<'a> {
         }
         self.errors.add(failed_errors, failed_rows);
         for result in batch.results {
-            let listed = match self.listing {
-                Listing::All => true,
-                Listing::Exceptions => {
-                    matches!(
-                        result.outcome,
-                        CustomerOutcome::Skipped | CustomerOutcome::Failed
-                    ) && self.summary.results.len() < MAX_REPORTED_ERRORS
+            let exception = matches!(
+                result.outcome,
+                CustomerOutcome::Skipped | CustomerOutcome::Failed
+            );
+            match self.listing {
+                Listing::All => self.summary.results.push(result),
+                Listing::Exceptions if exception => {
+                    if self.summary.results.len() < MAX_REPORTED_ERRORS {
+                        self.summary.results.push(result);
+                    } else {
+                        self.summary.results_not_listed += 1;
+                    }
                 }
-            };
-            if listed {
-                self.summary.results.push(result);
-            } else if self.listing == Listing::Exceptions
-                && matches!(
-                    result.outcome,
-                    CustomerOutcome::Skipped | CustomerOutcome::Failed
-                )
-            {
-                self.summary.results_not_listed += 1;
+                Listing::Exceptions => {}
             }
         }
         if self.dry_run || (self.atomic && !self.errors.is_empty()) {
@@ -514,32 +552,17 @@ impl<'a> CustomerUpsert<'a> {
             self.writer = None;
             return Ok(());
         }
-        if batch.rows.is_empty() && batch.moved.is_empty() {
-            return Ok(());
-        }
-        if self.writer.is_none() {
-            self.writer = Some(
-                self.ingest
-                    .store
-                    .customer_writer(self.ingest.policy())
-                    .await?,
-            );
-        }
-        if let Some(writer) = self.writer.as_mut() {
-            let moved: Vec<&str> = batch.moved.iter().map(String::as_str).collect();
-            writer
-                .write(&batch.rows, &moved)
-                .await
-                .map_err(write_error)?;
-        }
+        self.ready = Some((batch.rows, batch.moved));
         Ok(())
     }
 
-    /// Commits, or answers the atomic upload's 422.
-    pub async fn finish(self) -> Result<CustomersSummary, ApiError> {
+    /// Writes the last batch and commits, or answers the atomic upload's 422.
+    pub async fn finish(mut self) -> Result<CustomersSummary, ApiError> {
         if self.atomic && !self.errors.is_empty() {
             return Err(self.errors.into_rejection(ErrorCode::ValidationFailed));
         }
+        let ready = self.ready.take();
+        write_ready(&mut self.writer, self.store, &self.policy, ready).await?;
         if let Some(writer) = self.writer {
             writer.commit().await.map_err(write_error)?;
         }

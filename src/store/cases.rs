@@ -415,6 +415,26 @@ impl Store {
     }
 }
 
+/// A timestamp as COPY text (RFC 3339, UTC, microseconds) in `buffer`,
+/// without chrono's strftime, which parses its format on every call.
+pub(super) fn copy_time(t: DateTime<Utc>, buffer: &mut String) -> &str {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    buffer.clear();
+    let _ = write!(
+        buffer,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 1_000
+    );
+    buffer
+}
+
 /// Appends `value` to a COPY text row, escaped (`\N` for NULL).
 pub(super) fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
     let Some(text) = value else {
@@ -578,6 +598,7 @@ async fn copy_cases(
     let mut id_text = Uuid::encode_buffer();
     let mut group_text = Uuid::encode_buffer();
     let mut group_cache: Option<(Uuid, usize)> = None;
+    let mut occurred_text = String::with_capacity(32);
     for row in rows {
         let id = row.id.hyphenated().encode_lower(&mut id_text);
         let id: &str = id;
@@ -595,9 +616,7 @@ async fn copy_cases(
             }
         };
         let group = std::str::from_utf8(&group_text[..group_len]).unwrap_or_default();
-        let occurred = row
-            .occurred_at
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string());
+        let occurred = row.occurred_at.map(|t| copy_time(t, &mut occurred_text));
         let fields: [Option<&str>; 15] = [
             Some(id),
             Some(&row.external_id),
@@ -610,7 +629,7 @@ async fn copy_cases(
             Some(row.status),
             row.priority,
             row.category.as_deref(),
-            occurred.as_deref(),
+            occurred,
             Some(&row.data),
             Some(&at),
             Some(&at),
@@ -637,6 +656,18 @@ async fn copy_cases(
 #[cfg(test)]
 mod tests {
     use super::copy_field;
+
+    #[test]
+    fn copy_times_are_rfc_3339_with_microseconds() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-03-09T07:05:03.123456+02:00")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        let mut buffer = String::new();
+        assert_eq!(
+            super::copy_time(t, &mut buffer),
+            "2026-03-09T05:05:03.123456Z"
+        );
+    }
 
     #[test]
     fn copy_text_escapes_what_would_break_a_row() {

@@ -15,7 +15,7 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::cases::copy_field;
+use super::cases::{copy_field, copy_time};
 use super::{Store, StoreError, now, with_pool};
 
 /// Values bound by one SQLite lookup (well under its variable limit).
@@ -420,15 +420,19 @@ async fn copy_customers(
     let statement = format!("COPY customers_stage ({CUSTOMER_COLUMNS}) FROM STDIN");
     let mut copy = tx.copy_in_raw(&statement).await?;
     let campaign = policy.campaign_id.to_string();
-    let time = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string();
-    let at = time(at);
-    let contact = contact_allowed_at.map(time);
+    let mut at_text = String::new();
+    let at: &str = copy_time(at, &mut at_text);
+    let mut contact_text = String::new();
+    let contact = contact_allowed_at.map(|t| copy_time(t, &mut contact_text));
+    let (mut follow_up_text, mut source_created_text) = (String::new(), String::new());
     let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024);
     let mut id_text = Uuid::encode_buffer();
     for row in rows {
         let id: &str = row.id.hyphenated().encode_lower(&mut id_text);
-        let follow_up = row.follow_up_at.map(time);
-        let source_created = row.source_created_at.map(time);
+        let follow_up = row.follow_up_at.map(|t| copy_time(t, &mut follow_up_text));
+        let source_created = row
+            .source_created_at
+            .map(|t| copy_time(t, &mut source_created_text));
         let fields: [Option<&str>; 14] = [
             Some(id),
             Some(&campaign),
@@ -437,13 +441,13 @@ async fn copy_customers(
             Some(&row.phone_raw),
             Some(&policy.status),
             row.agent_staff_id.as_deref(),
-            follow_up.as_deref(),
-            source_created.as_deref(),
+            follow_up,
+            source_created,
             Some("f"),
-            contact.as_deref(),
+            contact,
             Some(&row.fields),
-            Some(&at),
-            Some(&at),
+            Some(at),
+            Some(at),
         ];
         for (i, field) in fields.iter().enumerate() {
             if i > 0 {
