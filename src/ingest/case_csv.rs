@@ -119,12 +119,12 @@ impl CaseColumns {
     }
 
     /// One record as a case: an empty cell is an absent value.
-    pub fn case(&self, cells: &[String]) -> CaseInput {
-        let cell = |i: usize| {
+    pub fn case(&self, mut cells: Vec<String>) -> CaseInput {
+        let mut cell = |i: usize| {
             cells
-                .get(i)
+                .get_mut(i)
                 .filter(|c| !c.is_empty())
-                .map(|c| Scalar::Text(c.clone()))
+                .map(|c| Scalar::Text(std::mem::take(c)))
         };
         let mut case = CaseInput {
             staff_id: cell(0),
@@ -224,7 +224,11 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(warnings, vec![ErrorCode::IgnoredColumn]);
         let columns = columns.expect("readable");
-        let case = columns.case(&["A-1", "", "T-1", "Jaws", "Form", "hi", ""].map(String::from));
+        let case = columns.case(
+            ["A-1", "", "T-1", "Jaws", "Form", "hi", ""]
+                .map(String::from)
+                .to_vec(),
+        );
         assert_eq!(case.staff_id, Some(Scalar::Text("A-1".into())));
         assert_eq!(case.external_staff_id, None, "an empty cell is absent");
         assert_eq!(case.channel, Some(Scalar::Text("Form".into())));

@@ -218,14 +218,14 @@ impl CustomerColumns {
     }
 
     /// One record as a customer: an empty cell is an absent value.
-    pub fn customer(&self, cells: &[String]) -> CustomerInput {
+    pub fn customer(&self, mut cells: Vec<String>) -> CustomerInput {
         let mut input = CustomerInput::default();
         let mut custom = Vec::new();
         for (i, target) in self.targets.iter().enumerate() {
-            let Some(cell) = cells.get(i).filter(|c| !c.is_empty()) else {
+            let Some(cell) = cells.get_mut(i).filter(|c| !c.is_empty()) else {
                 continue;
             };
-            let value = Some(Scalar::Text(cell.clone()));
+            let value = Some(Scalar::Text(std::mem::take(cell)));
             match target {
                 Target::Name => input.name = value,
                 Target::Phone => input.phone = value,
@@ -294,7 +294,7 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let input = columns.customer(&cells);
+        let input = columns.customer(cells);
         assert_eq!(input.name, Some(Scalar::Text("Dana".into())));
         assert_eq!(input.phone, Some(Scalar::Text("050".into())));
         assert_eq!(input.agent, Some(Scalar::Text("Jana".into())));
@@ -318,7 +318,7 @@ mod tests {
         let mut t = table(&["Client", "Number", "Phone"]);
         let m = mapping(r#"{"client": "name", "Number": "phone", "Phone": "fields"}"#);
         let columns = CustomerColumns::read(&mut t, Some(&m)).expect("works");
-        let input = columns.customer(&["A".into(), "1".into(), "2".into()]);
+        let input = columns.customer(vec!["A".into(), "1".into(), "2".into()]);
         assert_eq!(input.phone, Some(Scalar::Text("1".into())));
         assert_eq!(
             input.fields.0,

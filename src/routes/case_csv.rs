@@ -282,8 +282,8 @@ pub async fn upload_cases_csv(
         .await?;
         let rows = table
             .records
-            .iter()
-            .map(|r| (r.line, columns.case(&r.cells)))
+            .drain(..)
+            .map(|r| (r.line, columns.case(r.cells)))
             .collect();
         let prepared = ingest.prepare(rows).await?;
         errors.extend(prepared.errors.iter().cloned().map(|e| columns.locate(e)));

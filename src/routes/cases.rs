@@ -334,12 +334,15 @@ async fn create_from_json(
             .case_writer(access.integration_id, list.as_ref(), true)
             .await?,
     );
+    // A request of a single batch would have nothing to overlap: it is cut
+    // into four (at least MIN_WRITE_BATCH cases each).
+    let batch_size = (request.cases.len() / 4).clamp(MIN_WRITE_BATCH, WRITE_BATCH);
     let mut cases = request.cases.into_iter().enumerate();
     let mut ready: Option<(Vec<CaseRow>, Vec<CaseRow>)> = None;
     loop {
         let rows: Vec<(u64, CaseInput)> = cases
             .by_ref()
-            .take(WRITE_BATCH)
+            .take(batch_size)
             .map(|(i, c)| (i as u64 + 1, c))
             .collect();
         if rows.is_empty() && ready.is_none() {
@@ -454,6 +457,9 @@ pub(crate) fn write_error(e: StoreError) -> ApiError {
 
 /// Cases per batch of a JSON request (written while the next is validated).
 const WRITE_BATCH: usize = 10_000;
+
+/// The smallest batch a JSON request is cut into (one COPY round trip each).
+const MIN_WRITE_BATCH: usize = 1_000;
 
 /// Cases per batch of an NDJSON stream (one staff lookup, one COPY each).
 const STREAM_BATCH: usize = 5_000;

@@ -540,8 +540,8 @@ pub async fn upload_customers_csv(
     let columns = CustomerColumns::read(&mut table, mapping.as_ref())?;
     let rows: Vec<(u64, CustomerInput)> = table
         .records
-        .iter()
-        .map(|r| (r.line, columns.customer(&r.cells)))
+        .drain(..)
+        .map(|r| (r.line, columns.customer(r.cells)))
         .collect();
     let mut upsert = CustomerUpsert::new(ingest, spec.atomic, dry_run, Listing::All);
     upsert.feed(rows, Vec::new()).await.map_err(|mut e| {
