@@ -264,7 +264,8 @@ impl PreparedBatch {
     }
 }
 
-fn fingerprint(external_id: &str) -> u64 {
+/// The key of a request-wide duplicate check: 8 bytes instead of the value.
+pub(crate) fn fingerprint(external_id: &str) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     BuildHasherDefault::<DefaultHasher>::default().hash_one(external_id)
 }

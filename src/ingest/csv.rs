@@ -6,7 +6,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{Column, ErrorCode, FieldError};
+use crate::error::{ApiError, Column, ErrorCode, FieldError};
 use crate::store::models::CsvLimits;
 
 /// What the upload turned out to be.
@@ -21,6 +21,32 @@ pub struct Detected {
     pub delimiter: String,
     /// `crlf`, `lf` or `cr`.
     pub line_ending: String,
+}
+
+impl Default for Detected {
+    /// What a file is taken to be when nothing could be detected.
+    fn default() -> Self {
+        Detected {
+            encoding: "utf-8".into(),
+            bom: false,
+            delimiter: ",".into(),
+            line_ending: "lf".into(),
+        }
+    }
+}
+
+/// The 422 of a file that breaks the CSV rules: every problem, by line.
+pub fn invalid_csv(mut errors: Vec<FieldError>) -> ApiError {
+    errors.sort_by_key(|e| e.row);
+    let count = errors.len();
+    ApiError::new(
+        ErrorCode::InvalidCsv,
+        format!(
+            "The file cannot be imported: {count} problem{} (see `errors`).",
+            if count == 1 { "" } else { "s" }
+        ),
+    )
+    .with_errors(errors)
 }
 
 /// One record and the line it starts on (the header is line 1).

@@ -17,6 +17,7 @@ use crate::domain::customer::{
 };
 use crate::domain::{Region, TimeZoneName};
 use crate::error::{ApiError, ErrorCode, FieldError, excerpt};
+use crate::ingest::cases::fingerprint;
 use crate::ingest::{MAX_REPORTED_ERRORS, RowErrors};
 use crate::store::customers::{CustomerRow, CustomerWriter, UpsertPolicy};
 use crate::store::models::Campaign;
@@ -403,11 +404,6 @@ impl PreparedCustomers {
             errors: errors.into_iter().map(|e| e.at_row(row)).collect(),
         });
     }
-}
-
-fn fingerprint(phone: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(phone)
 }
 
 /// A concurrent request wrote one of the phones first.

@@ -12,7 +12,7 @@ use crate::domain::case::DateInput;
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ingest::case_csv::CaseColumns;
 use crate::ingest::cases::{CaseIngest, OnConflict, resolve_list};
-use crate::ingest::csv::{Detected, read_table};
+use crate::ingest::csv::{Detected, invalid_csv, read_table};
 use crate::routes::cases::{StreamOptions, write_error};
 use crate::startup::AppState;
 use crate::store::cases::ListAssignment;
@@ -290,26 +290,12 @@ pub async fn upload_cases_csv(
         batch = Some(prepared);
     }
     let Some(batch) = batch.filter(|_| errors.is_empty()) else {
-        errors.sort_by_key(|e| e.row);
         state
             .metrics
             .count_rows(&integration, "csv", 0, record_count);
-        let count = errors.len();
-        return Err(ApiError::new(
-            ErrorCode::InvalidCsv,
-            format!(
-                "The file cannot be imported: {count} problem{} (see `errors`).",
-                if count == 1 { "" } else { "s" }
-            ),
-        )
-        .with_errors(errors));
+        return Err(invalid_csv(errors));
     };
-    let detected = table.detected.clone().unwrap_or_else(|| Detected {
-        encoding: "utf-8".into(),
-        bom: false,
-        delimiter: ",".into(),
-        line_ending: "lf".into(),
-    });
+    let detected = table.detected.clone().unwrap_or_default();
     let warnings = std::mem::take(&mut table.warnings);
     if dry_run {
         return Ok(HttpResponse::Ok().json(CsvChecked {

@@ -12,7 +12,7 @@ use crate::auth::{Authorized, CustomersCreate, CustomersRead, CustomersWrite};
 use crate::domain::canonical_enum;
 use crate::domain::customer::{CustomerInput, CustomerOptions, UniqueMode, normalize_phone};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem, excerpt};
-use crate::ingest::csv::{Detected, read_table};
+use crate::ingest::csv::{Detected, invalid_csv, read_table};
 use crate::ingest::customer_csv::CustomerColumns;
 use crate::ingest::customers::{
     CustomerIngest, CustomerOutcome, CustomerUpsert, CustomersSummary, Listing, UploadSpec,
@@ -522,20 +522,10 @@ pub async fn upload_customers_csv(
     drop(file);
     let integration = access.integration_id.to_string();
     if !table.errors.is_empty() {
-        let mut errors = std::mem::take(&mut table.errors);
-        errors.sort_by_key(|e| e.row);
         state
             .metrics
             .count_rows(&integration, "customers_csv", 0, table.records.len() as u64);
-        let count = errors.len();
-        return Err(ApiError::new(
-            ErrorCode::InvalidCsv,
-            format!(
-                "The file cannot be imported: {count} problem{} (see `errors`).",
-                if count == 1 { "" } else { "s" }
-            ),
-        )
-        .with_errors(errors));
+        return Err(invalid_csv(std::mem::take(&mut table.errors)));
     }
     let columns = CustomerColumns::read(&mut table, mapping.as_ref())?;
     let rows: Vec<(u64, CustomerInput)> = table
@@ -560,12 +550,7 @@ pub async fn upload_customers_csv(
             .map(|e| columns.locate(e))
             .collect();
     }
-    let detected = table.detected.clone().unwrap_or_else(|| Detected {
-        encoding: "utf-8".into(),
-        bom: false,
-        delimiter: ",".into(),
-        line_ending: "lf".into(),
-    });
+    let detected = table.detected.clone().unwrap_or_default();
     Ok(HttpResponse::Ok().json(CustomersCsvSummary {
         summary,
         dry_run,

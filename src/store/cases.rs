@@ -435,8 +435,19 @@ pub(super) fn copy_time(t: DateTime<Utc>, buffer: &mut String) -> &str {
     buffer
 }
 
+/// Appends one COPY text row (tab-separated, escaped, `\\N` for NULL).
+pub(super) fn copy_row(buffer: &mut Vec<u8>, fields: &[Option<&str>]) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            buffer.push(b'\t');
+        }
+        copy_field(buffer, *field);
+    }
+    buffer.push(b'\n');
+}
+
 /// Appends `value` to a COPY text row, escaped (`\N` for NULL).
-pub(super) fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
+fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
     let Some(text) = value else {
         out.extend_from_slice(b"\\N");
         return;
@@ -458,7 +469,8 @@ pub(super) fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
     out.extend_from_slice(&bytes[plain..]);
 }
 
-enum WriterTx {
+/// The open transaction of a bulk writer, on either backend.
+pub(super) enum WriterTx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
@@ -634,13 +646,7 @@ async fn copy_cases(
             Some(&at),
             Some(&at),
         ];
-        for (i, field) in fields.iter().enumerate() {
-            if i > 0 {
-                buffer.push(b'\t');
-            }
-            copy_field(&mut buffer, *field);
-        }
-        buffer.push(b'\n');
+        copy_row(&mut buffer, &fields);
         if buffer.len() >= COPY_CHUNK_BYTES {
             copy.send(std::mem::take(&mut buffer)).await?;
             buffer.reserve(COPY_CHUNK_BYTES + 64 * 1024);

@@ -15,7 +15,7 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::cases::{copy_field, copy_time};
+use super::cases::{WriterTx, copy_row, copy_time};
 use super::{Store, StoreError, now, with_pool};
 
 /// Values bound by one SQLite lookup (well under its variable limit).
@@ -253,11 +253,6 @@ fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-enum WriterTx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-}
-
 /// An open transaction upserting the customers of one request.
 pub struct CustomerWriter {
     tx: WriterTx,
@@ -449,13 +444,7 @@ async fn copy_customers(
             Some(at),
             Some(at),
         ];
-        for (i, field) in fields.iter().enumerate() {
-            if i > 0 {
-                buffer.push(b'\t');
-            }
-            copy_field(&mut buffer, *field);
-        }
-        buffer.push(b'\n');
+        copy_row(&mut buffer, &fields);
         if buffer.len() >= COPY_CHUNK_BYTES {
             copy.send(std::mem::take(&mut buffer)).await?;
             buffer.reserve(COPY_CHUNK_BYTES + 64 * 1024);
