@@ -285,16 +285,19 @@ fn enum_value<T: Copy>(
     parsed
 }
 
+/// A date both databases store and COPY reads: the years 1 to 9999.
+pub(crate) fn within_years(t: DateTime<Utc>, raw: &str) -> Result<DateTime<Utc>, String> {
+    use chrono::Datelike;
+    if (1..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(format!("{:?} is outside the years 1 to 9999", excerpt(raw)))
+    }
+}
+
 /// Parses a date as `dates` allows.
 pub fn parse_case_date(raw: &str, dates: DateInput) -> Result<DateTime<Utc>, String> {
-    use chrono::Datelike;
-    let in_range = |t: DateTime<Utc>| {
-        if (1..=9999).contains(&t.year()) {
-            Ok(t)
-        } else {
-            Err(format!("{:?} is outside the years 1 to 9999", excerpt(raw)))
-        }
-    };
+    let in_range = |t| within_years(t, raw);
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return in_range(t.with_timezone(&Utc));
     }

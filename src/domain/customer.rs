@@ -11,7 +11,7 @@ use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::case::{DataColumns, Scalar, data_json, scalar, text};
+use super::case::{DataColumns, Scalar, data_json, scalar, text, within_years};
 use crate::error::{ErrorCode, FieldError, excerpt};
 
 /// The longest customer name.
@@ -227,12 +227,7 @@ pub fn local_to_utc(local: NaiveDateTime, tz: chrono_tz::Tz) -> Option<DateTime<
 impl DateRule {
     /// A date as this rule reads it, between the years 1 and 9999.
     pub fn parse(&self, raw: &str) -> Result<DateTime<Utc>, String> {
-        use chrono::Datelike;
-        let t = self.read(raw)?;
-        if !(1..=9999).contains(&t.year()) {
-            return Err(format!("{:?} is outside the years 1 to 9999", excerpt(raw)));
-        }
-        Ok(t)
+        within_years(self.read(raw)?, raw)
     }
 
     fn read(&self, raw: &str) -> Result<DateTime<Utc>, String> {
