@@ -668,3 +668,83 @@ async fn the_content_type_decides_the_format() {
     assert_problem(response, 422, "validation_failed").await;
     assert!(w.stored().await.is_empty());
 }
+
+#[tokio::test]
+async fn what_cases_refer_to_stays_while_they_do() {
+    // On PostgreSQL the references of cases are checked per statement by
+    // triggers, not by foreign keys: the same answers are kept.
+    let w = world().await;
+    let app = &w.app;
+    let group_c = app.create_group("Group C").await;
+    let response = app
+        .admin(Method::PUT, "/v1/admin/staff")
+        .json(&json!({"staff": [
+            {"staff_id": "C-1", "name": "Cy", "role": "agent", "group_id": group_c},
+        ]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let integration = app.create_integration("C", &[&group_c]).await;
+    let (token, _) = app.mint(&integration, &["cases:write"]).await;
+    let response = app
+        .client
+        .post(app.url("/v1/cases"))
+        .bearer_auth(&token)
+        .json(&json!({"cases": [{"external_id": "C-T-1", "staff_id": "C-1"}]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 201);
+
+    // The staff member of a case cannot be deleted.
+    let response = app
+        .admin(Method::DELETE, "/v1/admin/staff/C-1")
+        .send()
+        .await
+        .expect("request");
+    assert_problem(response, 409, "resource_in_use").await;
+    // Nor the group of a case, once nothing else holds it.
+    let response = app
+        .admin(Method::PATCH, "/v1/admin/staff/C-1")
+        .json(&json!({"group_id": w.group_b}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let response = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/admin/integrations/{integration}"),
+        )
+        .json(&json!({"groups": [w.group_a]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let response = app
+        .admin(Method::DELETE, &format!("/v1/admin/groups/{group_c}"))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(response, 409, "resource_in_use").await;
+
+    // The database itself refuses a case naming a missing staff member or
+    // group, whichever path writes it.
+    let store = &app.state.store;
+    let missing_staff = "UPDATE cases SET staff_id = 'NOBODY' WHERE external_id = 'C-T-1'";
+    let missing_group =
+        "UPDATE cases SET group_id = (SELECT id FROM teams LIMIT 1) WHERE external_id = 'C-T-1'";
+    for sql in [missing_staff, missing_group] {
+        let error = match store {
+            intake::store::Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.err(),
+            intake::store::Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.err(),
+        }
+        .expect("refused");
+        let error = intake::store::StoreError::from(error);
+        assert!(
+            matches!(error, intake::store::StoreError::Reference(_)),
+            "{sql}: {error:?}"
+        );
+    }
+}
