@@ -8,6 +8,7 @@ pub mod csv;
 pub mod customer_csv;
 pub mod customers;
 pub mod ndjson;
+pub mod pipeline;
 
 use crate::error::{ApiError, ErrorCode, FieldError};
 
@@ -16,20 +17,42 @@ pub const MAX_REPORTED_ERRORS: usize = 1_000;
 
 /// The row problems of a request: every one counted, the first
 /// [`MAX_REPORTED_ERRORS`] kept (memory stays bounded on any stream).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RowErrors {
     pub listed: Vec<FieldError>,
     pub problems: u64,
     pub failed_rows: u64,
+    /// The most problems kept.
+    limit: usize,
+}
+
+impl Default for RowErrors {
+    fn default() -> Self {
+        Self {
+            listed: Vec::new(),
+            problems: 0,
+            failed_rows: 0,
+            limit: MAX_REPORTED_ERRORS,
+        }
+    }
 }
 
 impl RowErrors {
+    /// Keeps every problem: for inputs bounded by other limits (a CSV
+    /// upload's records), whose answer lists them all.
+    pub fn every_one() -> Self {
+        Self {
+            limit: usize::MAX,
+            ..Self::default()
+        }
+    }
+
     /// Adds one batch's problems (sorted here by row, fields in order).
     pub fn add(&mut self, mut errors: Vec<FieldError>, failed_rows: u64) {
         errors.sort_by_key(|e| e.row);
         self.problems += errors.len() as u64;
         self.failed_rows += failed_rows;
-        let room = MAX_REPORTED_ERRORS.saturating_sub(self.listed.len());
+        let room = self.limit.saturating_sub(self.listed.len());
         self.listed.extend(errors.into_iter().take(room));
     }
 

@@ -13,7 +13,8 @@ use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ingest::case_csv::CaseColumns;
 use crate::ingest::cases::{CaseIngest, OnConflict, resolve_list};
 use crate::ingest::csv::{Detected, invalid_csv, read_table};
-use crate::routes::cases::{StreamOptions, write_error};
+use crate::ingest::pipeline::{CasePipeline, Writes, batch_size};
+use crate::routes::cases::StreamOptions;
 use crate::startup::AppState;
 use crate::store::cases::ListAssignment;
 
@@ -84,6 +85,10 @@ pub struct CsvChecked {
     pub warnings: Vec<FieldError>,
     pub detected: Detected,
 }
+
+/// The smallest batch an upload is cut into: one is written while the next
+/// is validated.
+const CSV_MIN_BATCH: usize = 100;
 
 /// Longest text form field.
 const MAX_FORM_FIELD_BYTES: usize = 64 * 1024;
@@ -270,8 +275,26 @@ pub async fn upload_cases_csv(
     };
     let integration = access.integration_id.to_string();
     let record_count = table.records.len() as u64;
-    let mut errors = std::mem::take(&mut table.errors);
-    let mut batch = None;
+    let table_errors = std::mem::take(&mut table.errors);
+    let located_from = table_errors.len();
+    let writes = if dry_run {
+        Writes::None
+    } else {
+        Writes::Atomic
+    };
+    let mut pipeline = CasePipeline::new(
+        &state.store,
+        access.integration_id,
+        list.as_ref(),
+        writes,
+        true,
+    )
+    .listing_every_problem();
+    if !table_errors.is_empty() {
+        // A file breaking the CSV rules writes nothing; its rows are still
+        // checked, to report every problem at once.
+        pipeline.reject(table_errors, 0);
+    }
     if let Some(columns) = &columns {
         let mut ingest = CaseIngest::new(
             &state.store,
@@ -280,47 +303,50 @@ pub async fn upload_cases_csv(
             DateInput::Spreadsheet,
         )
         .await?;
-        let rows = table
-            .records
-            .drain(..)
-            .map(|r| (r.line, columns.case(r.cells)))
-            .collect();
-        let prepared = ingest.prepare(rows).await?;
-        errors.extend(prepared.errors.iter().cloned().map(|e| columns.locate(e)));
-        batch = Some(prepared);
+        let size = batch_size(table.records.len(), CSV_MIN_BATCH, usize::MAX);
+        let mut records = table.records.drain(..);
+        loop {
+            let rows: Vec<_> = records
+                .by_ref()
+                .take(size)
+                .map(|r| (r.line, columns.case(r.cells)))
+                .collect();
+            if rows.is_empty() {
+                break;
+            }
+            pipeline.feed(&mut ingest, rows, Vec::new()).await?;
+        }
     }
-    let Some(batch) = batch.filter(|_| errors.is_empty()) else {
+    pipeline.finish().await?;
+    if columns.is_none() || !pipeline.errors.is_empty() {
         state
             .metrics
             .count_rows(&integration, "csv", 0, record_count);
+        let mut errors = std::mem::take(&mut pipeline.errors.listed);
+        if let Some(columns) = &columns {
+            let row_errors = errors.split_off(located_from.min(errors.len()));
+            errors.extend(row_errors.into_iter().map(|e| columns.locate(e)));
+        }
         return Err(invalid_csv(errors));
-    };
+    }
     let detected = table.detected.clone().unwrap_or_default();
     let warnings = std::mem::take(&mut table.warnings);
     if dry_run {
         return Ok(HttpResponse::Ok().json(CsvChecked {
             valid: true,
-            would_create: batch.inserts.len() as u64,
+            would_create: pipeline.created,
             warnings,
             detected,
         }));
     }
+    let created = pipeline.created;
+    let accepted = std::mem::take(&mut pipeline.accepted);
+    drop(pipeline);
     let Some(list) = list else {
         return Err(ApiError::internal(anyhow::anyhow!(
             "a CSV import without a list"
         )));
     };
-    state
-        .store
-        .write_cases(
-            access.integration_id,
-            Some(&list),
-            &batch.inserts,
-            &batch.updates,
-        )
-        .await
-        .map_err(write_error)?;
-    let created = batch.inserts.len() as u64;
     state.metrics.count_rows(&integration, "csv", created, 0);
     Ok(HttpResponse::Created().json(CsvImported {
         list: UploadedList {
@@ -333,8 +359,7 @@ pub async fn upload_cases_csv(
             case_count: created,
         },
         created,
-        cases: batch
-            .accepted
+        cases: accepted
             .into_iter()
             .map(|a| UploadedCase {
                 id: a.id,

@@ -10,16 +10,14 @@ use crate::auth::access::GroupAccess;
 use crate::auth::{Authorized, CasesRead, CasesWrite};
 use crate::domain::case::{CaseInput, DateInput};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
-use crate::ingest::RowErrors;
 use crate::ingest::cases::{
-    Accepted, AssignmentKind, AssignmentSpec, CaseIngest, ListSpec, OnConflict, Outcome,
-    PreparedBatch, resolve_list,
+    AssignmentKind, AssignmentSpec, CaseIngest, ListSpec, OnConflict, Outcome, resolve_list,
 };
-use crate::routes::{Page, PageQuery, json_body_error, payload_error, read_body};
+use crate::ingest::ndjson::NdjsonLines;
+use crate::ingest::pipeline::{CasePipeline, Writes, batch_size};
+use crate::routes::{Page, PageQuery, json_body_error, read_body};
 use crate::startup::AppState;
-use crate::store::StoreError;
 use crate::store::cases::{Case, CaseFilter, CaseList};
-use crate::store::cases::{CaseRow, CaseWriter, NewCaseList};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create_cases)
@@ -106,10 +104,6 @@ pub struct CasesResults {
     pub skipped: u64,
     pub failed: u64,
     pub results: Vec<RowResult>,
-}
-
-fn count(accepted: &[Accepted], outcome: Outcome) -> u64 {
-    accepted.iter().filter(|a| a.outcome == outcome).count() as u64
 }
 
 /// Options of an NDJSON stream (a JSON body carries them itself).
@@ -322,77 +316,49 @@ async fn create_from_json(
     .await?;
     let total = request.cases.len() as u64;
     let integration = access.integration_id.to_string();
-    // Batch k is written while batch k+1 is validated (validation yields
-    // now and then, so the writer keeps the database fed). An atomic request
-    // that meets a problem stops writing (the transaction rolls back) and
-    // checks the rest to report every problem.
-    let mut errors = RowErrors::default();
-    let mut accepted = Vec::with_capacity(request.cases.len());
-    let mut writer = Some(
-        state
-            .store
-            .case_writer(access.integration_id, list.as_ref(), true)
-            .await?,
+    let writes = if request.atomic {
+        Writes::Atomic
+    } else {
+        Writes::ValidRows
+    };
+    let mut pipeline = CasePipeline::new(
+        &state.store,
+        access.integration_id,
+        list.as_ref(),
+        writes,
+        true,
     );
-    // A request of a single batch would have nothing to overlap: it is cut
-    // into four (at least MIN_WRITE_BATCH cases each).
-    let batch_size = (request.cases.len() / 4).clamp(MIN_WRITE_BATCH, WRITE_BATCH);
+    let batch_size = batch_size(request.cases.len(), MIN_WRITE_BATCH, WRITE_BATCH);
     let mut cases = request.cases.into_iter().enumerate();
-    let mut ready: Option<(Vec<CaseRow>, Vec<CaseRow>)> = None;
     loop {
         let rows: Vec<(u64, CaseInput)> = cases
             .by_ref()
             .take(batch_size)
             .map(|(i, c)| (i as u64 + 1, c))
             .collect();
-        if rows.is_empty() && ready.is_none() {
+        if rows.is_empty() {
             break;
         }
-        let write = async {
-            match (ready.take(), writer.as_mut()) {
-                (Some((inserts, updates)), Some(writer)) => writer.write(&inserts, &updates).await,
-                _ => Ok(()),
-            }
-        };
-        let prepare = async {
-            if rows.is_empty() {
-                Ok(None)
-            } else {
-                ingest.prepare(rows).await.map(Some)
-            }
-        };
-        let (written, prepared) = tokio::join!(write, prepare);
-        written.map_err(write_error)?;
-        if let Some(mut batch) = prepared? {
-            errors.add(std::mem::take(&mut batch.errors), batch.failed_rows);
-            if request.atomic && !errors.is_empty() {
-                writer = None;
-            } else {
-                ready = Some((
-                    std::mem::take(&mut batch.inserts),
-                    std::mem::take(&mut batch.updates),
-                ));
-                accepted.extend(batch.accepted);
-            }
-        }
+        pipeline.feed(&mut ingest, rows, Vec::new()).await?;
     }
-    if request.atomic && !errors.is_empty() {
+    pipeline.finish().await?;
+    if pipeline.rejected() {
         state.metrics.count_rows(&integration, "json", 0, total);
-        return Err(errors.into_rejection(ErrorCode::ValidationFailed));
+        return Err(pipeline.errors.into_rejection(ErrorCode::ValidationFailed));
     }
-    if let Some(writer) = writer {
-        writer.commit().await.map_err(write_error)?;
-    }
+    let CasePipeline {
+        errors,
+        accepted,
+        created,
+        updated,
+        skipped,
+        ..
+    } = pipeline;
     state.metrics.count_rows(
         &integration,
         "json",
         accepted.len() as u64,
         errors.failed_rows,
-    );
-    let (created, updated, skipped) = (
-        count(&accepted, Outcome::Created),
-        count(&accepted, Outcome::Updated),
-        count(&accepted, Outcome::Skipped),
     );
     let list_id = list.map(|l| l.id);
     if request.atomic {
@@ -444,17 +410,6 @@ async fn create_from_json(
     }))
 }
 
-/// A concurrent request wrote one of the Case IDs first.
-pub(crate) fn write_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Duplicate(_) => ApiError::new(
-            ErrorCode::DuplicateExternalId,
-            "Another request wrote one of these Case IDs at the same time; nothing of this batch was written. Retry.",
-        ),
-        other => other.into(),
-    }
-}
-
 /// Cases per batch of a JSON request (written while the next is validated).
 const WRITE_BATCH: usize = 10_000;
 
@@ -467,11 +422,9 @@ const STREAM_BATCH: usize = 5_000;
 async fn create_from_ndjson(
     access: &GroupAccess,
     state: &AppState,
-    mut payload: web::Payload,
+    payload: web::Payload,
     options: &StreamOptions,
 ) -> Result<HttpResponse, ApiError> {
-    use futures_util::StreamExt;
-
     let atomic = options.atomic.unwrap_or(true);
     let list = match options.list_spec()? {
         Some(spec) => Some(resolve_list(&state.store, access, &spec, "api", "").await?),
@@ -484,238 +437,70 @@ async fn create_from_ndjson(
         DateInput::Rfc3339,
     )
     .await?;
-    let mut stream = NdjsonStream {
-        state,
-        integration_id: access.integration_id,
-        atomic,
-        list: list.as_ref(),
-        writer: None,
-        list_created: false,
-        errors: RowErrors::default(),
-        broken_lines: Vec::new(),
-        ready: None,
-        created: 0,
-        updated: 0,
-        skipped: 0,
-        rows: 0,
+    let writes = if atomic {
+        Writes::Atomic
+    } else {
+        Writes::ValidRowsEachBatch
     };
-    let line_limit = state.settings.max_body_bytes;
-    let stream_limit = state.settings.max_stream_bytes;
-    let mut received: u64 = 0;
-    let mut pending = web::BytesMut::new();
-    let mut scanned = 0usize;
-    let mut batch: Vec<(u64, CaseInput)> = Vec::with_capacity(STREAM_BATCH);
+    let mut pipeline = CasePipeline::new(
+        &state.store,
+        access.integration_id,
+        list.as_ref(),
+        writes,
+        false,
+    );
+    let mut lines = NdjsonLines::new(
+        payload,
+        state.settings.max_body_bytes,
+        state.settings.max_stream_bytes,
+    );
     loop {
-        let chunk = payload.next().await;
-        let done = chunk.is_none();
-        if let Some(chunk) = chunk {
-            let chunk = chunk.map_err(payload_error)?;
-            received += chunk.len() as u64;
-            if received > stream_limit {
-                return Err(ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("The stream exceeds the limit of {stream_limit} bytes."),
-                ));
-            }
-            pending.extend_from_slice(&chunk);
-        }
-        // Only the bytes not yet scanned are searched for a line break, so a
-        // long line arriving in many chunks is not rescanned each time.
-        while let Some(found) = pending[scanned..].iter().position(|b| *b == b'\n') {
-            let end = scanned + found;
-            scanned = 0;
-            let line = pending.split_to(end + 1);
-            stream.line(&line[..end], &mut batch);
-            if batch.len() + stream.broken_lines.len() >= STREAM_BATCH {
-                stream
-                    .flush(&mut ingest, std::mem::take(&mut batch))
-                    .await?;
-            }
-        }
-        scanned = pending.len();
-        if pending.len() > line_limit {
-            return Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "Line {} is longer than the limit of {line_limit} bytes.",
-                    stream.rows + 1
-                ),
-            ));
-        }
-        if done {
-            let rest = pending.split();
-            stream.line(&rest, &mut batch);
-            if !batch.is_empty() || !stream.broken_lines.is_empty() {
-                stream
-                    .flush(&mut ingest, std::mem::take(&mut batch))
-                    .await?;
-            }
+        let (batch, broken) = lines.next_batch::<CaseInput>(STREAM_BATCH).await?;
+        if batch.is_empty() && broken.is_empty() {
             break;
         }
+        pipeline.feed(&mut ingest, batch, broken).await?;
     }
-    stream.finish().await
-}
-
-/// The state of one NDJSON stream.
-struct NdjsonStream<'a> {
-    state: &'a AppState,
-    integration_id: Uuid,
-    atomic: bool,
-    list: Option<&'a NewCaseList>,
-    /// Atomic streams: the one transaction.
-    writer: Option<CaseWriter>,
-    list_created: bool,
-    errors: RowErrors,
-    /// Lines of the current batch that are not JSON cases.
-    broken_lines: Vec<FieldError>,
-    /// The last validated batch, written while the next is validated.
-    ready: Option<PreparedBatch>,
-    created: u64,
-    updated: u64,
-    skipped: u64,
-    rows: u64,
-}
-
-impl NdjsonStream<'_> {
-    /// Parses one line into the batch (a broken line is that row's error).
-    fn line(&mut self, line: &[u8], batch: &mut Vec<(u64, CaseInput)>) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        self.rows += 1;
-        match serde_json::from_slice::<CaseInput>(line) {
-            Ok(case) => batch.push((self.rows, case)),
-            Err(e) => {
-                self.broken_lines.push(FieldError {
-                    row: Some(self.rows),
-                    column: None,
-                    field: None,
-                    code: json_body_error(&e).code,
-                    message: e.to_string(),
-                });
-            }
-        }
+    if lines.rows == 0 {
+        return Err(ApiError::validation(
+            ErrorCode::ValidationFailed,
+            vec![FieldError::field(
+                "cases",
+                ErrorCode::Required,
+                "the stream holds no case",
+            )],
+        ));
     }
-
-    /// Validates a batch while the previous one is written.
-    async fn flush(
-        &mut self,
-        ingest: &mut CaseIngest<'_>,
-        rows: Vec<(u64, CaseInput)>,
-    ) -> Result<(), ApiError> {
-        let ready = self.ready.take();
-        let (written, prepared) = tokio::join!(self.write_ready(ready), ingest.prepare(rows));
-        written?;
-        let batch = prepared?;
-        let mut errors = std::mem::take(&mut self.broken_lines);
-        let failed = batch.failed_rows + errors.len() as u64;
-        errors.extend(batch.errors.iter().cloned());
-        self.errors.add(errors, failed);
-        if self.atomic && !self.errors.is_empty() {
-            // Nothing will be written: drop (roll back) what was, and keep
-            // validating to report every row.
-            self.writer = None;
-            return Ok(());
-        }
-        self.ready = Some(batch);
-        Ok(())
-    }
-
-    /// Writes a validated batch (atomic: into the stream's transaction;
-    /// otherwise in a transaction of its own).
-    async fn write_ready(&mut self, batch: Option<PreparedBatch>) -> Result<(), ApiError> {
-        let Some(batch) = batch else { return Ok(()) };
-        let store = &self.state.store;
-        let create_list = !self.list_created;
-        if self.atomic {
-            if self.writer.is_none() {
-                self.writer = Some(
-                    store
-                        .case_writer(self.integration_id, self.list, create_list)
-                        .await?,
-                );
-                self.list_created = true;
-            }
-            if let Some(writer) = self.writer.as_mut() {
-                writer
-                    .write(&batch.inserts, &batch.updates)
-                    .await
-                    .map_err(write_error)?;
-            }
-        } else {
-            let mut writer = store
-                .case_writer(self.integration_id, self.list, create_list)
-                .await?;
-            writer
-                .write(&batch.inserts, &batch.updates)
-                .await
-                .map_err(write_error)?;
-            writer.commit().await.map_err(write_error)?;
-            self.list_created = true;
-        }
-        self.created += count(&batch.accepted, Outcome::Created);
-        self.updated += count(&batch.accepted, Outcome::Updated);
-        self.skipped += count(&batch.accepted, Outcome::Skipped);
-        Ok(())
-    }
-
-    async fn finish(mut self) -> Result<HttpResponse, ApiError> {
-        if !self.atomic || self.errors.is_empty() {
-            let ready = self.ready.take();
-            self.write_ready(ready).await?;
-        }
-        let integration = self.integration_id.to_string();
-        if self.rows == 0 {
-            return Err(ApiError::validation(
-                ErrorCode::ValidationFailed,
-                vec![FieldError::field(
-                    "cases",
-                    ErrorCode::Required,
-                    "the stream holds no case",
-                )],
-            ));
-        }
-        if self.atomic && !self.errors.is_empty() {
-            self.state
-                .metrics
-                .count_rows(&integration, "ndjson", 0, self.rows);
-            return Err(self.errors.into_rejection(ErrorCode::ValidationFailed));
-        }
-        match self.writer.take() {
-            Some(writer) => writer.commit().await.map_err(write_error)?,
-            // Nothing was written (every case skipped or failed): the list
-            // still exists, empty.
-            None if !self.list_created && self.list.is_some() => {
-                self.state
-                    .store
-                    .case_writer(self.integration_id, self.list, true)
-                    .await?
-                    .commit()
-                    .await?;
-            }
-            None => {}
-        }
-        let accepted = self.created + self.updated + self.skipped;
-        self.state
+    pipeline.finish().await?;
+    let integration = access.integration_id.to_string();
+    if pipeline.rejected() {
+        state
             .metrics
-            .count_rows(&integration, "ndjson", accepted, self.errors.failed_rows);
-        let unlisted = self.errors.unlisted();
-        let summary = StreamSummary {
-            list_id: self.list.map(|l| l.id),
-            created: self.created,
-            updated: self.updated,
-            skipped: self.skipped,
-            failed: self.errors.failed_rows,
-            errors: self.errors.listed,
-            errors_not_listed: unlisted,
-        };
-        Ok(if self.atomic {
-            HttpResponse::Created().json(summary)
-        } else {
-            HttpResponse::Ok().json(summary)
-        })
+            .count_rows(&integration, "ndjson", 0, lines.rows);
+        return Err(pipeline.errors.into_rejection(ErrorCode::ValidationFailed));
     }
+    let accepted = pipeline.created + pipeline.updated + pipeline.skipped;
+    state.metrics.count_rows(
+        &integration,
+        "ndjson",
+        accepted,
+        pipeline.errors.failed_rows,
+    );
+    let unlisted = pipeline.errors.unlisted();
+    let summary = StreamSummary {
+        list_id: list.as_ref().map(|l| l.id),
+        created: pipeline.created,
+        updated: pipeline.updated,
+        skipped: pipeline.skipped,
+        failed: pipeline.errors.failed_rows,
+        errors: pipeline.errors.listed,
+        errors_not_listed: unlisted,
+    };
+    Ok(if atomic {
+        HttpResponse::Created().json(summary)
+    } else {
+        HttpResponse::Ok().json(summary)
+    })
 }
 
 /// Filters of the case collection.
