@@ -3,7 +3,6 @@
 //! A request flows one way: `routes` (HTTP, one module per resource) →
 //! `domain` (validated values shared by every input format) → `auth`
 //! (token, scope, groups) → `store` (SQLite or PostgreSQL).
-#![forbid(unsafe_code)]
 
 pub mod api_doc;
 pub mod auth;

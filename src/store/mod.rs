@@ -12,6 +12,7 @@ pub mod cases;
 pub mod customers;
 mod integrations;
 pub mod models;
+mod nodelay;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -138,11 +139,15 @@ impl Store {
             Ok(Store::Sqlite(pool))
         } else {
             let options = PgConnectOptions::from_str(url)?.application_name("intake");
+            let port = options.get_port();
             // Lazy: the server starts (and answers /readyz 503) while the
             // database is down, and reconnects when it comes back.
             let pool = PgPoolOptions::new()
                 .max_connections(settings.database_max_connections)
                 .acquire_timeout(settings.database_timeout)
+                .after_connect(move |connection, _| {
+                    Box::pin(nodelay::disable_nagle(connection, port))
+                })
                 .connect_lazy_with(options);
             Ok(Store::Postgres(pool))
         }
