@@ -1,20 +1,25 @@
-//! The write side shared by every case format: batch k is written while
-//! batch k+1 is validated (validation yields now and then, so the writer
-//! keeps the database fed), in one transaction or one per batch.
+//! The write side shared by every case format: a request's batches are
+//! validated one after another while the store's writer writes the
+//! previous ones (validation yields now and then, so the writer keeps the
+//! database fed), in one transaction or one per batch.
 //!
 //! An atomic request that meets a problem stops writing (its transaction
 //! rolls back) and goes on validating, to report every problem at once.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::future::{Either, select};
 use uuid::Uuid;
 
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::ingest::RowErrors;
-use crate::ingest::cases::{Accepted, CaseIngest, Outcome, PreparedBatch};
-use crate::store::cases::{CaseWriter, NewCaseList};
+use crate::ingest::cases::{Accepted, CaseIngest, Outcome};
+use crate::store::cases::{CaseBatch, CaseSink, NewCaseList, OpenCases};
 use crate::store::{Store, StoreError};
 
 /// How a request's batches reach the database.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Writes {
     /// All or nothing: one transaction, written only if no row has a problem.
     Atomic,
@@ -27,11 +32,15 @@ pub enum Writes {
     None,
 }
 
-/// Cases per batch of a request of `total` cases: a request of one batch
-/// would have nothing to overlap, so it is cut into four.
+/// Cases per batch of a request of `total` cases. The first batch is
+/// validated before anything is written and the last written after
+/// everything is validated: cut into eight, a request overlaps the rest (a
+/// batch costs two lookups; the COPY stays open across them).
 pub fn batch_size(total: usize, min: usize, max: usize) -> usize {
-    (total / 4).clamp(min, max)
+    (total / 8).clamp(min, max)
 }
+
+type WriterFuture = Pin<Box<dyn Future<Output = Result<OpenCases, StoreError>> + Send>>;
 
 pub struct CasePipeline<'a> {
     store: &'a Store,
@@ -40,11 +49,10 @@ pub struct CasePipeline<'a> {
     writes: Writes,
     /// Keep every accepted row (answers that list each case), or only count.
     keep_accepted: bool,
-    writer: Option<CaseWriter>,
-    list_created: bool,
-    /// An atomic request met a problem: nothing more is written.
+    /// The store's writer and what feeds it; `None` until the first batch.
+    writer: Option<(CaseSink, WriterFuture)>,
+    /// An atomic request met a problem: nothing is written.
     stopped: bool,
-    ready: Option<PreparedBatch>,
     pub errors: RowErrors,
     pub accepted: Vec<Accepted>,
     pub created: u64,
@@ -67,9 +75,7 @@ impl<'a> CasePipeline<'a> {
             writes,
             keep_accepted,
             writer: None,
-            list_created: false,
-            stopped: false,
-            ready: None,
+            stopped: writes == Writes::None,
             errors: RowErrors::default(),
             accepted: Vec::new(),
             created: 0,
@@ -84,55 +90,75 @@ impl<'a> CasePipeline<'a> {
         self
     }
 
-    /// Problems found outside the validators (a broken line, a CSV rule),
-    /// with the rows they make fail.
+    /// Problems found outside the validators (a CSV rule broken), with the
+    /// rows they make fail.
     pub fn reject(&mut self, errors: Vec<FieldError>, failed_rows: u64) {
         self.errors.add(errors, failed_rows);
         self.stop_if_atomic();
     }
 
-    /// Validates `rows` while the previous batch is written. `broken`: the
-    /// problems of the batch's rows that could not even be read (one each).
+    /// Validates `rows` while earlier batches are written, then hands the
+    /// valid ones to the writer. `broken`: the problems of the batch's rows
+    /// that could not even be read (one each).
     pub async fn feed(
         &mut self,
         ingest: &mut CaseIngest<'_>,
         rows: Vec<(u64, crate::domain::case::CaseInput)>,
         mut broken: Vec<FieldError>,
     ) -> Result<(), ApiError> {
-        let ready = self.ready.take();
-        let (written, prepared) = tokio::join!(self.write(ready), ingest.prepare(rows));
-        written?;
-        let mut batch = prepared?;
+        if self.writer.is_none() && !self.stopped {
+            // Opened now, so that its transaction (and the list) begins
+            // while the first batch is validated.
+            let (sink, writer) = self.store.case_writer(
+                self.integration_id,
+                self.list,
+                true,
+                self.writes == Writes::ValidRowsEachBatch,
+            );
+            self.writer = Some((sink, Box::pin(writer)));
+        }
+        let mut batch = self.driving(ingest.prepare(rows)).await??;
         let failed = batch.failed_rows + broken.len() as u64;
         broken.append(&mut batch.errors);
         self.errors.add(broken, failed);
         self.stop_if_atomic();
-        if matches!(self.writes, Writes::None) {
-            self.account(std::mem::take(&mut batch.accepted));
-        } else if !self.stopped {
-            self.ready = Some(batch);
+        let accepted = std::mem::take(&mut batch.accepted);
+        if let Some((sink, _)) = self.writer.as_ref().filter(|_| !self.stopped) {
+            let sink = sink.clone();
+            let rows = CaseBatch {
+                inserts: std::mem::take(&mut batch.inserts),
+                updates: std::mem::take(&mut batch.updates),
+            };
+            if self.driving(sink.send(rows)).await?.is_err() {
+                return Err(stopped_early());
+            }
+        }
+        if !self.stopped || self.writes == Writes::None {
+            self.account(accepted);
         }
         Ok(())
     }
 
-    /// Writes what is left and commits, unless an atomic request met a
+    /// Waits for the writer and commits, unless an atomic request met a
     /// problem (then nothing is written at all).
     pub async fn finish(&mut self) -> Result<(), ApiError> {
-        let ready = self.ready.take();
-        self.write(ready).await?;
-        if self.stopped || matches!(self.writes, Writes::None) {
+        if self.stopped {
             return Ok(());
         }
         match self.writer.take() {
-            Some(writer) => writer.commit().await.map_err(write_error)?,
-            // Nothing was written (every case skipped or failed): the list
-            // still exists, empty.
-            None if !self.list_created && self.list.is_some() => {
-                self.store
-                    .case_writer(self.integration_id, self.list, true)
-                    .await?
-                    .commit()
-                    .await?;
+            Some((sink, writer)) => {
+                // The writer ends once its sink is closed.
+                drop(sink);
+                let open = writer.await.map_err(write_error)?;
+                open.commit().await.map_err(write_error)?;
+            }
+            // No batch came: the list still exists, empty.
+            None if self.list.is_some() => {
+                let (sink, writer) =
+                    self.store
+                        .case_writer(self.integration_id, self.list, true, false);
+                drop(sink);
+                writer.await?.commit().await?;
             }
             None => {}
         }
@@ -141,48 +167,38 @@ impl<'a> CasePipeline<'a> {
 
     /// Whether an atomic request was refused (nothing written).
     pub fn rejected(&self) -> bool {
-        matches!(self.writes, Writes::Atomic) && !self.errors.is_empty()
+        self.writes == Writes::Atomic && !self.errors.is_empty()
     }
 
     fn stop_if_atomic(&mut self) {
         if self.rejected() {
-            // Dropping the transaction rolls back what was written.
+            // Dropping the writer rolls back what it wrote.
             self.writer = None;
-            self.ready = None;
             self.stopped = true;
         }
     }
 
-    async fn write(&mut self, batch: Option<PreparedBatch>) -> Result<(), ApiError> {
-        let Some(batch) = batch else { return Ok(()) };
-        if self.stopped {
-            return Ok(());
+    /// Runs `work` while the writer goes on writing. A writer that ends
+    /// before its sink is closed has failed: its error is the request's.
+    async fn driving<T>(&mut self, work: impl Future<Output = T>) -> Result<T, ApiError> {
+        let Some((_, writer)) = self.writer.as_mut() else {
+            return Ok(work.await);
+        };
+        let work = std::pin::pin!(work);
+        match select(writer.as_mut(), work).await {
+            Either::Right((value, _)) => Ok(value),
+            Either::Left((ended, _)) => {
+                self.writer = None;
+                Err(match ended {
+                    Err(e) => write_error(e),
+                    Ok(_) => stopped_early(),
+                })
+            }
         }
-        let create_list = !self.list_created;
-        if self.writer.is_none() {
-            self.writer = Some(
-                self.store
-                    .case_writer(self.integration_id, self.list, create_list)
-                    .await?,
-            );
-            self.list_created = true;
-        }
-        if let Some(writer) = self.writer.as_mut() {
-            writer
-                .write(&batch.inserts, &batch.updates)
-                .await
-                .map_err(write_error)?;
-        }
-        if matches!(self.writes, Writes::ValidRowsEachBatch)
-            && let Some(writer) = self.writer.take()
-        {
-            writer.commit().await.map_err(write_error)?;
-        }
-        self.account(batch.accepted);
-        Ok(())
     }
 
-    /// Counts the rows of a batch written (or, in a dry run, validated).
+    /// Counts the rows of a batch handed to the writer (or, in a dry run,
+    /// validated).
     fn account(&mut self, accepted: Vec<Accepted>) {
         for row in &accepted {
             match row.outcome {
@@ -197,11 +213,15 @@ impl<'a> CasePipeline<'a> {
     }
 }
 
+fn stopped_early() -> ApiError {
+    ApiError::internal(anyhow::anyhow!("the case writer stopped early"))
+}
+
 /// A concurrent request wrote one of the Case IDs first.
 pub(crate) fn write_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Duplicate(_) => ApiError::new(
-            crate::error::ErrorCode::DuplicateExternalId,
+            ErrorCode::DuplicateExternalId,
             "Another request wrote one of these Case IDs at the same time; nothing of this batch was written. Retry.",
         ),
         other => other.into(),

@@ -3,6 +3,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -15,7 +16,7 @@ use crate::ingest::cases::{
 };
 use crate::ingest::ndjson::NdjsonLines;
 use crate::ingest::pipeline::{CasePipeline, Writes, batch_size};
-use crate::routes::{Page, PageQuery, json_body_error, read_body};
+use crate::routes::{Page, PageQuery, json_body_error, json_part_error, read_body};
 use crate::startup::AppState;
 use crate::store::cases::{Case, CaseFilter, CaseList};
 
@@ -277,9 +278,8 @@ pub async fn create_cases(
                 ));
             }
             let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
-            let request: CasesRequest =
+            let request: CasesEnvelope =
                 serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
-            drop(body);
             create_from_json(&auth.principal.access, &state, request).await
         }
         BodyKind::Ndjson => {
@@ -288,10 +288,25 @@ pub async fn create_cases(
     }
 }
 
+/// [`CasesRequest`] as read: each case left as its JSON text, parsed when its
+/// batch comes, so that parsing overlaps the writing of earlier batches. A
+/// case that does not parse fails the request as a malformed body would.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CasesEnvelope<'a> {
+    list: Option<ListSpec>,
+    #[serde(default)]
+    on_conflict: OnConflict,
+    #[serde(default = "atomic_by_default")]
+    atomic: bool,
+    #[serde(borrow)]
+    cases: Vec<&'a RawValue>,
+}
+
 async fn create_from_json(
     access: &GroupAccess,
     state: &AppState,
-    request: CasesRequest,
+    request: CasesEnvelope<'_>,
 ) -> Result<HttpResponse, ApiError> {
     if request.cases.is_empty() {
         return Err(ApiError::validation(
@@ -334,8 +349,12 @@ async fn create_from_json(
         let rows: Vec<(u64, CaseInput)> = cases
             .by_ref()
             .take(batch_size)
-            .map(|(i, c)| (i as u64 + 1, c))
-            .collect();
+            .map(|(i, raw)| {
+                serde_json::from_str(raw.get())
+                    .map(|case| (i as u64 + 1, case))
+                    .map_err(|e| json_part_error(&e, Some(&format!("cases[{i}]"))))
+            })
+            .collect::<Result<_, _>>()?;
         if rows.is_empty() {
             break;
         }
@@ -413,10 +432,10 @@ async fn create_from_json(
 /// Cases per batch of a JSON request (written while the next is validated).
 const WRITE_BATCH: usize = 10_000;
 
-/// The smallest batch a JSON request is cut into (one COPY round trip each).
-const MIN_WRITE_BATCH: usize = 1_000;
+/// The smallest batch a JSON request is cut into (two lookups each).
+const MIN_WRITE_BATCH: usize = 500;
 
-/// Cases per batch of an NDJSON stream (one staff lookup, one COPY each).
+/// Cases per batch of an NDJSON stream (one staff and one Case ID lookup each).
 const STREAM_BATCH: usize = 5_000;
 
 async fn create_from_ndjson(

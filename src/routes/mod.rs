@@ -185,11 +185,18 @@ fn json_rejection(error: JsonPayloadError) -> ApiError {
 /// for broken syntax, `unknown_field` or `invalid_body` for a wrong shape.
 /// serde's message says where (line and column).
 pub fn json_body_error(e: &serde_json::Error) -> ApiError {
+    json_part_error(e, None)
+}
+
+/// [`json_body_error`] for one part of the body, named by `part` (`cases[3]`,
+/// whose line and column the message then counts from).
+pub fn json_part_error(e: &serde_json::Error, part: Option<&str>) -> ApiError {
     use serde_json::error::Category;
+    let part = part.map(|p| format!("{p}: ")).unwrap_or_default();
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => ApiError::new(
             ErrorCode::MalformedJson,
-            format!("The body is not valid JSON ({e})."),
+            format!("The body is not valid JSON ({part}{e})."),
         ),
         Category::Data => {
             let message = e.to_string();
@@ -200,7 +207,7 @@ pub fn json_body_error(e: &serde_json::Error) -> ApiError {
             };
             ApiError::new(
                 code,
-                format!("The body does not have the expected shape: {message}"),
+                format!("The body does not have the expected shape: {part}{message}"),
             )
         }
     }

@@ -294,53 +294,66 @@ impl Store {
         Ok(found)
     }
 
-    /// Writes a batch in one transaction: the list (if any), the new cases,
-    /// and the updated ones (moved into the list when there is one).
-    pub async fn write_cases(
-        &self,
-        integration_id: Uuid,
-        list: Option<&NewCaseList>,
-        inserts: &[CaseRow],
-        updates: &[CaseRow],
-    ) -> Result<(), StoreError> {
-        let mut writer = self.case_writer(integration_id, list, true).await?;
-        writer.write(inserts, updates).await?;
-        writer.commit().await
-    }
-
-    /// Opens a transaction for writing cases into `list` (created in it when
-    /// `create_list`): batches written through it are committed together,
-    /// or not at all.
-    pub async fn case_writer(
+    /// A writer of the cases of one request. Batches sent to the sink are
+    /// written in order, in one transaction (or, `commit_each_batch`, each
+    /// committed on its own) that first creates `list` if `create_list`.
+    /// On PostgreSQL one `COPY` stays open while batches bring only new
+    /// cases, so a request cut into batches pays for one statement.
+    ///
+    /// Nothing is written unless the future is polled: drive it alongside
+    /// the work that feeds the sink. Once the sink is dropped it ends with
+    /// the transaction still open: commit it, or drop it to roll back.
+    pub fn case_writer(
         &self,
         integration_id: Uuid,
         list: Option<&NewCaseList>,
         create_list: bool,
-    ) -> Result<CaseWriter, StoreError> {
-        let at = now();
-        let new_list = list.filter(|_| create_list);
-        let tx = match self {
-            Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                if let Some(list) = new_list {
-                    insert_list!(tx, list, at);
+        commit_each_batch: bool,
+    ) -> (
+        CaseSink,
+        impl Future<Output = Result<OpenCases, StoreError>> + Send + 'static,
+    ) {
+        let (sink, batches) = tokio::sync::mpsc::channel(1);
+        let store = self.clone();
+        let list = list.cloned();
+        let writer = async move {
+            let mut writer = Writer {
+                integration_id,
+                list_id: list.as_ref().map(|l| l.id),
+                at: now(),
+                batches,
+            };
+            let mut tx = begin(&store).await?;
+            if let Some(list) = list.as_ref().filter(|_| create_list) {
+                let at = writer.at;
+                match &mut tx {
+                    WriterTx::Postgres(tx) => {
+                        insert_list!(*tx, list, at);
+                    }
+                    WriterTx::Sqlite(tx) => {
+                        insert_list!(*tx, list, at);
+                    }
                 }
-                WriterTx::Postgres(tx)
             }
-            Store::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                if let Some(list) = new_list {
-                    insert_list!(tx, list, at);
+            if commit_each_batch {
+                while let Some(batch) = writer.batches.recv().await {
+                    writer.write(&mut tx, batch).await?;
+                    commit(tx).await?;
+                    tx = begin(&store).await?;
                 }
-                WriterTx::Sqlite(tx)
+                return Ok(OpenCases(tx));
             }
+            match &mut tx {
+                WriterTx::Postgres(pg) => writer.stream_postgres(pg).await?,
+                WriterTx::Sqlite(_) => {
+                    while let Some(batch) = writer.batches.recv().await {
+                        writer.write(&mut tx, batch).await?;
+                    }
+                }
+            }
+            Ok(OpenCases(tx))
         };
-        Ok(CaseWriter {
-            tx,
-            integration_id,
-            list_id: list.map(|l| l.id),
-            staging_ready: false,
-        })
+        (sink, writer)
     }
 
     /// Cases of `groups`, in creation order.
@@ -475,49 +488,95 @@ pub(super) enum WriterTx {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
-/// An open transaction writing the cases of one request.
-pub struct CaseWriter {
-    tx: WriterTx,
-    integration_id: Uuid,
-    list_id: Option<Uuid>,
-    staging_ready: bool,
+/// Batches of cases on their way to a writer.
+pub type CaseSink = tokio::sync::mpsc::Sender<CaseBatch>;
+
+/// One batch for a writer: new cases, and cases that update stored ones.
+#[derive(Debug, Default)]
+pub struct CaseBatch {
+    pub inserts: Vec<CaseRow>,
+    pub updates: Vec<CaseRow>,
 }
 
-impl CaseWriter {
-    /// Writes one batch: new rows, and rows that update stored cases.
-    pub async fn write(
+/// The transaction a writer leaves open: commit it, or drop it (rollback).
+pub struct OpenCases(WriterTx);
+
+impl OpenCases {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        commit(self.0).await
+    }
+}
+
+async fn begin(store: &Store) -> Result<WriterTx, StoreError> {
+    Ok(match store {
+        Store::Postgres(pool) => WriterTx::Postgres(pool.begin().await?),
+        Store::Sqlite(pool) => WriterTx::Sqlite(pool.begin().await?),
+    })
+}
+
+async fn commit(tx: WriterTx) -> Result<(), StoreError> {
+    match tx {
+        WriterTx::Postgres(tx) => tx.commit().await?,
+        WriterTx::Sqlite(tx) => tx.commit().await?,
+    }
+    Ok(())
+}
+
+/// The state of one request's writer.
+struct Writer {
+    integration_id: Uuid,
+    list_id: Option<Uuid>,
+    at: DateTime<Utc>,
+    batches: tokio::sync::mpsc::Receiver<CaseBatch>,
+}
+
+impl Writer {
+    /// PostgreSQL, one transaction: a `COPY` into `cases` is kept open
+    /// across batches that bring only new cases; a batch with updates
+    /// closes it (the updates go through a staging table) and the next new
+    /// cases open another.
+    async fn stream_postgres(
         &mut self,
-        inserts: &[CaseRow],
-        updates: &[CaseRow],
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     ) -> Result<(), StoreError> {
-        let at = now();
-        let (integration_id, list_id) = (self.integration_id, self.list_id);
-        match &mut self.tx {
+        let mut staging_ready = false;
+        let mut next = self.batches.recv().await;
+        while let Some(batch) = next.take() {
+            if !batch.updates.is_empty() {
+                self.update_postgres(tx, &mut staging_ready, &batch.updates)
+                    .await?;
+            }
+            if batch.inserts.is_empty() {
+                next = self.batches.recv().await;
+                continue;
+            }
+            let mut copy =
+                CopyRows::open(tx, "cases", self.integration_id, self.list_id, self.at).await?;
+            copy.send(&batch.inserts).await?;
+            next = loop {
+                match self.batches.recv().await {
+                    Some(batch) if batch.updates.is_empty() => copy.send(&batch.inserts).await?,
+                    other => break other,
+                }
+            };
+            copy.finish().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes one batch into `tx`, statements of its own.
+    async fn write(&mut self, tx: &mut WriterTx, batch: CaseBatch) -> Result<(), StoreError> {
+        let (integration_id, list_id, at) = (self.integration_id, self.list_id, self.at);
+        let (inserts, updates) = (&batch.inserts, &batch.updates);
+        match tx {
             WriterTx::Postgres(tx) => {
                 if !inserts.is_empty() {
-                    copy_cases(tx, "cases", integration_id, list_id, inserts, at).await?;
+                    let mut copy = CopyRows::open(tx, "cases", integration_id, list_id, at).await?;
+                    copy.send(inserts).await?;
+                    copy.finish().await?;
                 }
                 if !updates.is_empty() {
-                    if self.staging_ready {
-                        sqlx::query("TRUNCATE cases_stage")
-                            .execute(&mut **tx)
-                            .await?;
-                    } else {
-                        sqlx::query("CREATE TEMP TABLE cases_stage (LIKE cases INCLUDING DEFAULTS) ON COMMIT DROP")
-                            .execute(&mut **tx)
-                            .await?;
-                        self.staging_ready = true;
-                    }
-                    copy_cases(tx, "cases_stage", integration_id, list_id, updates, at).await?;
-                    sqlx::query(
-                        "UPDATE cases c SET staff_id = s.staff_id, external_staff_id = s.external_staff_id, \
-                         list_id = COALESCE(s.list_id, c.list_id), group_id = s.group_id, channel = s.channel, \
-                         status = s.status, priority = s.priority, category = s.category, \
-                         occurred_at = s.occurred_at, data = s.data, updated_at = s.updated_at \
-                         FROM cases_stage s WHERE c.id = s.id",
-                    )
-                    .execute(&mut **tx)
-                    .await?;
+                    self.update_postgres(tx, &mut false, updates).await?;
                 }
             }
             WriterTx::Sqlite(tx) => {
@@ -581,82 +640,146 @@ impl CaseWriter {
         Ok(())
     }
 
-    pub async fn commit(self) -> Result<(), StoreError> {
-        match self.tx {
-            WriterTx::Postgres(tx) => tx.commit().await?,
-            WriterTx::Sqlite(tx) => tx.commit().await?,
+    /// Stored cases take the values of `rows`: COPY into a staging table,
+    /// then one `UPDATE … FROM` it.
+    async fn update_postgres(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        staging_ready: &mut bool,
+        rows: &[CaseRow],
+    ) -> Result<(), StoreError> {
+        // Dropped at commit; a transaction that writes several batches of
+        // updates empties it between them.
+        if *staging_ready {
+            sqlx::query("TRUNCATE cases_stage")
+                .execute(&mut **tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "CREATE TEMP TABLE cases_stage (LIKE cases INCLUDING DEFAULTS) ON COMMIT DROP",
+            )
+            .execute(&mut **tx)
+            .await?;
+            *staging_ready = true;
         }
+        let mut copy = CopyRows::open(
+            tx,
+            "cases_stage",
+            self.integration_id,
+            self.list_id,
+            self.at,
+        )
+        .await?;
+        copy.send(rows).await?;
+        copy.finish().await?;
+        sqlx::query(
+            "UPDATE cases c SET staff_id = s.staff_id, external_staff_id = s.external_staff_id, \
+             list_id = COALESCE(s.list_id, c.list_id), group_id = s.group_id, channel = s.channel, \
+             status = s.status, priority = s.priority, category = s.category, \
+             occurred_at = s.occurred_at, data = s.data, updated_at = s.updated_at \
+             FROM cases_stage s WHERE c.id = s.id",
+        )
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 }
 
-async fn copy_cases(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    table: &str,
-    integration_id: Uuid,
-    list_id: Option<Uuid>,
-    rows: &[CaseRow],
-    at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let statement = format!(
-        "COPY {table} (id, external_id, staff_id, external_staff_id, list_id, integration_id, group_id, channel, \
-         status, priority, category, occurred_at, data, created_at, updated_at) FROM STDIN"
-    );
-    let mut copy = tx.copy_in_raw(&statement).await?;
-    let integration = integration_id.to_string();
-    let list = list_id.map(|id| id.to_string());
-    let at = at.to_rfc3339();
-    let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024);
-    let mut id_text = Uuid::encode_buffer();
-    let mut group_text = Uuid::encode_buffer();
-    let mut group_cache: Option<(Uuid, usize)> = None;
-    let mut occurred_text = String::with_capacity(32);
-    for row in rows {
-        let id = row.id.hyphenated().encode_lower(&mut id_text);
-        let id: &str = id;
-        // Rows of a batch mostly share a group: format it once.
-        let group_len = match group_cache {
-            Some((g, len)) if g == row.group_id => len,
-            _ => {
-                let len = row
-                    .group_id
-                    .hyphenated()
-                    .encode_lower(&mut group_text)
-                    .len();
-                group_cache = Some((row.group_id, len));
-                len
+/// An open `COPY … FROM STDIN` (text format) of case rows.
+struct CopyRows<'c> {
+    copy: sqlx::postgres::PgCopyIn<&'c mut sqlx::PgConnection>,
+    integration: String,
+    list: Option<String>,
+    at: String,
+    buffer: Vec<u8>,
+}
+
+impl<'c> CopyRows<'c> {
+    async fn open(
+        tx: &'c mut sqlx::Transaction<'static, sqlx::Postgres>,
+        table: &str,
+        integration_id: Uuid,
+        list_id: Option<Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let statement = format!(
+            "COPY {table} (id, external_id, staff_id, external_staff_id, list_id, integration_id, group_id, channel, \
+             status, priority, category, occurred_at, data, created_at, updated_at) FROM STDIN"
+        );
+        Ok(Self {
+            copy: tx.copy_in_raw(&statement).await?,
+            integration: integration_id.to_string(),
+            list: list_id.map(|id| id.to_string()),
+            at: at.to_rfc3339(),
+            buffer: Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024),
+        })
+    }
+
+    /// Sends `rows` (in chunks of about [`COPY_CHUNK_BYTES`]).
+    async fn send(&mut self, rows: &[CaseRow]) -> Result<(), StoreError> {
+        let mut id_text = Uuid::encode_buffer();
+        let mut group_text = Uuid::encode_buffer();
+        let mut group_cache: Option<(Uuid, usize)> = None;
+        let mut occurred_text = String::with_capacity(32);
+        for row in rows {
+            let id = row.id.hyphenated().encode_lower(&mut id_text);
+            let id: &str = id;
+            // Rows of a batch mostly share a group: format it once.
+            let group_len = match group_cache {
+                Some((g, len)) if g == row.group_id => len,
+                _ => {
+                    let len = row
+                        .group_id
+                        .hyphenated()
+                        .encode_lower(&mut group_text)
+                        .len();
+                    group_cache = Some((row.group_id, len));
+                    len
+                }
+            };
+            let group = std::str::from_utf8(&group_text[..group_len]).unwrap_or_default();
+            let occurred = row.occurred_at.map(|t| copy_time(t, &mut occurred_text));
+            let fields: [Option<&str>; 15] = [
+                Some(id),
+                Some(&row.external_id),
+                Some(&row.staff_id),
+                row.external_staff_id.as_deref(),
+                self.list.as_deref(),
+                Some(&self.integration),
+                Some(group),
+                row.channel,
+                Some(row.status),
+                row.priority,
+                row.category.as_deref(),
+                occurred,
+                Some(&row.data),
+                Some(&self.at),
+                Some(&self.at),
+            ];
+            copy_row(&mut self.buffer, &fields);
+            if self.buffer.len() >= COPY_CHUNK_BYTES {
+                self.flush().await?;
             }
-        };
-        let group = std::str::from_utf8(&group_text[..group_len]).unwrap_or_default();
-        let occurred = row.occurred_at.map(|t| copy_time(t, &mut occurred_text));
-        let fields: [Option<&str>; 15] = [
-            Some(id),
-            Some(&row.external_id),
-            Some(&row.staff_id),
-            row.external_staff_id.as_deref(),
-            list.as_deref(),
-            Some(&integration),
-            Some(group),
-            row.channel,
-            Some(row.status),
-            row.priority,
-            row.category.as_deref(),
-            occurred,
-            Some(&row.data),
-            Some(&at),
-            Some(&at),
-        ];
-        copy_row(&mut buffer, &fields);
-        if buffer.len() >= COPY_CHUNK_BYTES {
-            copy.send(std::mem::take(&mut buffer)).await?;
-            buffer.reserve(COPY_CHUNK_BYTES + 64 * 1024);
         }
+        // The batch goes out now, not with the next one.
+        self.flush().await
     }
-    if !buffer.is_empty() {
-        copy.send(buffer).await?;
+
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.buffer.is_empty() {
+            let full = std::mem::replace(
+                &mut self.buffer,
+                Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024),
+            );
+            self.copy.send(full).await?;
+        }
+        Ok(())
     }
-    copy.finish().await?;
-    Ok(())
+
+    async fn finish(self) -> Result<(), StoreError> {
+        self.copy.finish().await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -748,3 +748,78 @@ async fn what_cases_refer_to_stays_while_they_do() {
         );
     }
 }
+
+#[tokio::test]
+async fn batches_mixing_new_and_updated_cases_are_all_written() {
+    // 5,000 cases are cut into batches; every other one updates a stored
+    // case, so each batch holds new rows (one COPY kept open on PostgreSQL)
+    // and updates (which close it and go through the staging table).
+    let w = world().await;
+    let first: Vec<Value> = (0..5_000)
+        .step_by(2)
+        .map(|i| json!({"external_id": format!("M-{i}"), "staff_id": "A-1", "data": {"v": "old"}}))
+        .collect();
+    assert_eq!(w.post(&json!({"cases": first})).await.status(), 201);
+    let all: Vec<Value> = (0..5_000)
+        .map(|i| json!({"external_id": format!("M-{i}"), "staff_id": "A-1", "priority": "high", "data": {"v": i}}))
+        .collect();
+    let response = w
+        .post(&json!({
+            "on_conflict": "update",
+            "list": {"name": "Mixed", "assignment": {"kind": "group", "id": w.group_a}},
+            "cases": all
+        }))
+        .await;
+    assert_eq!(response.status(), 201);
+    let summary = body(response).await;
+    assert_eq!(
+        (summary["created"].clone(), summary["updated"].clone()),
+        (json!(2_500), json!(2_500))
+    );
+    let list_id = summary["list_id"].as_str().expect("list").to_string();
+    let mut seen = 0;
+    let mut cursor = String::new();
+    loop {
+        let page = w
+            .get(&format!("/v1/cases?list_id={list_id}&limit=1000{cursor}"))
+            .await;
+        for case in page["items"].as_array().expect("items") {
+            let i: u64 = case["external_id"].as_str().expect("id")[2..]
+                .parse()
+                .expect("number");
+            assert_eq!(case["data"], json!({"v": i}), "{case}");
+            assert_eq!(case["priority"], "high");
+            seen += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 5_000, "every case, new or updated, is in the list");
+}
+
+#[tokio::test]
+async fn a_malformed_case_late_in_a_large_request_leaves_nothing_written() {
+    // Cases are parsed batch by batch, while earlier batches are written:
+    // a case that does not parse still fails the whole request, and what was
+    // written before it is rolled back (atomic or not).
+    let w = world().await;
+    for atomic in [true, false] {
+        let mut cases: Vec<Value> = (0..3_000)
+            .map(|i| json!({"external_id": format!("L-{i}"), "staff_id": "A-1"}))
+            .collect();
+        cases[2_500] =
+            json!({"external_id": "L-2500", "staff_id": "A-1", "data": {"x": {"nested": 1}}});
+        let response = w.post(&json!({"atomic": atomic, "cases": cases})).await;
+        let problem = assert_problem(response, 400, "invalid_body").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("cases[2500]"),
+            "{problem}"
+        );
+        assert!(w.stored().await.is_empty(), "nothing written");
+    }
+}
