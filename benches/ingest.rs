@@ -34,6 +34,36 @@ fn case(prefix: &str, i: usize) -> Value {
            "priority": "medium", "occurred_at": "2026-11-20T14:05:00Z", "data": data})
 }
 
+/// Rounds of the throughput runs (each path's median is reported).
+const ROUNDS: usize = 3;
+
+/// Prints each path's median rate and its ratio to the first (the
+/// reference) path's median, with the range of the per-round ratios.
+fn report(paths: &[(&str, Vec<f64>)], title: &str, ratio: &str) {
+    let median = |rates: &[f64]| {
+        let mut sorted = rates.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let reference = &paths[0].1;
+    println!(
+        "{title:<42} {:>12} {ratio:>10} {:>14}",
+        "cases/s", "per round"
+    );
+    for (name, rates) in paths {
+        let ratios: Vec<f64> = rates.iter().zip(reference).map(|(r, c)| r / c).collect();
+        let (low, high) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+        println!(
+            "{name:<42} {:>12.0} {:>10.2} {:>14}",
+            median(rates),
+            median(rates) / median(reference),
+            format!("[{low:.2}-{high:.2}]")
+        );
+    }
+}
+
 fn rate(rows: usize, took: Duration) -> f64 {
     rows as f64 / took.as_secs_f64()
 }
@@ -251,7 +281,6 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "intake ingestion benchmark: {rows} cases, {FIELDS} data fields each, PostgreSQL at {url}"
     );
-    let mut results: Vec<(&str, f64)> = Vec::new();
 
     // psql \copy of the same rows (text format) into the same table.
     truncate(&pool).await;
@@ -272,69 +301,72 @@ async fn main() -> anyhow::Result<()> {
             )?;
         }
     }
-    let started = Instant::now();
-    let status = Command::new("psql")
-        .arg(&url)
-        .arg("-q")
-        .arg("-c")
-        .arg(format!(
-            "\\copy cases (id, external_id, staff_id, external_staff_id, list_id, integration_id, group_id, channel, status, priority, category, occurred_at, data, created_at, updated_at) FROM '{}'",
-            tsv.path().display()
-        ))
-        .status()?;
-    anyhow::ensure!(status.success(), "psql \\copy failed");
-    let copy_rate = rate(rows, started.elapsed());
-    results.push(("psql \\copy (reference)", copy_rate));
-
-    // JSON, one request.
-    truncate(&pool).await;
-    results.push((
+    // The paths run interleaved, ROUNDS times; each is reported by its median.
+    let mut pg: Vec<(&str, Vec<f64>)> = [
+        "psql \\copy (reference)",
         "POST /v1/cases JSON, 1 request",
-        post_json(&http, &base, &token, "J", rows).await?,
-    ));
-
-    // JSON in requests of 10,000.
-    truncate(&pool).await;
-    let bodies: Vec<Vec<u8>> = (0..rows)
-        .collect::<Vec<_>>()
-        .chunks(10_000)
-        .map(|chunk| {
-            let cases: Vec<Value> = chunk.iter().map(|i| case("K", *i)).collect();
-            serde_json::to_vec(&json!({"cases": cases})).unwrap_or_default()
-        })
-        .collect();
-    let started = Instant::now();
-    for body in bodies {
-        let response = http
-            .post(format!("{base}/v1/cases"))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status() == 201,
-            "JSON batch: {}",
-            response.text().await?
-        );
-        let _ = response.bytes().await?;
-    }
-    results.push((
         "POST /v1/cases JSON, 10,000 a request",
-        rate(rows, started.elapsed()),
-    ));
-
-    // NDJSON, one stream.
-    truncate(&pool).await;
-    results.push((
         "POST /v1/cases NDJSON, 1 stream",
-        post_ndjson(&http, &base, &token, "N", rows).await?,
-    ));
+    ]
+    .into_iter()
+    .map(|name| (name, Vec::new()))
+    .collect();
+    for _ in 0..ROUNDS {
+        truncate(&pool).await;
+        let started = Instant::now();
+        let status = Command::new("psql")
+            .arg(&url)
+            .arg("-q")
+            .arg("-c")
+            .arg(format!(
+                "\\copy cases (id, external_id, staff_id, external_staff_id, list_id, integration_id, group_id, channel, status, priority, category, occurred_at, data, created_at, updated_at) FROM '{}'",
+                tsv.path().display()
+            ))
+            .status()?;
+        anyhow::ensure!(status.success(), "psql \\copy failed");
+        pg[0].1.push(rate(rows, started.elapsed()));
+
+        truncate(&pool).await;
+        pg[1]
+            .1
+            .push(post_json(&http, &base, &token, "J", rows).await?);
+
+        truncate(&pool).await;
+        let bodies: Vec<Vec<u8>> = (0..rows)
+            .collect::<Vec<_>>()
+            .chunks(10_000)
+            .map(|chunk| {
+                let cases: Vec<Value> = chunk.iter().map(|i| case("K", *i)).collect();
+                serde_json::to_vec(&json!({"cases": cases})).unwrap_or_default()
+            })
+            .collect();
+        let started = Instant::now();
+        for body in bodies {
+            let response = http
+                .post(format!("{base}/v1/cases"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status() == 201,
+                "JSON batch: {}",
+                response.text().await?
+            );
+            let _ = response.bytes().await?;
+        }
+        pg[2].1.push(rate(rows, started.elapsed()));
+
+        truncate(&pool).await;
+        pg[3]
+            .1
+            .push(post_ndjson(&http, &base, &token, "N", rows).await?);
+    }
 
     // SQLite (the embedded default) against the sqlite3 shell's .import of
     // the same rows into a database with the same schema.
     let sqlite_dir = tempfile::tempdir()?;
-    let reference = sqlite_dir.path().join("reference.db");
     let mut schema = String::new();
     let mut migrations: Vec<_> =
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))?
@@ -345,27 +377,6 @@ async fn main() -> anyhow::Result<()> {
         schema.push_str(&std::fs::read_to_string(file)?);
         schema.push('\n');
     }
-    let mut create = Command::new("sqlite3")
-        .arg(&reference)
-        .stdin(std::process::Stdio::piped())
-        .spawn()?;
-    create
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(schema.as_bytes())?;
-    anyhow::ensure!(
-        create.wait()?.success(),
-        "sqlite3 could not create the schema"
-    );
-    let started = Instant::now();
-    let status = Command::new("sqlite3")
-        .arg(&reference)
-        .arg(".mode tabs")
-        .arg(format!(".import {} cases", tsv.path().display()))
-        .status()?;
-    anyhow::ensure!(status.success(), "sqlite3 .import failed");
-    let import_rate = rate(rows, started.elapsed());
     let sqlite_env: Vec<(&str, String)> = vec![
         ("INTAKE_BIND", "127.0.0.1:0".into()),
         ("INTAKE_DATA_DIR", sqlite_dir.path().display().to_string()),
@@ -390,10 +401,62 @@ async fn main() -> anyhow::Result<()> {
             .jwt
             .mint("admin", &[Scope::Admin], Duration::from_secs(3600))?;
     let sqlite_handle = sqlite_app.handle();
+    let intake::store::Store::Sqlite(sqlite_pool) = sqlite_app.state().store.clone() else {
+        anyhow::bail!("the SQLite app runs on SQLite");
+    };
     tokio::spawn(sqlite_app.run_until_stopped());
     let (_, _, sqlite_token) = setup(&http, &sqlite_base, &sqlite_admin).await?;
-    let sqlite_json = post_json(&http, &sqlite_base, &sqlite_token, "SJ", rows).await?;
-    let sqlite_ndjson = post_ndjson(&http, &sqlite_base, &sqlite_token, "SN", rows).await?;
+    let empty_sqlite = || async {
+        sqlx::query("DELETE FROM cases")
+            .execute(&sqlite_pool)
+            .await
+            .expect("delete cases");
+        sqlx::query("DELETE FROM case_lists")
+            .execute(&sqlite_pool)
+            .await
+            .expect("delete lists");
+    };
+    let mut lite: Vec<(&str, Vec<f64>)> = [
+        "sqlite3 .import (reference)",
+        "POST /v1/cases JSON, 1 request",
+        "POST /v1/cases NDJSON, 1 stream",
+    ]
+    .into_iter()
+    .map(|name| (name, Vec::new()))
+    .collect();
+    for round in 0..ROUNDS {
+        let reference = sqlite_dir.path().join(format!("reference-{round}.db"));
+        let mut create = Command::new("sqlite3")
+            .arg(&reference)
+            .stdin(std::process::Stdio::piped())
+            .spawn()?;
+        create
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(schema.as_bytes())?;
+        anyhow::ensure!(
+            create.wait()?.success(),
+            "sqlite3 could not create the schema"
+        );
+        let started = Instant::now();
+        let status = Command::new("sqlite3")
+            .arg(&reference)
+            .arg(".mode tabs")
+            .arg(format!(".import {} cases", tsv.path().display()))
+            .status()?;
+        anyhow::ensure!(status.success(), "sqlite3 .import failed");
+        lite[0].1.push(rate(rows, started.elapsed()));
+
+        empty_sqlite().await;
+        lite[1]
+            .1
+            .push(post_json(&http, &sqlite_base, &sqlite_token, "SJ", rows).await?);
+        empty_sqlite().await;
+        lite[2]
+            .1
+            .push(post_ndjson(&http, &sqlite_base, &sqlite_token, "SN", rows).await?);
+    }
     drop(sqlite_handle.stop(true));
 
     // The CSV uploader at its limits: 1,000 records x 103 columns.
@@ -409,8 +472,11 @@ async fn main() -> anyhow::Result<()> {
         }
         csv.push('\n');
     }
+    // The runs above leave WAL to flush: the upload is timed on a quiet
+    // database, not behind their checkpoint.
+    sqlx::query("CHECKPOINT").execute(&pool).await?;
     let mut timings = Vec::new();
-    for run in 0..10 {
+    for run in 0..20 {
         truncate(&pool).await;
         let file = csv.replace("{run}", &run.to_string());
         let boundary = "bench-boundary";
@@ -438,22 +504,10 @@ async fn main() -> anyhow::Result<()> {
     timings.sort();
 
     println!();
-    println!("{:<42} {:>12} {:>10}", "path", "cases/s", "x COPY");
-    for (name, r) in &results {
-        println!("{name:<42} {r:>12.0} {:>10.2}", r / copy_rate);
-    }
+    println!("medians of {ROUNDS} interleaved rounds (range of the ratio in brackets)");
+    report(&pg, "path", "x COPY");
     println!();
-    println!(
-        "{:<42} {:>12} {:>10}",
-        "SQLite path", "cases/s", "x .import"
-    );
-    for (name, r) in [
-        ("sqlite3 .import (reference)", import_rate),
-        ("POST /v1/cases JSON, 1 request", sqlite_json),
-        ("POST /v1/cases NDJSON, 1 stream", sqlite_ndjson),
-    ] {
-        println!("{name:<42} {r:>12.0} {:>10.2}", r / import_rate);
-    }
+    report(&lite, "SQLite path", "x .import");
     println!();
     println!(
         "CSV upload, 1,000 records x 103 columns: median {:.1} ms (min {:.1}, max {:.1}) over {} runs",

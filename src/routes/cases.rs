@@ -12,7 +12,8 @@ use crate::auth::{Authorized, CasesRead, CasesWrite};
 use crate::domain::case::{CaseInput, DateInput};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ingest::cases::{
-    AssignmentKind, AssignmentSpec, CaseIngest, ListSpec, OnConflict, Outcome, resolve_list,
+    Accepted, AssignmentKind, AssignmentSpec, CaseIngest, ListSpec, OnConflict, Outcome,
+    resolve_list,
 };
 use crate::ingest::ndjson::NdjsonLines;
 use crate::ingest::pipeline::{CasePipeline, Writes, batch_size};
@@ -344,11 +345,14 @@ async fn create_from_json(
         true,
     );
     let batch_size = batch_size(request.cases.len(), MIN_WRITE_BATCH, WRITE_BATCH);
+    // Nothing is written while the first batch is validated: a small one
+    // sets the writer going sooner.
+    let mut size = FIRST_BATCH.min(batch_size);
     let mut cases = request.cases.into_iter().enumerate();
     loop {
         let rows: Vec<(u64, CaseInput)> = cases
             .by_ref()
-            .take(batch_size)
+            .take(std::mem::replace(&mut size, batch_size))
             .map(|(i, raw)| {
                 serde_json::from_str(raw.get())
                     .map(|case| (i as u64 + 1, case))
@@ -360,42 +364,65 @@ async fn create_from_json(
         }
         pipeline.feed(&mut ingest, rows, Vec::new()).await?;
     }
-    pipeline.finish().await?;
     if pipeline.rejected() {
         state.metrics.count_rows(&integration, "json", 0, total);
         return Err(pipeline.errors.into_rejection(ErrorCode::ValidationFailed));
     }
-    let CasePipeline {
-        errors,
-        accepted,
-        created,
-        updated,
-        skipped,
-        ..
-    } = pipeline;
-    state.metrics.count_rows(
-        &integration,
-        "json",
-        accepted.len() as u64,
-        errors.failed_rows,
-    );
-    let list_id = list.map(|l| l.id);
-    if request.atomic {
-        return Ok(HttpResponse::Created().json(CasesCreated {
+    let accepted = std::mem::take(&mut pipeline.accepted);
+    let errors = std::mem::take(&mut pipeline.errors);
+    let (taken, failed) = (accepted.len() as u64, errors.failed_rows);
+    let (created, updated, skipped) = (pipeline.created, pipeline.updated, pipeline.skipped);
+    let list_id = list.as_ref().map(|l| l.id);
+    let atomic = request.atomic;
+    // The answer (every case's id: a megabyte for 10,000) is serialized on
+    // another thread while the database finishes the last batch, and sent
+    // once the transaction is committed.
+    let answer = web::block(move || {
+        if atomic {
+            return serde_json::to_vec(&CasesCreated {
+                list_id,
+                created,
+                updated,
+                skipped,
+                cases: accepted
+                    .into_iter()
+                    .map(|a| CaseRef {
+                        id: a.id,
+                        external_id: a.external_id,
+                        outcome: a.outcome,
+                    })
+                    .collect(),
+            });
+        }
+        serde_json::to_vec(&CasesResults {
             list_id,
             created,
             updated,
             skipped,
-            cases: accepted
-                .into_iter()
-                .map(|a| CaseRef {
-                    id: a.id,
-                    external_id: a.external_id,
-                    outcome: a.outcome,
-                })
-                .collect(),
-        }));
-    }
+            failed: errors.failed_rows,
+            results: row_results(accepted, errors.listed),
+        })
+    });
+    let (written, answer) = tokio::join!(pipeline.finish(), answer);
+    written?;
+    let answer = answer
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
+        .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
+    state
+        .metrics
+        .count_rows(&integration, "json", taken, failed);
+    let mut response = if atomic {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response
+        .content_type(header::ContentType::json())
+        .body(answer))
+}
+
+/// The per-row answer of a non-atomic request, in row order.
+fn row_results(accepted: Vec<Accepted>, errors: Vec<FieldError>) -> Vec<RowResult> {
     let mut results: Vec<RowResult> = accepted
         .into_iter()
         .map(|a| RowResult {
@@ -405,8 +432,7 @@ async fn create_from_json(
             errors: Vec::new(),
         })
         .collect();
-    let failed = errors.failed_rows;
-    for error in errors.listed {
+    for error in errors {
         let row = error.row.unwrap_or_default();
         match results.last_mut() {
             Some(last) if last.row == row && last.id.is_none() => last.errors.push(error),
@@ -419,18 +445,15 @@ async fn create_from_json(
         }
     }
     results.sort_by_key(|r| r.row);
-    Ok(HttpResponse::Ok().json(CasesResults {
-        list_id,
-        created,
-        updated,
-        skipped,
-        failed,
-        results,
-    }))
+    results
 }
 
 /// Cases per batch of a JSON request (written while the next is validated).
 const WRITE_BATCH: usize = 10_000;
+
+/// The first batch of a request or stream: nothing is written while it is
+/// validated.
+const FIRST_BATCH: usize = 100;
 
 /// The smallest batch a JSON request is cut into (two lookups each).
 const MIN_WRITE_BATCH: usize = 500;
@@ -474,7 +497,13 @@ async fn create_from_ndjson(
         state.settings.max_stream_bytes,
     );
     loop {
-        let (batch, broken) = lines.next_batch::<CaseInput>(STREAM_BATCH).await?;
+        // A small first batch sets the writer going sooner.
+        let size = if lines.rows == 0 {
+            FIRST_BATCH
+        } else {
+            STREAM_BATCH
+        };
+        let (batch, broken) = lines.next_batch::<CaseInput>(size).await?;
         if batch.is_empty() && broken.is_empty() {
             break;
         }
