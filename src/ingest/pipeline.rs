@@ -222,7 +222,7 @@ pub(crate) fn write_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Duplicate(_) => ApiError::new(
             ErrorCode::DuplicateExternalId,
-            "Another request wrote one of these Case IDs at the same time; nothing of this batch was written. Retry.",
+            "Another request wrote one of these Case IDs at the same time; nothing of this request (of a non-atomic stream: of this batch and after) was written. Retry.",
         ),
         other => other.into(),
     }

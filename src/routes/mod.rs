@@ -32,8 +32,9 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(me::configure)
             .configure(limits::configure)
             .configure(campaigns::configure)
-            .configure(cases::configure)
+            // Before `cases`: `/cases/csv` must not be taken for `/cases/{id}`.
             .configure(case_csv::configure)
+            .configure(cases::configure)
             .configure(customers::configure),
     );
 }

@@ -124,6 +124,35 @@ async fn wrong_method_is_405_with_allow() {
 }
 
 #[tokio::test]
+async fn the_csv_uploader_is_its_own_route_in_metrics() {
+    // `/v1/cases/csv` also matches `/v1/cases/{id}`: requests must be
+    // labelled with the uploader's pattern, not taken for a case id.
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/v1/cases/csv"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 401);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(
+            r#"intake_http_requests_total{method="POST",route="/v1/cases/csv",status="401"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_malformed_id_in_the_path_is_400() {
     let app = spawn_app().await;
     let response = app.get_admin("/v1/admin/groups/not-a-uuid").await;
