@@ -1,9 +1,11 @@
 //! Cases and case lists: batched lookups and the bulk write path.
 //!
-//! The write path takes a batch of validated rows and writes it in the
-//! caller's transaction: on PostgreSQL by `COPY … FROM STDIN` (text format)
-//! into `cases` (new rows) or into a temporary staging table joined by one
-//! `UPDATE` (rows to update); on SQLite by prepared multi-row `INSERT`s.
+//! The write path takes a request's validated batches and writes them in
+//! one transaction: on PostgreSQL by `COPY … FROM STDIN (FORMAT binary)`
+//! into `cases` (new rows, one COPY kept open across batches) or into a
+//! temporary staging table joined by one `UPDATE` (rows to update); on
+//! SQLite by prepared multi-row `INSERT`s. `copy_row`/`copy_time` (text
+//! format) serve the customers' writer.
 
 use std::collections::HashMap;
 
@@ -691,14 +693,19 @@ impl Writer {
     }
 }
 
-/// An open `COPY … FROM STDIN` (text format) of case rows.
+/// An open `COPY … FROM STDIN (FORMAT binary)` of case rows: values go as
+/// PostgreSQL's binary forms (16-byte uuids, microsecond timestamps, text
+/// unescaped), so neither side formats or parses them as text.
 struct CopyRows<'c> {
     copy: sqlx::postgres::PgCopyIn<&'c mut sqlx::PgConnection>,
-    integration: String,
-    list: Option<String>,
-    at: String,
+    integration: Uuid,
+    list: Option<Uuid>,
+    at: i64,
     buffer: Vec<u8>,
 }
+
+/// Columns of a case row, in the order of the `COPY` statement.
+const COPY_COLUMNS: i16 = 15;
 
 impl<'c> CopyRows<'c> {
     async fn open(
@@ -710,59 +717,44 @@ impl<'c> CopyRows<'c> {
     ) -> Result<Self, StoreError> {
         let statement = format!(
             "COPY {table} (id, external_id, staff_id, external_staff_id, list_id, integration_id, group_id, channel, \
-             status, priority, category, occurred_at, data, created_at, updated_at) FROM STDIN"
+             status, priority, category, occurred_at, data, created_at, updated_at) FROM STDIN (FORMAT binary)"
         );
+        let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024);
+        // Signature, flags, no header extension.
+        buffer.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buffer.extend_from_slice(&0i32.to_be_bytes());
+        buffer.extend_from_slice(&0i32.to_be_bytes());
         Ok(Self {
             copy: tx.copy_in_raw(&statement).await?,
-            integration: integration_id.to_string(),
-            list: list_id.map(|id| id.to_string()),
-            at: at.to_rfc3339(),
-            buffer: Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024),
+            integration: integration_id,
+            list: list_id,
+            at: pg_micros(at),
+            buffer,
         })
     }
 
     /// Sends `rows` (in chunks of about [`COPY_CHUNK_BYTES`]).
     async fn send(&mut self, rows: &[CaseRow]) -> Result<(), StoreError> {
-        let mut id_text = Uuid::encode_buffer();
-        let mut group_text = Uuid::encode_buffer();
-        let mut group_cache: Option<(Uuid, usize)> = None;
-        let mut occurred_text = String::with_capacity(32);
         for row in rows {
-            let id = row.id.hyphenated().encode_lower(&mut id_text);
-            let id: &str = id;
-            // Rows of a batch mostly share a group: format it once.
-            let group_len = match group_cache {
-                Some((g, len)) if g == row.group_id => len,
-                _ => {
-                    let len = row
-                        .group_id
-                        .hyphenated()
-                        .encode_lower(&mut group_text)
-                        .len();
-                    group_cache = Some((row.group_id, len));
-                    len
-                }
-            };
-            let group = std::str::from_utf8(&group_text[..group_len]).unwrap_or_default();
-            let occurred = row.occurred_at.map(|t| copy_time(t, &mut occurred_text));
-            let fields: [Option<&str>; 15] = [
-                Some(id),
-                Some(&row.external_id),
-                Some(&row.staff_id),
-                row.external_staff_id.as_deref(),
-                self.list.as_deref(),
-                Some(&self.integration),
-                Some(group),
-                row.channel,
-                Some(row.status),
-                row.priority,
-                row.category.as_deref(),
-                occurred,
-                Some(&row.data),
-                Some(&self.at),
-                Some(&self.at),
-            ];
-            copy_row(&mut self.buffer, &fields);
+            let out = &mut self.buffer;
+            out.extend_from_slice(&COPY_COLUMNS.to_be_bytes());
+            binary_field(out, Some(row.id.as_bytes()));
+            binary_field(out, Some(row.external_id.as_bytes()));
+            binary_field(out, Some(row.staff_id.as_bytes()));
+            binary_field(out, row.external_staff_id.as_deref().map(str::as_bytes));
+            binary_field(out, self.list.as_ref().map(|l| l.as_bytes().as_slice()));
+            binary_field(out, Some(self.integration.as_bytes()));
+            binary_field(out, Some(row.group_id.as_bytes()));
+            binary_field(out, row.channel.map(str::as_bytes));
+            binary_field(out, Some(row.status.as_bytes()));
+            binary_field(out, row.priority.map(str::as_bytes));
+            binary_field(out, row.category.as_deref().map(str::as_bytes));
+            let occurred = row.occurred_at.map(|t| pg_micros(t).to_be_bytes());
+            binary_field(out, occurred.as_ref().map(|t| t.as_slice()));
+            // `json`'s binary form is its text.
+            binary_field(out, Some(row.data.as_bytes()));
+            binary_field(out, Some(&self.at.to_be_bytes()));
+            binary_field(out, Some(&self.at.to_be_bytes()));
             if self.buffer.len() >= COPY_CHUNK_BYTES {
                 self.flush().await?;
             }
@@ -781,10 +773,32 @@ impl<'c> CopyRows<'c> {
         Ok(())
     }
 
-    async fn finish(self) -> Result<(), StoreError> {
+    async fn finish(mut self) -> Result<(), StoreError> {
+        // The trailer: a tuple of -1 fields.
+        self.buffer.extend_from_slice(&(-1i16).to_be_bytes());
+        self.flush().await?;
         self.copy.finish().await?;
         Ok(())
     }
+}
+
+/// One field of a binary COPY tuple: its length and bytes, or -1 for NULL.
+fn binary_field(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        Some(bytes) => {
+            // Every value is far under 2 GiB (the body limit caps a case).
+            let len = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(bytes);
+        }
+        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+    }
+}
+
+/// A timestamp as PostgreSQL's binary form: microseconds since 2000-01-01 UTC.
+fn pg_micros(t: DateTime<Utc>) -> i64 {
+    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+    t.timestamp_micros() - PG_EPOCH_MICROS
 }
 
 #[cfg(test)]
@@ -801,6 +815,22 @@ mod tests {
             super::copy_time(t, &mut buffer),
             "2026-03-09T05:05:03.123456Z"
         );
+    }
+
+    #[test]
+    fn binary_copy_values_are_postgres_binary_forms() {
+        let epoch = chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        assert_eq!(super::pg_micros(epoch), 0);
+        let later = chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:01.000002Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        assert_eq!(super::pg_micros(later), 1_000_002);
+        let mut out = Vec::new();
+        super::binary_field(&mut out, Some(b"ab"));
+        super::binary_field(&mut out, None);
+        assert_eq!(out, [0, 0, 0, 2, b'a', b'b', 0xff, 0xff, 0xff, 0xff]);
     }
 
     #[test]
