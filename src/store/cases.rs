@@ -262,13 +262,19 @@ impl Store {
     ) -> Result<HashMap<String, Uuid>, StoreError> {
         let mut found = HashMap::new();
         match self {
-            // One round trip; joining the array drives the unique index
-            // (a long IN list could be planned as a scan comparing every
-            // row with every value).
+            // One round trip, one probe of the unique index per value,
+            // whatever the statistics say. A long IN list was planned as a
+            // scan comparing every row with every value; a plain join with
+            // the array, on a table the statistics still think empty (just
+            // filled, not yet analyzed), as a hash join reading every case
+            // of the integration: 17 ms per lookup at 60,000 cases, growing
+            // with the table. `OFFSET 0` keeps the lateral subquery from
+            // being flattened into such a join.
             Store::Postgres(pool) => {
                 let rows: Vec<(String, Uuid)> = sqlx::query_as(
-                    "SELECT c.external_id, c.id FROM unnest($2::text[]) AS k(external_id) \
-                     JOIN cases c ON c.integration_id = $1 AND c.external_id = k.external_id",
+                    "SELECT k.external_id, c.id FROM unnest($2::text[]) AS k(external_id) \
+                     CROSS JOIN LATERAL (SELECT id FROM cases WHERE integration_id = $1 \
+                     AND external_id = k.external_id OFFSET 0) AS c",
                 )
                 .bind(integration_id)
                 .bind(external_ids)
