@@ -112,6 +112,9 @@ impl Application {
                 )
                 .default_service(web::to(routes::fallback))
         })
+        // Answers go out as written: with Nagle's algorithm the end of a
+        // large answer waited for the client's delayed ACK (up to 40 ms).
+        .tcp_nodelay(true)
         .listen(listener)?
         .shutdown_timeout(10)
         .run();
