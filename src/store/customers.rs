@@ -118,9 +118,13 @@ impl Store {
         let mut found = HashMap::with_capacity(phones.len());
         match self {
             Store::Postgres(pool) => {
+                // One index probe per phone whatever the statistics say
+                // (see `Store::existing_cases`: a plain join was planned as
+                // a scan of the campaign on a table not yet analyzed).
                 let rows: Vec<(String, Uuid)> = sqlx::query_as(
-                    "SELECT c.phone, c.id FROM unnest($2::text[]) AS k(phone) \
-                     JOIN customers c ON c.campaign_id = $1 AND c.phone = k.phone",
+                    "SELECT k.phone, c.id FROM unnest($2::text[]) AS k(phone) \
+                     CROSS JOIN LATERAL (SELECT id FROM customers WHERE campaign_id = $1 \
+                     AND phone = k.phone OFFSET 0) AS c",
                 )
                 .bind(campaign_id)
                 .bind(phones)
@@ -161,11 +165,11 @@ impl Store {
         }
         match self {
             Store::Postgres(pool) => {
+                // Probed per phone, stopping at the first other campaign.
                 let rows: Vec<(String,)> = sqlx::query_as(
-                    "SELECT DISTINCT c.phone FROM unnest($1::text[]) AS k(phone) \
-                     JOIN customers c ON c.phone = k.phone \
-                     JOIN campaigns m ON m.id = c.campaign_id \
-                     WHERE c.campaign_id <> $2 AND m.group_id = ANY($3)",
+                    "SELECT k.phone FROM unnest($1::text[]) AS k(phone) \
+                     CROSS JOIN LATERAL (SELECT 1 FROM customers c JOIN campaigns m ON m.id = c.campaign_id \
+                     WHERE c.phone = k.phone AND c.campaign_id <> $2 AND m.group_id = ANY($3) LIMIT 1) AS other",
                 )
                 .bind(phones)
                 .bind(campaign_id)
