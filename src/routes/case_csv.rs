@@ -19,7 +19,11 @@ use crate::startup::AppState;
 use crate::store::cases::ListAssignment;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(upload_cases_csv);
+    cfg.service(upload_cases_csv)
+        // Any other method: 405 (`Allow: POST`), not a case named "csv" —
+        // the uploader's resource only takes POST, and `/cases/{id}` comes
+        // next.
+        .route("/cases/csv", web::route().to(crate::routes::fallback));
 }
 
 /// The form of the uploader.

@@ -150,6 +150,14 @@ async fn the_csv_uploader_is_its_own_route_in_metrics() {
         ),
         "{text}"
     );
+    // Nor is it a case named "csv".
+    let response = app
+        .admin(Method::GET, "/v1/cases/csv")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_problem(response, 405, "method_not_allowed").await;
 }
 
 #[tokio::test]
