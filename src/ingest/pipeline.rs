@@ -112,7 +112,6 @@ impl<'a> CasePipeline<'a> {
             let (sink, writer) = self.store.case_writer(
                 self.integration_id,
                 self.list,
-                true,
                 self.writes == Writes::ValidRowsEachBatch,
             );
             self.writer = Some((sink, Box::pin(writer)));
@@ -154,9 +153,9 @@ impl<'a> CasePipeline<'a> {
             }
             // No batch came: the list still exists, empty.
             None if self.list.is_some() => {
-                let (sink, writer) =
-                    self.store
-                        .case_writer(self.integration_id, self.list, true, false);
+                let (sink, writer) = self
+                    .store
+                    .case_writer(self.integration_id, self.list, false);
                 drop(sink);
                 writer.await?.commit().await?;
             }

@@ -304,7 +304,7 @@ impl Store {
 
     /// A writer of the cases of one request. Batches sent to the sink are
     /// written in order, in one transaction (or, `commit_each_batch`, each
-    /// committed on its own) that first creates `list` if `create_list`.
+    /// committed on its own) that first creates `list`, if any.
     /// On PostgreSQL one `COPY` stays open while batches bring only new
     /// cases, so a request cut into batches pays for one statement.
     ///
@@ -315,7 +315,6 @@ impl Store {
         &self,
         integration_id: Uuid,
         list: Option<&NewCaseList>,
-        create_list: bool,
         commit_each_batch: bool,
     ) -> (
         CaseSink,
@@ -332,7 +331,7 @@ impl Store {
                 batches,
             };
             let mut tx = begin(&store).await?;
-            if let Some(list) = list.as_ref().filter(|_| create_list) {
+            if let Some(list) = &list {
                 let at = writer.at;
                 match &mut tx {
                     WriterTx::Postgres(tx) => {

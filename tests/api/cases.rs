@@ -457,16 +457,7 @@ async fn metrics_count_accepted_and_rejected_cases() {
         .post(&json!({"atomic": false, "cases": [{"external_id": "T-1", "staff_id": "A-1"}, {"external_id": "T-2", "staff_id": "X"}]}))
         .await;
     assert_eq!(response.status(), 200);
-    let text = w
-        .app
-        .client
-        .get(w.app.url("/metrics"))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let text = w.app.metrics().await;
     let me = w.get("/v1/me").await;
     let integration = me["integration"]["id"].as_str().expect("id");
     assert!(

@@ -135,15 +135,7 @@ async fn the_csv_uploader_is_its_own_route_in_metrics() {
         .await
         .expect("request");
     assert_eq!(response.status(), 401);
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics().await;
     assert!(
         text.contains(
             r#"intake_http_requests_total{method="POST",route="/v1/cases/csv",status="401"} 1"#

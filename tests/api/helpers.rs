@@ -234,6 +234,18 @@ impl TestApp {
             .expect("request")
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// Creates a campaign in `group`; answers its id.
     pub async fn create_campaign(&self, group: &str, name: &str) -> String {
         let response = self

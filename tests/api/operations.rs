@@ -72,15 +72,7 @@ async fn metrics_count_requests_by_route_and_status() {
     }
     let response = app.get_admin("/v1/admin/groups/not-a-uuid").await;
     assert_eq!(response.status(), 400);
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics().await;
     assert!(
         text.contains(
             r#"intake_http_requests_total{method="GET",route="/v1/admin/groups",status="200"} 3"#
