@@ -40,6 +40,10 @@ pub fn batch_size(total: usize, min: usize, max: usize) -> usize {
     (total / 8).clamp(min, max)
 }
 
+/// The first batch of a request, stream or file: nothing is written while
+/// it is validated, so it is small.
+pub const FIRST_BATCH: usize = 100;
+
 type WriterFuture = Pin<Box<dyn Future<Output = Result<OpenCases, StoreError>> + Send>>;
 
 pub struct CasePipeline<'a> {

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ingest::case_csv::CaseColumns;
 use crate::ingest::cases::{CaseIngest, OnConflict, resolve_list};
 use crate::ingest::csv::{Detected, invalid_csv, read_table};
-use crate::ingest::pipeline::{CasePipeline, Writes, batch_size};
+use crate::ingest::pipeline::{CasePipeline, FIRST_BATCH, Writes, batch_size};
 use crate::routes::cases::StreamOptions;
 use crate::startup::AppState;
 use crate::store::cases::ListAssignment;
@@ -90,9 +90,9 @@ pub struct CsvChecked {
     pub detected: Detected,
 }
 
-/// The smallest batch an upload is cut into (a 1,000-record file: four), one
-/// written while the next is validated; smaller ones cost more lookups than
-/// they overlap.
+/// The smallest batch an upload is cut into after the first (a 1,000-record
+/// file: 100, then 250 at a time), one written while the next is validated;
+/// smaller ones cost more lookups than they overlap.
 const CSV_MIN_BATCH: usize = 250;
 
 /// Longest text form field.
@@ -218,7 +218,21 @@ pub async fn upload_cases_csv(
     form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let access = &auth.principal.access;
-    let form = read_form(form, state.settings.max_body_bytes).await?;
+    // The integration's limits and the validators' categories are read
+    // while the file arrives, not one round trip after another once it has.
+    let (form, limits, mut ingest) = tokio::try_join!(
+        read_form(form, state.settings.max_body_bytes),
+        async {
+            let integration = state.store.get_integration(access.integration_id).await?;
+            Ok::<_, ApiError>(integration.map(|i| i.csv_limits).unwrap_or_default())
+        },
+        CaseIngest::new(
+            &state.store,
+            access,
+            OnConflict::Error,
+            DateInput::Spreadsheet,
+        ),
+    )?;
     let mut options = StreamOptions::default();
     let mut dry_run = false;
     for (name, text) in &form.fields {
@@ -264,13 +278,6 @@ pub async fn upload_cases_csv(
             ));
         }
     };
-    let limits = state
-        .store
-        .get_integration(access.integration_id)
-        .await?
-        .map(|i| i.csv_limits)
-        .unwrap_or_default();
-
     let mut table = read_table(&file, &limits);
     drop(file);
     let columns = if table.errors.is_empty() || table.detected.is_some() {
@@ -301,19 +308,15 @@ pub async fn upload_cases_csv(
         pipeline.reject(table_errors, 0);
     }
     if let Some(columns) = &columns {
-        let mut ingest = CaseIngest::new(
-            &state.store,
-            access,
-            OnConflict::Error,
-            DateInput::Spreadsheet,
-        )
-        .await?;
-        let size = batch_size(table.records.len(), CSV_MIN_BATCH, usize::MAX);
+        let batch_size = batch_size(table.records.len(), CSV_MIN_BATCH, usize::MAX);
+        // Nothing is written while the first batch is validated: a small
+        // one sets the writer going sooner.
+        let mut size = FIRST_BATCH.min(batch_size);
         let mut records = table.records.drain(..);
         loop {
             let rows: Vec<_> = records
                 .by_ref()
-                .take(size)
+                .take(std::mem::replace(&mut size, batch_size))
                 .map(|r| (r.line, columns.case(r.cells)))
                 .collect();
             if rows.is_empty() {

@@ -16,7 +16,7 @@ use crate::ingest::cases::{
     resolve_list,
 };
 use crate::ingest::ndjson::NdjsonLines;
-use crate::ingest::pipeline::{CasePipeline, Writes, batch_size};
+use crate::ingest::pipeline::{CasePipeline, FIRST_BATCH, Writes, batch_size};
 use crate::routes::{Page, PageQuery, json_body_error, json_part_error, read_body};
 use crate::startup::AppState;
 use crate::store::cases::{Case, CaseFilter, CaseList};
@@ -319,17 +319,23 @@ async fn create_from_json(
             )],
         ));
     }
-    let list = match &request.list {
-        Some(spec) => Some(resolve_list(&state.store, access, spec, "api", "list.").await?),
-        None => None,
-    };
-    let mut ingest = CaseIngest::new(
-        &state.store,
-        access,
-        request.on_conflict,
-        DateInput::Rfc3339,
-    )
-    .await?;
+    // The list's checks and the validators' categories, side by side.
+    let (list, mut ingest) = tokio::try_join!(
+        async {
+            match &request.list {
+                Some(spec) => resolve_list(&state.store, access, spec, "api", "list.")
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        },
+        CaseIngest::new(
+            &state.store,
+            access,
+            request.on_conflict,
+            DateInput::Rfc3339
+        ),
+    )?;
     let total = request.cases.len() as u64;
     let integration = access.integration_id.to_string();
     let writes = if request.atomic {
@@ -451,10 +457,6 @@ fn row_results(accepted: Vec<Accepted>, errors: Vec<FieldError>) -> Vec<RowResul
 /// Cases per batch of a JSON request (written while the next is validated).
 const WRITE_BATCH: usize = 10_000;
 
-/// The first batch of a request or stream: nothing is written while it is
-/// validated.
-const FIRST_BATCH: usize = 100;
-
 /// The smallest batch a JSON request is cut into (two lookups each).
 const MIN_WRITE_BATCH: usize = 500;
 
@@ -468,17 +470,23 @@ async fn create_from_ndjson(
     options: &StreamOptions,
 ) -> Result<HttpResponse, ApiError> {
     let atomic = options.atomic.unwrap_or(true);
-    let list = match options.list_spec()? {
-        Some(spec) => Some(resolve_list(&state.store, access, &spec, "api", "").await?),
-        None => None,
-    };
-    let mut ingest = CaseIngest::new(
-        &state.store,
-        access,
-        options.on_conflict.unwrap_or_default(),
-        DateInput::Rfc3339,
-    )
-    .await?;
+    let spec = options.list_spec()?;
+    let (list, mut ingest) = tokio::try_join!(
+        async {
+            match &spec {
+                Some(spec) => resolve_list(&state.store, access, spec, "api", "")
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        },
+        CaseIngest::new(
+            &state.store,
+            access,
+            options.on_conflict.unwrap_or_default(),
+            DateInput::Rfc3339
+        ),
+    )?;
     let writes = if atomic {
         Writes::Atomic
     } else {
