@@ -35,7 +35,7 @@ fn case(prefix: &str, i: usize) -> Value {
 }
 
 /// Rounds of the throughput runs (each path's median is reported).
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// Prints each path's median rate and its ratio to the first (the
 /// reference) path's median, with the range of the per-round ratios.
@@ -73,6 +73,17 @@ async fn truncate(client: &sqlx::PgPool) {
         .execute(client)
         .await
         .expect("truncate");
+}
+
+/// An empty table on a quiet database: the WAL of the previous path is
+/// flushed now, so that its checkpoint (or a new WAL segment) does not
+/// stall whichever path runs next. Every path, the reference too, starts so.
+async fn empty_and_checkpoint(client: &sqlx::PgPool) {
+    truncate(client).await;
+    sqlx::query("CHECKPOINT")
+        .execute(client)
+        .await
+        .expect("checkpoint");
 }
 
 /// A group, ten agents, an integration and its `cases:write` token:
@@ -312,7 +323,7 @@ async fn main() -> anyhow::Result<()> {
     .map(|name| (name, Vec::new()))
     .collect();
     for _ in 0..ROUNDS {
-        truncate(&pool).await;
+        empty_and_checkpoint(&pool).await;
         let started = Instant::now();
         let status = Command::new("psql")
             .arg(&url)
@@ -326,12 +337,12 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(status.success(), "psql \\copy failed");
         pg[0].1.push(rate(rows, started.elapsed()));
 
-        truncate(&pool).await;
+        empty_and_checkpoint(&pool).await;
         pg[1]
             .1
             .push(post_json(&http, &base, &token, "J", rows).await?);
 
-        truncate(&pool).await;
+        empty_and_checkpoint(&pool).await;
         let bodies: Vec<Vec<u8>> = (0..rows)
             .collect::<Vec<_>>()
             .chunks(10_000)
@@ -358,7 +369,7 @@ async fn main() -> anyhow::Result<()> {
         }
         pg[2].1.push(rate(rows, started.elapsed()));
 
-        truncate(&pool).await;
+        empty_and_checkpoint(&pool).await;
         pg[3]
             .1
             .push(post_ndjson(&http, &base, &token, "N", rows).await?);
