@@ -152,6 +152,108 @@ async fn valid_cases_are_written_into_a_new_list() {
 }
 
 #[tokio::test]
+async fn cases_read_back_by_filter_a_page_at_a_time_in_creation_order() {
+    let w = world().await;
+    let response = w
+        .app
+        .admin(Method::PUT, "/v1/admin/staff")
+        .json(&json!({"staff": [
+            {"staff_id": "A-3", "name": "Ada", "role": "agent", "group_id": w.group_a},
+        ]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let mut ids = Vec::new();
+    for request in [
+        json!({"cases": [
+            {"external_id": "R-1", "staff_id": "A-1"},
+            {"external_id": "R-2", "staff_id": "A-3"},
+            {"external_id": "R-3", "staff_id": "A-1"},
+        ]}),
+        json!({
+            "list": {"name": "Second", "assignment": {"kind": "group", "id": w.group_a}},
+            "cases": [
+                {"external_id": "R-4", "staff_id": "A-3"},
+                {"external_id": "R-5", "staff_id": "A-1"},
+            ]
+        }),
+    ] {
+        let response = w.post(&request).await;
+        assert_eq!(response.status(), 201);
+        let created = body(response).await;
+        for case in created["cases"].as_array().expect("cases") {
+            ids.push(case["id"].as_str().expect("id").to_string());
+        }
+    }
+
+    // Pages of two, followed by their cursors: every case once, in the
+    // order they were created.
+    let mut paged = Vec::new();
+    let mut path = "/v1/cases?limit=2".to_string();
+    loop {
+        let page = w.get(&path).await;
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 2);
+        paged.extend(
+            items
+                .iter()
+                .map(|c| c["id"].as_str().expect("id").to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/cases?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, ids);
+
+    // Filters: a staff member's cases, a list's, one Case ID; combined.
+    let external_ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|c| c["external_id"].as_str().expect("external id").to_string())
+            .collect()
+    };
+    assert_eq!(
+        external_ids(&w.get("/v1/cases?staff_id=A-3").await),
+        ["R-2", "R-4"]
+    );
+    let list_id = w.get("/v1/lists").await["items"][0]["id"]
+        .as_str()
+        .expect("list")
+        .to_string();
+    assert_eq!(
+        external_ids(&w.get(&format!("/v1/cases?list_id={list_id}")).await),
+        ["R-4", "R-5"]
+    );
+    assert_eq!(
+        external_ids(
+            &w.get(&format!("/v1/cases?list_id={list_id}&staff_id=A-1"))
+                .await
+        ),
+        ["R-5"]
+    );
+    assert_eq!(
+        external_ids(&w.get("/v1/cases?external_id=R-3").await),
+        ["R-3"]
+    );
+    assert!(external_ids(&w.get("/v1/cases?staff_id=B-1").await).is_empty());
+
+    // Bad paging and filters are 400s with their codes.
+    for (path, code) in [
+        ("/v1/cases?cursor=not-a-cursor", "invalid_cursor"),
+        ("/v1/cases?limit=0", "invalid_query"),
+        ("/v1/cases?limit=1001", "invalid_query"),
+        ("/v1/cases?list_id=not-a-uuid", "invalid_query"),
+    ] {
+        let response = w.app.get_as(&w.token, path).await;
+        assert_problem(response, 400, code).await;
+    }
+}
+
+#[tokio::test]
 async fn one_invalid_case_fails_an_atomic_request_listing_every_problem() {
     let w = world().await;
     let response = w
