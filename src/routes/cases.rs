@@ -44,7 +44,7 @@ fn atomic_by_default() -> bool {
         {"external_id": "T-2", "external_staff_id": "crm-77", "channel": "form", "priority": "low"}
     ]
 }))]
-pub struct CasesRequest {
+pub struct CasesRequest<'a> {
     /// A new list for these cases, and who may score it.
     pub list: Option<ListSpec>,
     /// What to do with an `external_id` this integration sent before (default `error`).
@@ -55,7 +55,12 @@ pub struct CasesRequest {
     #[serde(default = "atomic_by_default")]
     pub atomic: bool,
     /// One or more cases; no limit beyond the body limit.
-    pub cases: Vec<CaseInput>,
+    // Read as each case's JSON text and parsed when its batch comes, so that
+    // parsing overlaps the writing of earlier batches; a case that does not
+    // parse fails the request as a malformed body would.
+    #[serde(borrow)]
+    #[schema(value_type = Vec<CaseInput>)]
+    pub cases: Vec<&'a RawValue>,
 }
 
 /// One case of the answer.
@@ -279,7 +284,7 @@ pub async fn create_cases(
                 ));
             }
             let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
-            let request: CasesEnvelope =
+            let request: CasesRequest =
                 serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
             create_from_json(&auth.principal.access, &state, request).await
         }
@@ -289,25 +294,10 @@ pub async fn create_cases(
     }
 }
 
-/// [`CasesRequest`] as read: each case left as its JSON text, parsed when its
-/// batch comes, so that parsing overlaps the writing of earlier batches. A
-/// case that does not parse fails the request as a malformed body would.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CasesEnvelope<'a> {
-    list: Option<ListSpec>,
-    #[serde(default)]
-    on_conflict: OnConflict,
-    #[serde(default = "atomic_by_default")]
-    atomic: bool,
-    #[serde(borrow)]
-    cases: Vec<&'a RawValue>,
-}
-
 async fn create_from_json(
     access: &GroupAccess,
     state: &AppState,
-    request: CasesEnvelope<'_>,
+    request: CasesRequest<'_>,
 ) -> Result<HttpResponse, ApiError> {
     if request.cases.is_empty() {
         return Err(ApiError::validation(
