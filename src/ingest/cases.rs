@@ -210,8 +210,25 @@ impl<'a> CaseIngest<'a> {
             let previous = existing.get(&case.external_id).copied();
             let (id, outcome) = match (previous, self.on_conflict) {
                 (None, _) => (Uuid::now_v7(), Outcome::Created),
-                (Some(id), OnConflict::Skip) => (id, Outcome::Skipped),
-                (Some(id), OnConflict::Update) => (id, Outcome::Updated),
+                // A case the integration sent while it still had that
+                // group: not skipped (its id would show) nor updated (moved
+                // out of a group the integration no longer sees).
+                (Some((_, stored_group)), _) if !self.access.contains(stored_group) => {
+                    batch.fail(
+                        row,
+                        vec![FieldError::field(
+                            "external_id",
+                            ErrorCode::DuplicateExternalId,
+                            format!(
+                                "the Case ID {:?} was already sent by this integration, for a case outside its groups now: it cannot be skipped or updated",
+                                excerpt(&case.external_id)
+                            ),
+                        )],
+                    );
+                    continue;
+                }
+                (Some((id, _)), OnConflict::Skip) => (id, Outcome::Skipped),
+                (Some((id, _)), OnConflict::Update) => (id, Outcome::Updated),
                 (Some(_), OnConflict::Error) => {
                     batch.fail(
                         row,

@@ -254,12 +254,13 @@ impl Store {
         Ok(found)
     }
 
-    /// The ids of the integration's cases with these external ids.
+    /// The integration's cases with these external ids: (id, group) by
+    /// external id.
     pub async fn existing_cases(
         &self,
         integration_id: Uuid,
         external_ids: &[&str],
-    ) -> Result<HashMap<String, Uuid>, StoreError> {
+    ) -> Result<HashMap<String, (Uuid, Uuid)>, StoreError> {
         let mut found = HashMap::new();
         match self {
             // One round trip, one probe of the unique index per value,
@@ -271,22 +272,22 @@ impl Store {
             // with the table. `OFFSET 0` keeps the lateral subquery from
             // being flattened into such a join.
             Store::Postgres(pool) => {
-                let rows: Vec<(String, Uuid)> = sqlx::query_as(
-                    "SELECT k.external_id, c.id FROM unnest($2::text[]) AS k(external_id) \
-                     CROSS JOIN LATERAL (SELECT id FROM cases WHERE integration_id = $1 \
+                let rows: Vec<(String, Uuid, Uuid)> = sqlx::query_as(
+                    "SELECT k.external_id, c.id, c.group_id FROM unnest($2::text[]) AS k(external_id) \
+                     CROSS JOIN LATERAL (SELECT id, group_id FROM cases WHERE integration_id = $1 \
                      AND external_id = k.external_id OFFSET 0) AS c",
                 )
                 .bind(integration_id)
                 .bind(external_ids)
                 .fetch_all(pool)
                 .await?;
-                found.extend(rows);
+                found.extend(rows.into_iter().map(|(k, id, group)| (k, (id, group))));
             }
             Store::Sqlite(pool) => {
                 for chunk in external_ids.chunks(LOOKUP_CHUNK) {
                     // `?`, not `$N`: see the note on the bulk INSERT.
                     let sql = format!(
-                        "SELECT external_id, id FROM cases WHERE integration_id = ? AND external_id IN ({})",
+                        "SELECT external_id, id, group_id FROM cases WHERE integration_id = ? AND external_id IN ({})",
                         vec!["?"; chunk.len()].join(", ")
                     );
                     let mut query =
@@ -294,8 +295,8 @@ impl Store {
                     for value in chunk {
                         query = query.bind(*value);
                     }
-                    let rows: Vec<(String, Uuid)> = query.fetch_all(pool).await?;
-                    found.extend(rows);
+                    let rows: Vec<(String, Uuid, Uuid)> = query.fetch_all(pool).await?;
+                    found.extend(rows.into_iter().map(|(k, id, group)| (k, (id, group))));
                 }
             }
         }

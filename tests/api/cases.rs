@@ -285,6 +285,74 @@ async fn one_invalid_case_fails_an_atomic_request_listing_every_problem() {
 }
 
 #[tokio::test]
+async fn a_case_left_in_a_group_the_integration_lost_is_neither_skipped_nor_updated() {
+    let w = world().await;
+    let app = &w.app;
+    let integration = app
+        .create_integration("Both", &[&w.group_a, &w.group_b])
+        .await;
+    let (token, _) = app.mint(&integration, &["cases:write"]).await;
+    let send = |request: Value| {
+        app.client
+            .post(app.url("/v1/cases"))
+            .bearer_auth(&token)
+            .json(&request)
+            .send()
+    };
+    let response =
+        send(json!({"cases": [{"external_id": "L-1", "staff_id": "A-1", "data": {"v": 1}}]}))
+            .await
+            .expect("request");
+    assert_eq!(response.status(), 201);
+    let response = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/admin/integrations/{integration}"),
+        )
+        .json(&json!({"groups": [w.group_b]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+
+    // Group A's case keeps its id hidden and its values, whatever the
+    // integration asks.
+    for on_conflict in ["update", "skip", "error"] {
+        let response = send(json!({"on_conflict": on_conflict, "cases": [
+            {"external_id": "L-1", "staff_id": "B-1", "data": {"v": 2}}
+        ]}))
+        .await
+        .expect("request");
+        let problem = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(
+            errors_of(&problem),
+            [(
+                1,
+                "external_id".to_string(),
+                "duplicate_external_id".to_string()
+            )],
+            "{on_conflict}"
+        );
+        assert!(!problem.to_string().contains("\"id\""), "{problem}");
+        let response = send(
+            json!({"on_conflict": on_conflict, "atomic": false, "cases": [
+                {"external_id": "L-1", "staff_id": "B-1", "data": {"v": 2}}
+            ]}),
+        )
+        .await
+        .expect("request");
+        assert_eq!(response.status(), 200);
+        let results = body(response).await;
+        assert_eq!(results["failed"], 1, "{on_conflict}: {results}");
+        assert!(results["results"][0]["id"].is_null(), "{results}");
+    }
+    let stored = w.get("/v1/cases?external_id=L-1").await;
+    assert_eq!(stored["items"][0]["staff_id"], "A-1");
+    assert_eq!(stored["items"][0]["group_id"], w.group_a.as_str());
+    assert_eq!(stored["items"][0]["data"], json!({"v": 1}));
+}
+
+#[tokio::test]
 async fn another_groups_staff_is_answered_like_an_unknown_one() {
     let w = world().await;
     let response = w
