@@ -5,7 +5,7 @@
 //! into [`CaseInput`]s; every field check is the shared case validators'.
 
 use crate::domain::case::{CaseInput, DataColumns, Scalar};
-use crate::error::{Column, ErrorCode, FieldError};
+use crate::error::{Column, ErrorCode, FieldError, excerpt};
 use crate::ingest::csv::{CsvTable, at, not_ingested};
 
 const MANDATORY: [(&str, ErrorCode, &str); 3] = [
@@ -78,7 +78,11 @@ impl CaseColumns {
                     1,
                     Some(Column::Index(i + 1)),
                     *code,
-                    format!("column {} must be {label:?}, not {found:?}", i + 1),
+                    format!(
+                        "column {} must be {label:?}, not {:?}",
+                        i + 1,
+                        excerpt(&found)
+                    ),
                 ));
             }
         }
@@ -95,7 +99,7 @@ impl CaseColumns {
                     ErrorCode::IgnoredColumn,
                     format!(
                         "the column {:?} looks like messages, comments or activity logs, which are not ingested; it is ignored",
-                        table.header[i]
+                        excerpt(&table.header[i])
                     ),
                 ));
                 Role::Ignored

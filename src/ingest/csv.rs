@@ -6,7 +6,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, Column, ErrorCode, FieldError};
+use crate::error::{ApiError, Column, ErrorCode, FieldError, excerpt};
 use crate::store::models::CsvLimits;
 
 /// What the upload turned out to be.
@@ -258,6 +258,9 @@ impl LineCounter {
     }
 }
 
+/// The longest header always allowed, whatever the cell limit.
+const MIN_HEADER_CHARS: usize = 255;
+
 /// Reads the file under the integration's limits, collecting every problem.
 pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -310,6 +313,32 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
         .map(|h| h.trim().trim_start_matches('\u{feff}').trim().to_string())
         .collect();
 
+    let max_cell = limits.max_cell_chars as usize;
+    // A header is a cell too, but an integration whose cells are kept very
+    // short still names its columns.
+    let max_header = max_cell.max(MIN_HEADER_CHARS);
+    let mut long_headers = false;
+    for (i, name) in table.header.iter().enumerate() {
+        let length = name.chars().count();
+        if length > max_header {
+            long_headers = true;
+            table.errors.push(at(
+                1,
+                Some(Column::Index(i + 1)),
+                ErrorCode::CellTooLong,
+                format!(
+                    "the header of column {} has {length} characters; at most {max_header} are allowed",
+                    i + 1
+                ),
+            ));
+        }
+    }
+    if long_headers {
+        // A header is copied into every row's data and every error naming
+        // its column: the rows are not read.
+        return table;
+    }
+
     let max_columns = limits.max_columns as usize;
     if table.header.len() > max_columns {
         table.errors.push(at(
@@ -338,7 +367,8 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
                 Some(Column::Name(name.clone())),
                 ErrorCode::DuplicateHeader,
                 format!(
-                    "the header {name:?} appears more than once (column {})",
+                    "the header {:?} appears more than once (column {})",
+                    excerpt(name),
                     i + 1
                 ),
             ));
@@ -347,7 +377,6 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
     }
 
     let width = table.header.len();
-    let max_cell = limits.max_cell_chars as usize;
     let max_records = limits.max_records as usize;
     let mut count = 0usize;
     for record in records {

@@ -126,7 +126,7 @@ impl NdjsonLines {
                     column: None,
                     field: None,
                     code: json_body_error(&e).code,
-                    message: e.to_string(),
+                    message: crate::routes::json_message(&e),
                 }),
             }
         }

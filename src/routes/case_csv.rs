@@ -98,6 +98,10 @@ const CSV_MIN_BATCH: usize = 250;
 /// Longest text form field.
 const MAX_FORM_FIELD_BYTES: usize = 64 * 1024;
 
+/// Most parts a form may have (the uploaders take at most a dozen): with
+/// [`MAX_FORM_FIELD_BYTES`], what a form holds besides its file stays small.
+const MAX_FORM_PARTS: usize = 32;
+
 fn multipart_error(e: MultipartError) -> ApiError {
     match e {
         MultipartError::ContentTypeMissing
@@ -145,8 +149,16 @@ pub(crate) async fn read_form(mut form: Multipart, file_limit: usize) -> Result<
         file: None,
         fields: Vec::new(),
     };
+    let mut parts = 0;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(multipart_error)?;
+        parts += 1;
+        if parts > MAX_FORM_PARTS {
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
+                format!("The form has more than {MAX_FORM_PARTS} parts."),
+            ));
+        }
         let name = field.name().unwrap_or_default().to_string();
         let limit = if name == "file" {
             file_limit

@@ -243,6 +243,35 @@ async fn a_cell_over_1000_characters_is_reported_with_its_line_and_column() {
 }
 
 #[tokio::test]
+async fn a_header_over_1000_characters_is_too_long_and_its_rows_are_not_read() {
+    // A header is copied into every row's data and every error naming its
+    // column: a long one stops the file before its rows are read.
+    let u = uploader().await;
+    let long = "h".repeat(1001);
+    let mut csv = format!("Staff ID,External Staff ID,Case ID,{long}\n");
+    for i in 0..1_000 {
+        csv.push_str(&format!("A-1,,T-{i}\n")); // short rows: not reported
+    }
+    let found = u.problems(csv.as_bytes()).await;
+    assert_eq!(found, vec![(json!(1), json!(4), "cell_too_long".into())]);
+    let response = u.upload(format!("{long}\nA-1\n").as_bytes()).await;
+    let problem = assert_problem(response, 422, "invalid_csv").await;
+    assert!(
+        problem.to_string().len() < 2_000,
+        "the header is not echoed: {problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_form_of_too_many_parts_is_refused() {
+    let u = uploader().await;
+    let filler = vec![("list_name", b"x".as_slice()); 33];
+    let response = u.send(&filler).await;
+    assert_problem(response, 400, "invalid_body").await;
+    assert!(u.stored().await.is_empty());
+}
+
+#[tokio::test]
 async fn a_short_row_is_an_error_and_a_long_one_a_warning() {
     let u = uploader().await;
     let found = u

@@ -795,6 +795,42 @@ async fn a_stream_broken_off_midway_leaves_nothing_written() {
 }
 
 #[tokio::test]
+async fn a_long_wrong_value_is_not_echoed_in_the_answer() {
+    // serde quotes a string of the wrong type (or an unknown key) whole.
+    let w = world().await;
+    let long = "z".repeat(100_000);
+    let response = w
+        .post(&json!({"cases": [{"external_id": "T-1", "staff_id": "A-1", "data": long}]}))
+        .await;
+    let problem = assert_problem(response, 400, "invalid_body").await;
+    let detail = problem["detail"].as_str().expect("detail");
+    assert!(detail.len() < 1_000, "{detail}");
+    assert!(detail.contains("line 1 column"), "{detail}");
+
+    let mut lines = String::new();
+    for i in 0..3 {
+        lines.push_str(&format!(
+            "{{\"external_id\":\"N-{i}\",\"staff_id\":\"A-1\",\"{long}\":1}}\n"
+        ));
+    }
+    let response = w
+        .app
+        .client
+        .post(w.app.url("/v1/cases?atomic=false"))
+        .bearer_auth(&w.token)
+        .header("content-type", "application/x-ndjson")
+        .body(lines)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let summary = body(response).await;
+    assert_eq!(summary["failed"], 3, "{summary}");
+    assert!(summary.to_string().len() < 5_000, "{summary}");
+    assert_eq!(summary["errors"][0]["code"], "unknown_field", "{summary}");
+}
+
+#[tokio::test]
 async fn the_content_type_decides_the_format() {
     let w = world().await;
     let response = w
