@@ -87,10 +87,36 @@ impl CaseColumns {
             }
         }
         let mut roles = Vec::with_capacity(normalized.len());
+        // The known columns found so far: (field, column index).
+        let mut known_at: Vec<(&str, usize)> = Vec::new();
         for (i, name) in normalized.iter().enumerate() {
             let role = if i < 3 {
                 Role::Mandatory
             } else if let Some((_, field)) = KNOWN.iter().find(|(known, _)| known == name) {
+                match known_at.iter().find(|(f, _)| f == field) {
+                    // Headers equal but for letter case are reported by
+                    // the table already; "Occurred At" and "occurred_at"
+                    // are not, and one would overwrite the other.
+                    Some((_, first))
+                        if table.header[*first].to_lowercase()
+                            != table.header[i].to_lowercase() =>
+                    {
+                        table.errors.push(at(
+                            1,
+                            Some(table.column(i)),
+                            ErrorCode::DuplicateHeader,
+                            format!(
+                                "the header {:?} (column {}) names the same field as {:?} (column {})",
+                                excerpt(&table.header[i]),
+                                i + 1,
+                                excerpt(&table.header[*first]),
+                                first + 1
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => known_at.push((field, i)),
+                }
                 Role::Known(field)
             } else if not_ingested(name) {
                 table.warnings.push(at(

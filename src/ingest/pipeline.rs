@@ -220,12 +220,19 @@ fn stopped_early() -> ApiError {
     ApiError::internal(anyhow::anyhow!("the case writer stopped early"))
 }
 
-/// A concurrent request wrote one of the Case IDs first.
+/// A concurrent request wrote one of the Case IDs first, or changed what
+/// the cases refer to.
 pub(crate) fn write_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Duplicate(_) => ApiError::new(
             ErrorCode::DuplicateExternalId,
             "Another request wrote one of these Case IDs at the same time; nothing of this request (of a non-atomic stream: of this batch and after) was written. Retry.",
+        ),
+        // A staff member, group or list the rows refer to was deleted (or
+        // moved) while they were written: not the caller's "resource in use".
+        StoreError::Reference(_) => ApiError::new(
+            ErrorCode::ConcurrentWrite,
+            "A staff member, group or list these cases refer to changed while they were written; nothing of this request (of a non-atomic stream: of this batch and after) was written. Retry.",
         ),
         other => other.into(),
     }

@@ -264,6 +264,7 @@ pub(crate) fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
         (status = 201, description = "Every case was written (JSON: `CasesCreated`; NDJSON: `StreamSummary`)", body = CasesCreated),
         (status = 200, description = "`atomic: false`: per-row results (JSON: `CasesResults`; NDJSON: `StreamSummary`)", body = CasesResults),
         (status = 422, description = "Invalid cases (`validation_failed`, rows in `errors`: `missing_external_id`, `unknown_staff_id`, `invalid_enum`, `channel_not_importable`, `unknown_category`, `invalid_date`, `duplicate_external_id`, …), or `unknown_assignment`; nothing written", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another request wrote one of these Case IDs first (`duplicate_external_id`) or changed a staff member, group or list they refer to (`concurrent_write`) while they were written; nothing of the request (of a non-atomic stream: of that batch and after) was written. Retry.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["cases:write"]))
 )]
@@ -340,6 +341,11 @@ async fn create_from_json(
         writes,
         true,
     );
+    if !request.atomic {
+        // Every row gets its result, the failed ones too: no cap on the
+        // problems listed (the body limit bounds them).
+        pipeline = pipeline.listing_every_problem();
+    }
     let batch_size = batch_size(request.cases.len(), MIN_WRITE_BATCH, WRITE_BATCH);
     // Nothing is written while the first batch is validated: a small one
     // sets the writer going sooner.

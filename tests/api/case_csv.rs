@@ -263,6 +263,21 @@ async fn a_header_over_1000_characters_is_too_long_and_its_rows_are_not_read() {
 }
 
 #[tokio::test]
+async fn two_headers_naming_one_known_field_are_duplicates() {
+    let u = uploader().await;
+    let found = u
+        .problems(
+            format!("{HEADER},Occurred At,Occurred_At\nA-1,,T-1,Jaws,5,2026-01-01T00:00:00Z,\n")
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        found,
+        vec![(json!(1), json!("Occurred_At"), "duplicate_header".into())]
+    );
+}
+
+#[tokio::test]
 async fn a_form_of_too_many_parts_is_refused() {
     let u = uploader().await;
     let filler = vec![("list_name", b"x".as_slice()); 33];

@@ -353,6 +353,31 @@ async fn a_case_left_in_a_group_the_integration_lost_is_neither_skipped_nor_upda
 }
 
 #[tokio::test]
+async fn a_non_atomic_request_answers_every_row_however_many_fail() {
+    let w = world().await;
+    let mut cases: Vec<Value> = (0..1_500)
+        .map(|i| json!({"external_id": format!("F-{i}"), "staff_id": "A-1", "channel": "fax"}))
+        .collect();
+    cases.push(json!({"external_id": "F-ok", "staff_id": "A-1"}));
+    let response = w.post(&json!({"atomic": false, "cases": cases})).await;
+    assert_eq!(response.status(), 200);
+    let answer = body(response).await;
+    assert_eq!(
+        (answer["created"].clone(), answer["failed"].clone()),
+        (json!(1), json!(1_500))
+    );
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1_501);
+    let rows: Vec<u64> = results
+        .iter()
+        .map(|r| r["row"].as_u64().expect("row"))
+        .collect();
+    assert_eq!(rows, (1..=1_501).collect::<Vec<u64>>());
+    assert_eq!(results[1_499]["errors"][0]["code"], "invalid_enum");
+    assert!(results[1_500]["id"].is_string());
+}
+
+#[tokio::test]
 async fn another_groups_staff_is_answered_like_an_unknown_one() {
     let w = world().await;
     let response = w
