@@ -55,6 +55,7 @@ impl CaseColumns {
     /// Checks the header layout, adding problems (and warnings) to `table`;
     /// `None` when the rows cannot be read as cases.
     pub fn read(table: &mut CsvTable) -> Option<CaseColumns> {
+        let problems_before = table.errors.len();
         let normalized: Vec<String> = table.header.iter().map(|h| normalize(h)).collect();
         let mandatory_names: Vec<&str> = MANDATORY.iter().map(|(n, _, _)| *n).collect();
         if !normalized
@@ -142,7 +143,11 @@ impl CaseColumns {
                 "after Staff ID, External Staff ID and Case ID the file needs at least one column of your own data",
             ));
         }
-        (layout_ok && table.errors.is_empty()).then(|| CaseColumns {
+        // Rows breaking a CSV rule leave the columns readable: the other
+        // rows still go through the validators, to report every problem.
+        let readable =
+            layout_ok && table.header_problems == 0 && table.errors.len() == problems_before;
+        readable.then(|| CaseColumns {
             roles,
             header: table.header.clone(),
         })

@@ -55,6 +55,9 @@ pub struct CsvRecord {
     pub line: u64,
     /// Exactly as many cells as headers (extra cells dropped), each trimmed.
     pub cells: Vec<String>,
+    /// The record breaks a CSV rule (a short row, a cell too long), already
+    /// in the table's errors: not read as data.
+    pub broken: bool,
 }
 
 /// A file read as far as the CSV rules allow.
@@ -66,6 +69,8 @@ pub struct CsvTable {
     pub records: Vec<CsvRecord>,
     pub errors: Vec<FieldError>,
     pub warnings: Vec<FieldError>,
+    /// How many of `errors` are the header's (the columns cannot be read).
+    pub header_problems: usize,
 }
 
 /// Header words that mark messages, comments and activity logs.
@@ -336,6 +341,7 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
     if long_headers {
         // A header is copied into every row's data and every error naming
         // its column: the rows are not read.
+        table.header_problems = table.errors.len();
         return table;
     }
 
@@ -376,6 +382,7 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
         seen.push(key);
     }
 
+    table.header_problems = table.errors.len();
     let width = table.header.len();
     let max_records = limits.max_records as usize;
     let mut count = 0usize;
@@ -404,6 +411,7 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
         if count > max_records {
             continue; // counted, reported once below
         }
+        let problems_before = table.errors.len();
         if record.len() < width {
             table.errors.push(at(
                 line,
@@ -438,6 +446,7 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
         }
         table.records.push(CsvRecord {
             line,
+            broken: table.errors.len() > problems_before,
             cells: record
                 .iter()
                 .take(width)
@@ -492,7 +501,8 @@ mod tests {
             t.records,
             vec![CsvRecord {
                 line: 2,
-                cells: vec!["1".into(), "x\r\ny".into()]
+                cells: vec!["1".into(), "x\r\ny".into()],
+                broken: false,
             }]
         );
 

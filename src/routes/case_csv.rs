@@ -329,6 +329,7 @@ pub async fn upload_cases_csv(
         loop {
             let rows: Vec<_> = records
                 .by_ref()
+                .filter(|r| !r.broken) // already reported
                 .take(std::mem::replace(&mut size, batch_size))
                 .map(|r| (r.line, columns.case(r.cells)))
                 .collect();
@@ -347,6 +348,8 @@ pub async fn upload_cases_csv(
         if let Some(columns) = &columns {
             let row_errors = errors.split_off(located_from.min(errors.len()));
             errors.extend(row_errors.into_iter().map(|e| columns.locate(e)));
+            // The file's problems and the validators', line by line.
+            errors.sort_by_key(|e| e.row.unwrap_or_default());
         }
         return Err(invalid_csv(errors));
     }

@@ -263,6 +263,27 @@ async fn a_header_over_1000_characters_is_too_long_and_its_rows_are_not_read() {
 }
 
 #[tokio::test]
+async fn rows_breaking_csv_rules_do_not_hide_the_other_rows_problems() {
+    // Every problem at once: the rows that keep the CSV rules still go
+    // through the validators; the ones that break them are not read twice.
+    let u = uploader().await;
+    let long = "x".repeat(1001);
+    let csv = format!(
+        "{HEADER}\nA-1,,T-1\nNOPE,,T-2,Jaws,5\nA-1,,T-3,{long},4\nA-1,,T-4,Up,3\n,,T-5,Big,2\n"
+    );
+    let found = u.problems(csv.as_bytes()).await;
+    assert_eq!(
+        found,
+        vec![
+            (json!(2), json!("Film"), "short_row".into()),
+            (json!(3), json!("Staff ID"), "unknown_staff_id".into()),
+            (json!(4), json!("Film"), "cell_too_long".into()),
+            (json!(6), json!("Staff ID"), "missing_staff_id".into()),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn two_headers_naming_one_known_field_are_duplicates() {
     let u = uploader().await;
     let found = u
