@@ -396,6 +396,33 @@ impl StaffDirectory {
     }
 }
 
+/// Where a request names its list, for the fields of its errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFields {
+    /// A JSON body's `list` object: `list.name`, `list.assignment.id`.
+    Body,
+    /// Query or form parameters: `list_name`, `assign_group` (team, evaluator).
+    Parameters,
+}
+
+impl ListFields {
+    fn name(self) -> &'static str {
+        match self {
+            ListFields::Body => "list.name",
+            ListFields::Parameters => "list_name",
+        }
+    }
+
+    fn assignment(self, kind: AssignmentKind) -> &'static str {
+        match (self, kind) {
+            (ListFields::Body, _) => "list.assignment.id",
+            (ListFields::Parameters, AssignmentKind::Group) => "assign_group",
+            (ListFields::Parameters, AssignmentKind::Team) => "assign_team",
+            (ListFields::Parameters, AssignmentKind::Evaluator) => "assign_evaluator",
+        }
+    }
+}
+
 /// Resolves a list's assignment against the caller's groups. Anything
 /// outside them is `unknown_assignment`, as if it did not exist.
 pub async fn resolve_list(
@@ -403,14 +430,14 @@ pub async fn resolve_list(
     access: &GroupAccess,
     spec: &ListSpec,
     source: &'static str,
-    field_prefix: &str,
+    fields: ListFields,
 ) -> Result<NewCaseList, ApiError> {
     let name = spec.name.trim();
     if name.is_empty() || name.chars().count() > 255 {
         return Err(ApiError::validation(
             ErrorCode::ValidationFailed,
             vec![FieldError::field(
-                format!("{field_prefix}name"),
+                fields.name(),
                 if name.is_empty() {
                     ErrorCode::Required
                 } else {
@@ -425,7 +452,7 @@ pub async fn resolve_list(
         ApiError::validation(
             ErrorCode::UnknownAssignment,
             vec![FieldError::field(
-                format!("{field_prefix}assignment.id"),
+                fields.assignment(spec.assignment.kind),
                 ErrorCode::UnknownAssignment,
                 format!(
                     "no {} {:?} is in your groups",
@@ -455,7 +482,7 @@ pub async fn resolve_list(
                 return Err(ApiError::validation(
                     ErrorCode::UnknownAssignment,
                     vec![FieldError::field(
-                        format!("{field_prefix}assignment.id"),
+                        fields.assignment(spec.assignment.kind),
                         ErrorCode::UnknownAssignment,
                         format!("{:?} is not an active evaluator", excerpt(id)),
                     )],

@@ -11,7 +11,7 @@ use crate::auth::{Authorized, CasesWrite};
 use crate::domain::case::DateInput;
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ingest::case_csv::CaseColumns;
-use crate::ingest::cases::{CaseIngest, OnConflict, resolve_list};
+use crate::ingest::cases::{CaseIngest, ListFields, OnConflict, resolve_list};
 use crate::ingest::csv::{Detected, invalid_csv, read_table};
 use crate::ingest::pipeline::{CasePipeline, FIRST_BATCH, Writes, batch_size};
 use crate::routes::cases::StreamOptions;
@@ -278,7 +278,9 @@ pub async fn upload_cases_csv(
         ));
     };
     let list = match options.list_spec()? {
-        Some(spec) => Some(resolve_list(&state.store, access, &spec, "csv", "").await?),
+        Some(spec) => {
+            Some(resolve_list(&state.store, access, &spec, "csv", ListFields::Parameters).await?)
+        }
         None if dry_run => None,
         None => {
             return Err(ApiError::validation(

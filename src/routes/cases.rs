@@ -12,8 +12,8 @@ use crate::auth::{Authorized, CasesRead, CasesWrite};
 use crate::domain::case::{CaseInput, DateInput};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ingest::cases::{
-    Accepted, AssignmentKind, AssignmentSpec, CaseIngest, ListSpec, OnConflict, Outcome,
-    resolve_list,
+    Accepted, AssignmentKind, AssignmentSpec, CaseIngest, ListFields, ListSpec, OnConflict,
+    Outcome, resolve_list,
 };
 use crate::ingest::ndjson::NdjsonLines;
 use crate::ingest::pipeline::{CasePipeline, FIRST_BATCH, Writes, batch_size};
@@ -314,7 +314,7 @@ async fn create_from_json(
     let (list, mut ingest) = tokio::try_join!(
         async {
             match &request.list {
-                Some(spec) => resolve_list(&state.store, access, spec, "api", "list.")
+                Some(spec) => resolve_list(&state.store, access, spec, "api", ListFields::Body)
                     .await
                     .map(Some),
                 None => Ok(None),
@@ -470,9 +470,11 @@ async fn create_from_ndjson(
     let (list, mut ingest) = tokio::try_join!(
         async {
             match &spec {
-                Some(spec) => resolve_list(&state.store, access, spec, "api", "")
-                    .await
-                    .map(Some),
+                Some(spec) => {
+                    resolve_list(&state.store, access, spec, "api", ListFields::Parameters)
+                        .await
+                        .map(Some)
+                }
                 None => Ok(None),
             }
         },

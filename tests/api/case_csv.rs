@@ -459,7 +459,8 @@ async fn the_left_most_assignment_is_used() {
             ("assign_evaluator", b"B-1"),
         ])
         .await;
-    assert_problem(response, 422, "unknown_assignment").await;
+    let problem = assert_problem(response, 422, "unknown_assignment").await;
+    assert_eq!(problem["errors"][0]["field"], "assign_evaluator");
     let response = u
         .send(&[("file", csv.replace("T-1", "T-3").as_bytes())])
         .await;
