@@ -208,41 +208,34 @@ impl<'a> CaseIngest<'a> {
             .await?;
         for (row, case, group_id, staff_id) in resolved {
             let previous = existing.get(&case.external_id).copied();
-            let (id, outcome) = match (previous, self.on_conflict) {
-                (None, _) => (Uuid::now_v7(), Outcome::Created),
+            let refused = match previous {
                 // A case the integration sent while it still had that
                 // group: not skipped (its id would show) nor updated (moved
                 // out of a group the integration no longer sees).
-                (Some((_, stored_group)), _) if !self.access.contains(stored_group) => {
-                    batch.fail(
-                        row,
-                        vec![FieldError::field(
-                            "external_id",
-                            ErrorCode::DuplicateExternalId,
-                            format!(
-                                "the Case ID {:?} was already sent by this integration, for a case outside its groups now: it cannot be skipped or updated",
-                                excerpt(&case.external_id)
-                            ),
-                        )],
-                    );
-                    continue;
+                Some((_, stored_group)) if !self.access.contains(stored_group) => {
+                    Some(", for a case outside its groups now: it cannot be skipped or updated")
                 }
+                Some(_) if self.on_conflict == OnConflict::Error => Some(" (on_conflict: error)"),
+                _ => None,
+            };
+            if let Some(why) = refused {
+                batch.fail(
+                    row,
+                    vec![FieldError::field(
+                        "external_id",
+                        ErrorCode::DuplicateExternalId,
+                        format!(
+                            "the Case ID {:?} was already sent by this integration{why}",
+                            excerpt(&case.external_id)
+                        ),
+                    )],
+                );
+                continue;
+            }
+            let (id, outcome) = match (previous, self.on_conflict) {
+                (None, _) => (Uuid::now_v7(), Outcome::Created),
                 (Some((id, _)), OnConflict::Skip) => (id, Outcome::Skipped),
-                (Some((id, _)), OnConflict::Update) => (id, Outcome::Updated),
-                (Some(_), OnConflict::Error) => {
-                    batch.fail(
-                        row,
-                        vec![FieldError::field(
-                            "external_id",
-                            ErrorCode::DuplicateExternalId,
-                            format!(
-                                "the Case ID {:?} was already sent by this integration (on_conflict: error)",
-                                excerpt(&case.external_id)
-                            ),
-                        )],
-                    );
-                    continue;
-                }
+                (Some((id, _)), _) => (id, Outcome::Updated),
             };
             batch.accepted.push(Accepted {
                 row,

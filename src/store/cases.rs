@@ -521,14 +521,15 @@ impl OpenCases {
     }
 }
 
-async fn begin(store: &Store) -> Result<WriterTx, StoreError> {
+/// A transaction on the store's backend, for a writer.
+pub(super) async fn begin(store: &Store) -> Result<WriterTx, StoreError> {
     Ok(match store {
         Store::Postgres(pool) => WriterTx::Postgres(pool.begin().await?),
         Store::Sqlite(pool) => WriterTx::Sqlite(pool.begin().await?),
     })
 }
 
-async fn commit(tx: WriterTx) -> Result<(), StoreError> {
+pub(super) async fn commit(tx: WriterTx) -> Result<(), StoreError> {
     match tx {
         WriterTx::Postgres(tx) => tx.commit().await?,
         WriterTx::Sqlite(tx) => tx.commit().await?,

@@ -15,7 +15,7 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::cases::{WriterTx, copy_row, copy_time};
+use super::cases::{WriterTx, begin, commit, copy_row, copy_time};
 use super::{Store, StoreError, now, with_pool};
 
 /// Values bound by one SQLite lookup (well under its variable limit).
@@ -207,12 +207,8 @@ impl Store {
         &self,
         policy: UpsertPolicy,
     ) -> Result<CustomerWriter, StoreError> {
-        let tx = match self {
-            Store::Postgres(pool) => WriterTx::Postgres(pool.begin().await?),
-            Store::Sqlite(pool) => WriterTx::Sqlite(pool.begin().await?),
-        };
         Ok(CustomerWriter {
-            tx,
+            tx: begin(self).await?,
             policy,
             staging_ready: false,
         })
@@ -401,11 +397,7 @@ impl CustomerWriter {
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self.tx {
-            WriterTx::Postgres(tx) => tx.commit().await?,
-            WriterTx::Sqlite(tx) => tx.commit().await?,
-        }
-        Ok(())
+        commit(self.tx).await
     }
 }
 

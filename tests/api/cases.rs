@@ -838,16 +838,7 @@ async fn a_long_wrong_value_is_not_echoed_in_the_answer() {
             "{{\"external_id\":\"N-{i}\",\"staff_id\":\"A-1\",\"{long}\":1}}\n"
         ));
     }
-    let response = w
-        .app
-        .client
-        .post(w.app.url("/v1/cases?atomic=false"))
-        .bearer_auth(&w.token)
-        .header("content-type", "application/x-ndjson")
-        .body(lines)
-        .send()
-        .await
-        .expect("request");
+    let response = w.post_ndjson("?atomic=false", lines).await;
     assert_eq!(response.status(), 200);
     let summary = body(response).await;
     assert_eq!(summary["failed"], 3, "{summary}");
