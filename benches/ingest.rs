@@ -412,7 +412,7 @@ async fn main() -> anyhow::Result<()> {
             .jwt
             .mint("admin", &[Scope::Admin], Duration::from_secs(3600))?;
     let sqlite_handle = sqlite_app.handle();
-    let intake::store::Store::Sqlite(sqlite_pool) = sqlite_app.state().store.clone() else {
+    let intake::store::Pool::Sqlite(sqlite_pool) = sqlite_app.state().store.reads.clone() else {
         anyhow::bail!("the SQLite app runs on SQLite");
     };
     tokio::spawn(sqlite_app.run_until_stopped());

@@ -228,6 +228,12 @@ error_codes! {
     // Service
     /// The database is unreachable; retry after `Retry-After` seconds.
     ServiceUnavailable = (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+    /// As many bulk ingestions as the server writes at once are running;
+    /// retry after `Retry-After` seconds (small requests are still served).
+    ServerBusy = (StatusCode::SERVICE_UNAVAILABLE, "Server busy"),
+    /// The request body stalled: no byte arrived for longer than the
+    /// configured body timeout.
+    BodyTimeout = (StatusCode::REQUEST_TIMEOUT, "Body timed out"),
     /// An unexpected error; the request id identifies it in the logs.
     InternalError = (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
 }
@@ -304,6 +310,20 @@ pub struct Problem {
     pub request_id: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// A non-atomic stream that stopped midway: what its earlier batches
+    /// committed (those rows are stored; the rest of the stream is not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed: Option<Committed>,
+}
+
+/// Rows a request committed before it stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Committed {
+    pub created: u64,
+    pub updated: u64,
+    pub skipped: u64,
+    /// The last row (line) committed; the rows after it were not written.
+    pub through_row: u64,
 }
 
 /// An error answer in the making. Handlers return `Result<_, ApiError>`.
@@ -312,6 +332,7 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    pub committed: Option<Committed>,
     headers: Vec<(header::HeaderName, String)>,
 }
 
@@ -321,6 +342,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             errors: Vec::new(),
+            committed: None,
             headers: Vec::new(),
         }
     }
@@ -374,6 +396,7 @@ impl ApiError {
             code: self.code,
             request_id: current_request_id(),
             errors: self.errors.clone(),
+            committed: self.committed,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod ingest;
 pub mod metrics;
+pub mod redis_client;
 pub mod routes;
 pub mod settings;
 pub mod startup;

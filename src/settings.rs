@@ -29,6 +29,9 @@ const KEYS: &[&str] = &[
     "jwt_audience",
     "max_body_bytes",
     "max_stream_bytes",
+    "max_bulk_requests",
+    "body_timeout_ms",
+    "redis_timeout_ms",
     "log",
     "log_format",
 ];
@@ -141,6 +144,16 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// An NDJSON stream's limit (each line is held to `max_body_bytes`).
     pub max_stream_bytes: u64,
+    /// Bulk ingestions (streams, uploads, large JSON bodies) written at
+    /// once; past it a bulk request is answered 503 `server_busy` at once.
+    /// `None`: one less than the writers' pool holds (at least one).
+    pub max_bulk_requests: Option<u32>,
+    /// How long a request body may stall (no byte arriving) before the
+    /// request is answered 408 `body_timeout`.
+    pub body_timeout: Duration,
+    /// How long one Redis call may take before the request goes on
+    /// without Redis (and the breaker opens).
+    pub redis_timeout: Duration,
     pub log: String,
     pub log_format: LogFormat,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: traces are exported by OTLP when set.
@@ -250,7 +263,7 @@ impl Settings {
             get("database_max_connections"),
             "database_max_connections",
             10,
-            1,
+            2,
             1_000,
         )? as u32;
         let database_timeout = Duration::from_millis(parse_number(
@@ -338,6 +351,24 @@ impl Settings {
             })? as u64,
             None => 16 << 30,
         };
+        let max_bulk_requests = match get("max_bulk_requests") {
+            Some(v) => Some(parse_number(Some(v), "max_bulk_requests", 0, 1, 10_000)? as u32),
+            None => None,
+        };
+        let body_timeout = Duration::from_millis(parse_number(
+            get("body_timeout_ms"),
+            "body_timeout_ms",
+            30_000,
+            100,
+            3_600_000,
+        )?);
+        let redis_timeout = Duration::from_millis(parse_number(
+            get("redis_timeout_ms"),
+            "redis_timeout_ms",
+            100,
+            5,
+            60_000,
+        )?);
         let log = get("log")
             .map(|v| v.raw.trim().to_string())
             .unwrap_or_else(|| "info".into());
@@ -382,6 +413,9 @@ impl Settings {
             },
             max_body_bytes,
             max_stream_bytes,
+            max_bulk_requests,
+            body_timeout,
+            redis_timeout,
             log,
             log_format,
             otlp_endpoint,

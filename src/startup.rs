@@ -3,6 +3,7 @@
 //! state, middleware and routes.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::http::header;
@@ -13,14 +14,13 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::auth::access::AccessControl;
 use crate::auth::jwt::JwtKeys;
+use crate::ingest::admission::BulkAdmission;
 use crate::metrics::Metrics;
+use crate::redis_client::RedisClient;
 use crate::routes::{self, RouteTable};
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::telemetry::observe_request;
-
-/// How long a Redis call may take before the request falls back.
-const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What every handler can reach.
 pub struct AppState {
@@ -28,9 +28,11 @@ pub struct AppState {
     pub store: Store,
     pub jwt: JwtKeys,
     pub metrics: Metrics,
-    pub redis: Option<deadpool_redis::Pool>,
+    pub redis: Option<Arc<RedisClient>>,
     pub access: AccessControl,
     pub routes: RouteTable,
+    /// How many bulk ingestions run at once.
+    pub bulk: BulkAdmission,
 }
 
 pub struct Application {
@@ -50,20 +52,12 @@ impl Application {
             .with_context(|| format!("migrating {}", settings.database_url))?;
         let jwt = JwtKeys::from_settings(&settings)?;
         let redis = match &settings.redis_url {
-            Some(url) => {
-                let mut config = deadpool_redis::Config::from_url(url.expose());
-                // A Redis that hangs must not hang requests: they fall back.
-                let mut pool = deadpool_redis::PoolConfig::new(16);
-                pool.timeouts.wait = Some(REDIS_TIMEOUT);
-                pool.timeouts.create = Some(REDIS_TIMEOUT);
-                pool.timeouts.recycle = Some(REDIS_TIMEOUT);
-                config.pool = Some(pool);
-                Some(
-                    config
-                        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-                        .with_context(|| format!("INTAKE_REDIS_URL: cannot use {url}"))?,
-                )
-            }
+            // Short time limits and a breaker: a Redis that hangs must not
+            // hang requests (they go on with the database).
+            Some(url) => Some(Arc::new(
+                RedisClient::new(url.expose(), settings.redis_timeout)
+                    .with_context(|| format!("INTAKE_REDIS_URL: cannot use {url}"))?,
+            )),
             None => None,
         };
         let access = AccessControl::load(store.clone(), redis.clone()).await?;
@@ -72,7 +66,15 @@ impl Application {
         let port = listener.local_addr()?.port();
 
         let doc = crate::api_doc::openapi();
+        let (_, writers) = store.pool_sizes();
+        let bulk = BulkAdmission::new(
+            settings
+                .max_bulk_requests
+                .map(|n| n as usize)
+                .unwrap_or((writers as usize).saturating_sub(1)),
+        );
         let state = web::Data::new(AppState {
+            bulk,
             routes: RouteTable::from_openapi(&doc),
             metrics: Metrics::new()?,
             store,
@@ -144,13 +146,4 @@ impl Application {
         self.state.store.close().await;
         result
     }
-}
-
-/// One `PING` round trip.
-pub async fn ping_redis(pool: &deadpool_redis::Pool) -> anyhow::Result<()> {
-    let mut connection = pool.get().await?;
-    let _: String = deadpool_redis::redis::cmd("PING")
-        .query_async(&mut connection)
-        .await?;
-    Ok(())
 }

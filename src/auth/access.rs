@@ -18,6 +18,7 @@ use deadpool_redis::redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::redis_client::{RedisClient, RedisError};
 use crate::store::{Store, StoreError};
 
 /// How long this process trusts what it cached (without Redis).
@@ -77,10 +78,15 @@ impl GroupAccess {
 
 pub struct AccessControl {
     store: Store,
-    redis: Option<deadpool_redis::Pool>,
+    redis: Option<Arc<RedisClient>>,
     local: Mutex<HashMap<Uuid, (Instant, Option<IntegrationAccess>)>>,
     /// Without Redis: every revoked, unexpired jti (loaded at start).
     revoked: RwLock<HashSet<Uuid>>,
+    /// Integrations changed while Redis was away: their cached entries
+    /// are dropped when it answers again.
+    stale: Mutex<HashSet<Uuid>>,
+    /// Held by the one request that catches Redis up after an outage.
+    catching_up: tokio::sync::Mutex<()>,
     /// When this process last wrote a token's `last_used_at`.
     touched: Mutex<HashMap<Uuid, Instant>>,
 }
@@ -90,51 +96,91 @@ pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
 impl AccessControl {
     /// Loads the revoked tokens into the revocation set (Redis or local).
-    pub async fn load(store: Store, redis: Option<deadpool_redis::Pool>) -> anyhow::Result<Self> {
+    pub async fn load(store: Store, redis: Option<Arc<RedisClient>>) -> anyhow::Result<Self> {
         let revoked: HashSet<Uuid> = store.revoked_jtis().await?.into_iter().collect();
         let control = Self {
             store,
             redis,
             local: Mutex::new(HashMap::new()),
             revoked: RwLock::new(revoked.clone()),
+            stale: Mutex::new(HashSet::new()),
+            catching_up: tokio::sync::Mutex::new(()),
             touched: Mutex::new(HashMap::new()),
         };
-        if let Some(pool) = &control.redis
-            && let Err(e) = control.fill_redis_set(pool, &revoked).await
-        {
-            tracing::warn!(error = %e, "redis unavailable: revocations are checked in the database");
+        if let Some(redis) = &control.redis {
+            match fill_redis_set(redis, &revoked).await {
+                Ok(()) => redis.trust(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis unavailable: revocations are checked in the database")
+                }
+            }
         }
         Ok(control)
     }
 
-    /// Copies the revocations into Redis and marks the set as complete. A
-    /// Redis that lost its data (restart, flush) has no marker: the set is
-    /// filled again on the next check.
-    async fn fill_redis_set(
-        &self,
-        pool: &deadpool_redis::Pool,
-        revoked: &HashSet<Uuid>,
-    ) -> Result<(), String> {
-        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-        let mut pipe = deadpool_redis::redis::pipe();
-        pipe.atomic();
-        if !revoked.is_empty() {
-            pipe.sadd(
-                REVOKED_KEY,
-                revoked.iter().map(Uuid::to_string).collect::<Vec<_>>(),
-            )
-            .ignore();
+    /// Catches Redis up where it is not trusted: after an outage (or at start),
+    /// what was written to the database while it was away reaches it
+    /// first — every revocation (the set is filled anew from the database)
+    /// and the drop of every integration changed meanwhile. One caller
+    /// catches up; the others answer from the database meanwhile.
+    async fn trusted(&self, redis: &RedisClient) -> Result<bool, StoreError> {
+        if redis.is_trusted() {
+            return Ok(true);
         }
-        pipe.set(REVOKED_COMPLETE_KEY, 1).ignore();
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| e.to_string())
+        let Ok(_catching_up) = self.catching_up.try_lock() else {
+            return Ok(false);
+        };
+        if redis.is_trusted() {
+            return Ok(true);
+        }
+        tracing::info!("redis: writing the revocations and changes it may have missed");
+        let revoked: HashSet<Uuid> = self.store.revoked_jtis().await?.into_iter().collect();
+        let stale: Vec<Uuid> = self
+            .stale
+            .lock()
+            .map(|stale| stale.iter().copied().collect())
+            .unwrap_or_default();
+        let refilled = fill_redis_set(redis, &revoked).await;
+        let keys: Vec<String> = stale.iter().copied().map(integration_key).collect();
+        let dropped = if keys.is_empty() {
+            Ok(())
+        } else {
+            redis
+                .call(|mut conn| async move { conn.del::<_, ()>(keys).await })
+                .await
+        };
+        match refilled.and(dropped) {
+            Ok(()) => {
+                if let Ok(mut pending) = self.stale.lock() {
+                    for id in &stale {
+                        pending.remove(id);
+                    }
+                }
+                redis.trust();
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "redis catch-up failed");
+                Ok(false)
+            }
+        }
     }
 
     /// The integration's access, or `None` if it does not exist (or was deleted).
     pub async fn integration(&self, id: Uuid) -> Result<Option<IntegrationAccess>, StoreError> {
-        if let Some(pool) = &self.redis {
-            match redis_get(pool, &integration_key(id)).await {
+        if let Some(redis) = &self.redis {
+            let key = integration_key(id);
+            let cached: Result<Option<String>, _> = redis
+                .call(|mut conn| async move { conn.get(key).await })
+                .await;
+            if cached.is_ok() && !redis.is_trusted() {
+                // Redis answers again after an outage, but what it holds
+                // may predate changes made meanwhile: it is caught up
+                // first, and this answer comes from the database.
+                self.trusted(redis).await?;
+                return self.store.integration_access(id).await;
+            }
+            match cached {
                 Ok(Some(json)) => {
                     if let Ok(access) = serde_json::from_str::<Option<IntegrationAccess>>(&json) {
                         return Ok(access);
@@ -142,15 +188,21 @@ impl AccessControl {
                 }
                 Ok(None) => {
                     let access = self.store.integration_access(id).await?;
-                    if let Ok(json) = serde_json::to_string(&access)
-                        && let Err(e) = redis_set(pool, &integration_key(id), &json).await
-                    {
-                        tracing::warn!(error = %e, "redis unavailable: integration access not cached");
+                    if let Ok(json) = serde_json::to_string(&access) {
+                        let key = integration_key(id);
+                        let stored = redis
+                            .call(|mut conn| async move {
+                                conn.set_ex::<_, _, ()>(key, json, REDIS_TTL_SECONDS).await
+                            })
+                            .await;
+                        if let Err(e) = stored {
+                            tracing::debug!(error = %e, "integration access not cached");
+                        }
                     }
                     return Ok(access);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "redis unavailable: integration access read from the database");
+                    tracing::debug!(error = %e, "integration access read from the database");
                     return self.store.integration_access(id).await;
                 }
             }
@@ -168,37 +220,45 @@ impl AccessControl {
         Ok(access)
     }
 
-    /// Forgets what is cached of an integration (after a change to it).
+    /// Forgets what is cached of an integration (after a change to it,
+    /// already written to the database).
     pub async fn invalidate(&self, id: Uuid) {
         if let Ok(mut local) = self.local.lock() {
             local.remove(&id);
         }
-        if let Some(pool) = &self.redis {
-            let result: Result<(), String> = async {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                conn.del::<_, ()>(integration_key(id))
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .await;
+        if let Some(redis) = &self.redis {
+            let key = integration_key(id);
+            let result = redis
+                .call(|mut conn| async move { conn.del::<_, ()>(key).await })
+                .await;
             if let Err(e) = result {
-                tracing::warn!(error = %e, integration_id = %id, "redis unavailable: cached access not dropped");
+                tracing::warn!(error = %e, integration_id = %id, "redis unavailable: the cached access is dropped when it is back");
+                if let Ok(mut stale) = self.stale.lock() {
+                    stale.insert(id);
+                }
             }
         }
     }
 
     pub async fn is_revoked(&self, jti: Uuid) -> Result<bool, StoreError> {
-        if let Some(pool) = &self.redis {
-            let result: Result<(bool, bool), String> = async {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                deadpool_redis::redis::pipe()
-                    .sismember(REVOKED_KEY, jti.to_string())
-                    .exists(REVOKED_COMPLETE_KEY)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())
+        if let Some(redis) = &self.redis {
+            let member = jti.to_string();
+            let result: Result<(bool, bool), _> = redis
+                .call(|mut conn| async move {
+                    deadpool_redis::redis::pipe()
+                        .sismember(REVOKED_KEY, member)
+                        .exists(REVOKED_COMPLETE_KEY)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await;
+            if result.is_ok() && !redis.is_trusted() {
+                // Redis answers again after an outage, but its set may
+                // lack revocations made meanwhile: it is caught up first,
+                // and this answer comes from the database.
+                self.trusted(redis).await?;
+                return self.store.is_token_revoked(jti).await;
             }
-            .await;
             return match result {
                 Ok((revoked, true)) => Ok(revoked),
                 Ok((_, false)) => {
@@ -207,13 +267,13 @@ impl AccessControl {
                     );
                     let revoked: HashSet<Uuid> =
                         self.store.revoked_jtis().await?.into_iter().collect();
-                    if let Err(e) = self.fill_redis_set(pool, &revoked).await {
+                    if let Err(e) = fill_redis_set(redis, &revoked).await {
                         tracing::warn!(error = %e, "refilling the revocation set failed");
                     }
                     Ok(revoked.contains(&jti))
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "redis unavailable: revocation checked in the database");
+                    tracing::debug!(error = %e, "revocation checked in the database");
                     self.store.is_token_revoked(jti).await
                 }
             };
@@ -250,34 +310,38 @@ impl AccessControl {
         }
     }
 
-    /// Records a revocation (already written to the database).
+    /// Records a revocation (already written to the database). Where Redis
+    /// does not take it now, it gets it with the whole set when it is back.
     pub async fn revoke(&self, jti: Uuid) {
         if let Ok(mut set) = self.revoked.write() {
             set.insert(jti);
         }
-        if let Some(pool) = &self.redis {
-            let result: Result<(), String> = async {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                conn.sadd::<_, _, ()>(REVOKED_KEY, jti.to_string())
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .await;
+        if let Some(redis) = &self.redis {
+            let member = jti.to_string();
+            let result = redis
+                .call(|mut conn| async move { conn.sadd::<_, _, ()>(REVOKED_KEY, member).await })
+                .await;
             if let Err(e) = result {
-                tracing::warn!(error = %e, "redis unavailable: the revocation reaches other replicas when it is back");
+                tracing::warn!(error = %e, "redis unavailable: the revocation reaches it when it is back");
             }
         }
     }
 }
 
-async fn redis_get(pool: &deadpool_redis::Pool, key: &str) -> Result<Option<String>, String> {
-    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-    conn.get(key).await.map_err(|e| e.to_string())
-}
-
-async fn redis_set(pool: &deadpool_redis::Pool, key: &str, value: &str) -> Result<(), String> {
-    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-    conn.set_ex(key, value, REDIS_TTL_SECONDS)
+/// Copies the revocations into Redis and marks the set as complete. A
+/// Redis that lost its data (restart, flush) has no marker: the set is
+/// filled again on the next check.
+async fn fill_redis_set(redis: &RedisClient, revoked: &HashSet<Uuid>) -> Result<(), RedisError> {
+    let members: Vec<String> = revoked.iter().map(Uuid::to_string).collect();
+    redis
+        .call(|mut conn| async move {
+            let mut pipe = deadpool_redis::redis::pipe();
+            pipe.atomic();
+            if !members.is_empty() {
+                pipe.sadd(REVOKED_KEY, members).ignore();
+            }
+            pipe.set(REVOKED_COMPLETE_KEY, 1).ignore();
+            pipe.query_async::<()>(&mut conn).await
+        })
         .await
-        .map_err(|e| e.to_string())
 }

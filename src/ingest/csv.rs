@@ -347,6 +347,8 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
 
     let max_columns = limits.max_columns as usize;
     if table.header.len() > max_columns {
+        // The first limit hit stops the file: nothing of a header this wide
+        // (its blanks and duplicates, its rows) is worth reading.
         table.errors.push(at(
             1,
             None,
@@ -356,8 +358,12 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
                 table.header.len()
             ),
         ));
+        table.header_problems = table.errors.len();
+        return table;
     }
-    let mut seen: Vec<String> = Vec::with_capacity(table.header.len());
+    // One pass with a set: linear in the header's width.
+    let mut seen: std::collections::HashSet<String> =
+        std::collections::HashSet::with_capacity(table.header.len());
     for (i, name) in table.header.iter().enumerate() {
         let key = name.to_lowercase();
         if name.is_empty() {
@@ -367,7 +373,7 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
                 ErrorCode::EmptyHeader,
                 format!("the header of column {} is blank", i + 1),
             ));
-        } else if seen.contains(&key) {
+        } else if !seen.insert(key) {
             table.errors.push(at(
                 1,
                 Some(Column::Name(name.clone())),
@@ -379,7 +385,6 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
                 ),
             ));
         }
-        seen.push(key);
     }
 
     table.header_problems = table.errors.len();
@@ -549,11 +554,18 @@ mod tests {
             max_columns: 3,
             max_cell_chars: 5,
         };
+        // Too many columns stops the file: the first limit hit.
+        let wide = read_table(b"a,,a,d\n1,2\n", &limits);
+        assert_eq!(codes(&wide), vec![(Some(1), ErrorCode::TooManyColumns)]);
+        assert!(wide.records.is_empty());
+        let limits = CsvLimits {
+            max_columns: 4,
+            ..limits
+        };
         let t = read_table(b"a,,a,d\n1,2\n1,2,3,4,5\n1,2,3,4\n", &limits);
         assert_eq!(
             codes(&t),
             vec![
-                (Some(1), ErrorCode::TooManyColumns),
                 (Some(1), ErrorCode::EmptyHeader),
                 (Some(1), ErrorCode::DuplicateHeader),
                 (Some(2), ErrorCode::ShortRow),

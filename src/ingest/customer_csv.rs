@@ -5,6 +5,8 @@
 //! turns rows into [`CustomerInput`]s; every field check is the shared
 //! customer validators'.
 
+use std::collections::HashMap;
+
 use crate::domain::canonical_enum;
 use crate::domain::case::{DataColumns, Scalar};
 use crate::domain::customer::CustomerInput;
@@ -12,7 +14,7 @@ use crate::error::{ApiError, Column, ErrorCode, FieldError, excerpt};
 use crate::ingest::csv::{CsvTable, at, not_ingested};
 
 /// The fields a column can fill.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Target {
     Name,
     Phone,
@@ -110,11 +112,15 @@ impl CustomerColumns {
     ) -> Result<CustomerColumns, ApiError> {
         let header = table.header.clone();
         let mut targets: Vec<Option<Target>> = vec![None; header.len()];
+        // The fields taken so far: every check below is a lookup, so the
+        // whole match is linear in the header's width.
+        let mut taken: std::collections::HashSet<Target> = Default::default();
         let mut problems = Vec::new();
-        let position = |name: &str| {
-            let wanted = name.trim().to_lowercase();
-            header.iter().position(|h| h.to_lowercase() == wanted)
-        };
+        let mut by_name: HashMap<String, usize> = HashMap::with_capacity(header.len());
+        for (i, h) in header.iter().enumerate() {
+            by_name.entry(h.to_lowercase()).or_insert(i);
+        }
+        let position = |name: &str| by_name.get(&name.trim().to_lowercase()).copied();
         for (from, to) in mapping.into_iter().flatten() {
             let field = format!("mapping.{from}");
             let Some(index) = position(from) else {
@@ -141,7 +147,7 @@ impl CustomerColumns {
                 ));
                 continue;
             };
-            if target != Target::Custom && targets.contains(&Some(target)) {
+            if target != Target::Custom && !taken.insert(target) {
                 problems.push(FieldError::field(
                     field,
                     ErrorCode::InvalidMapping,
@@ -160,9 +166,12 @@ impl CustomerColumns {
             let found = ALIASES
                 .iter()
                 .find(|(target, aliases)| {
-                    aliases.contains(&canonical.as_str()) && !targets.contains(&Some(*target))
+                    aliases.contains(&canonical.as_str()) && !taken.contains(target)
                 })
                 .map(|(t, _)| *t);
+            if let Some(target) = found {
+                taken.insert(target);
+            }
             targets[i] = Some(match found {
                 Some(target) => target,
                 None if not_ingested(name) => {
@@ -188,7 +197,7 @@ impl CustomerColumns {
         if problems.is_empty() {
             code = ErrorCode::MissingColumn;
             for required in [Target::Name, Target::Phone] {
-                if !targets.contains(&required) {
+                if !taken.contains(&required) {
                     problems.push(FieldError {
                         row: Some(1),
                         column: None,

@@ -200,8 +200,6 @@ fn upload_rules(
 #[derive(Debug, Default)]
 pub struct PreparedCustomers {
     pub rows: Vec<CustomerRow>,
-    /// Phones to remove from other campaigns (`unique_mode: move`).
-    pub moved: Vec<String>,
     pub results: Vec<CustomerResult>,
 }
 
@@ -334,7 +332,9 @@ impl<'a> CustomerIngest<'a> {
             .store
             .customers_with_phones(self.campaign.id, &phones)
             .await?;
-        let elsewhere = if self.options.unique_mode == UniqueMode::Allow {
+        // (`move` needs no lookup: the writer removes the phones from the
+        // other campaigns as they are when it writes.)
+        let elsewhere = if self.options.unique_mode != UniqueMode::SkipIfElsewhere {
             HashSet::new()
         } else {
             self.store
@@ -375,9 +375,6 @@ impl<'a> CustomerIngest<'a> {
             if outcome == CustomerOutcome::Skipped {
                 continue;
             }
-            if in_other && mode == UniqueMode::Move {
-                batch.moved.push(customer.phone.clone());
-            }
             batch.rows.push(CustomerRow {
                 id,
                 name: customer.name,
@@ -406,25 +403,33 @@ impl PreparedCustomers {
     }
 }
 
-/// A concurrent request wrote one of the phones first.
+/// The write of a batch failed because of a concurrent change.
 pub fn write_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::Duplicate(_) | StoreError::Reference(_) => ApiError::new(
-            ErrorCode::ConcurrentWrite,
-            "Another request changed some of these customers (or their agents) at the same time; nothing of this request was written. Retry.",
-        ),
+        StoreError::Duplicate(_) | StoreError::Reference(_) | StoreError::Contended(_) => {
+            ApiError::new(
+                ErrorCode::ConcurrentWrite,
+                "Another request changed some of these customers (or their agents) at the same time; nothing of this request was written. Retry.",
+            )
+        }
         other => other.into(),
     }
 }
 
-/// Rows ready to write: (rows, phones other campaigns lose).
-type Ready = (Vec<CustomerRow>, Vec<String>);
+/// A batch ready to write, with the outcomes its rows will have unless a
+/// concurrent request changes them first.
+#[derive(Debug, Default)]
+struct Ready {
+    rows: Vec<CustomerRow>,
+    results: Vec<CustomerResult>,
+}
 
 /// One upload from its first batch to its answer: every batch goes into the
 /// request's one transaction (none with `dry_run`); an atomic upload with a
 /// failed row writes nothing and answers 422 with every problem. A batch is
 /// written while the next one is validated (validation yields now and then,
-/// so the database is kept busy meanwhile).
+/// so the database is kept busy meanwhile). The outcomes answered are those
+/// the write reported, not those expected from the lookups.
 pub struct CustomerUpsert<'a> {
     pub ingest: CustomerIngest<'a>,
     store: &'a Store,
@@ -440,27 +445,63 @@ pub struct CustomerUpsert<'a> {
 }
 
 /// Writes a validated batch into the request's transaction (opened at the
-/// first batch with something to write).
+/// first batch with something to write) and answers its results as
+/// written.
 async fn write_ready(
     writer: &mut Option<CustomerWriter>,
     store: &Store,
     policy: &UpsertPolicy,
     ready: Option<Ready>,
-) -> Result<(), ApiError> {
-    let Some((rows, moved)) = ready else {
-        return Ok(());
+) -> Result<Vec<CustomerResult>, ApiError> {
+    let Some(mut ready) = ready else {
+        return Ok(Vec::new());
     };
-    if rows.is_empty() && moved.is_empty() {
-        return Ok(());
+    if ready.rows.is_empty() {
+        return Ok(ready.results);
     }
     if writer.is_none() {
-        *writer = Some(store.customer_writer(policy.clone()).await?);
+        *writer = Some(
+            store
+                .customer_writer(policy.clone())
+                .await
+                .map_err(write_error)?,
+        );
     }
-    if let Some(writer) = writer.as_mut() {
-        let moved: Vec<&str> = moved.iter().map(String::as_str).collect();
-        writer.write(&rows, &moved).await.map_err(write_error)?;
+    let Some(writer) = writer.as_mut() else {
+        return Ok(ready.results);
+    };
+    let written = writer.write(&ready.rows).await.map_err(write_error)?;
+    let sent: HashMap<Uuid, &str> = ready
+        .rows
+        .iter()
+        .map(|r| (r.id, r.phone.as_str()))
+        .collect();
+    for result in &mut ready.results {
+        let sent_phone = result.customer_id.and_then(|id| sent.get(&id).copied());
+        let (Some(phone), CustomerOutcome::Created | CustomerOutcome::Updated) =
+            (sent_phone, result.outcome)
+        else {
+            continue;
+        };
+        match written.get(phone) {
+            Some(w) => {
+                result.customer_id = Some(w.id);
+                result.outcome = if w.created {
+                    CustomerOutcome::Created
+                } else {
+                    CustomerOutcome::Updated
+                };
+            }
+            // Without `override_existing`, a customer a concurrent
+            // request created first is left as it is.
+            None => {
+                result.outcome = CustomerOutcome::Skipped;
+                result.reason = Some(ErrorCode::AlreadyExists);
+                result.customer_id = None;
+            }
+        }
     }
-    Ok(())
+    Ok(ready.results)
 }
 
 impl<'a> CustomerUpsert<'a> {
@@ -479,10 +520,11 @@ impl<'a> CustomerUpsert<'a> {
         }
     }
 
-    /// Rows seen so far.
+    /// Rows seen so far (written or waiting to be).
     pub fn rows(&self) -> u64 {
         let s = &self.summary;
-        s.created + s.updated + s.skipped + s.failed
+        let pending = self.ready.as_ref().map_or(0, |r| r.results.len() as u64);
+        s.created + s.updated + s.skipped + s.failed + pending
     }
 
     /// Validates and decides one batch while the previous one is written.
@@ -498,7 +540,7 @@ impl<'a> CustomerUpsert<'a> {
             write_ready(&mut self.writer, self.store, &self.policy, ready),
             self.ingest.prepare(rows)
         );
-        written?;
+        self.tally(written?);
         let mut batch = prepared?;
         for error in broken {
             let row = error.row.unwrap_or_default();
@@ -514,19 +556,34 @@ impl<'a> CustomerUpsert<'a> {
         let mut failed_errors = Vec::new();
         let mut failed_rows = 0;
         for result in &batch.results {
+            if result.outcome == CustomerOutcome::Failed {
+                failed_rows += 1;
+                failed_errors.extend(result.errors.iter().cloned());
+            }
+        }
+        self.errors.add(failed_errors, failed_rows);
+        if self.dry_run || (self.atomic && !self.errors.is_empty()) {
+            // Nothing will be written: roll back what was.
+            self.writer = None;
+            self.tally(batch.results);
+            return Ok(());
+        }
+        self.ready = Some(Ready {
+            rows: batch.rows,
+            results: batch.results,
+        });
+        Ok(())
+    }
+
+    /// Counts and lists the results of a batch (written, or never to be).
+    fn tally(&mut self, results: Vec<CustomerResult>) {
+        for result in results {
             match result.outcome {
                 CustomerOutcome::Created => self.summary.created += 1,
                 CustomerOutcome::Updated => self.summary.updated += 1,
                 CustomerOutcome::Skipped => self.summary.skipped += 1,
-                CustomerOutcome::Failed => {
-                    self.summary.failed += 1;
-                    failed_rows += 1;
-                    failed_errors.extend(result.errors.iter().cloned());
-                }
+                CustomerOutcome::Failed => self.summary.failed += 1,
             }
-        }
-        self.errors.add(failed_errors, failed_rows);
-        for result in batch.results {
             let exception = matches!(
                 result.outcome,
                 CustomerOutcome::Skipped | CustomerOutcome::Failed
@@ -543,13 +600,6 @@ impl<'a> CustomerUpsert<'a> {
                 Listing::Exceptions => {}
             }
         }
-        if self.dry_run || (self.atomic && !self.errors.is_empty()) {
-            // Nothing will be written: roll back what was.
-            self.writer = None;
-            return Ok(());
-        }
-        self.ready = Some((batch.rows, batch.moved));
-        Ok(())
     }
 
     /// Writes the last batch and commits, or answers the atomic upload's 422.
@@ -558,7 +608,8 @@ impl<'a> CustomerUpsert<'a> {
             return Err(self.errors.into_rejection(ErrorCode::ValidationFailed));
         }
         let ready = self.ready.take();
-        write_ready(&mut self.writer, self.store, &self.policy, ready).await?;
+        let written = write_ready(&mut self.writer, self.store, &self.policy, ready).await?;
+        self.tally(written);
         if let Some(writer) = self.writer {
             writer.commit().await.map_err(write_error)?;
         }

@@ -2,6 +2,7 @@
 //! ready for the store. Formats (JSON, NDJSON, CSV) only produce
 //! `CaseInput`s with their row numbers; everything after that is shared.
 
+pub mod admission;
 pub mod case_csv;
 pub mod cases;
 pub mod csv;

@@ -1,13 +1,18 @@
 //! Reading an NDJSON request body line by line as it arrives, with the
-//! stream's byte limit and a per-line limit (memory stays bounded on a
-//! stream of any length).
+//! stream's byte limit, a per-line limit, batches bounded in bytes as well
+//! as in lines, and a stall timeout (memory stays bounded on a stream of
+//! any length and any line length).
 
 use actix_web::web::{self, Bytes, BytesMut};
-use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorCode, FieldError};
-use crate::routes::{json_body_error, payload_error};
+use crate::routes::{json_body_error, next_chunk};
+
+/// The most bytes of lines one batch takes (besides its line count): a
+/// batch of long lines is cut short, so that the few batches in flight
+/// (one validated, one written) hold a few megabytes whatever the lines.
+pub const BATCH_BYTES: usize = 4 << 20;
 
 /// The lines of a streamed body.
 pub struct NdjsonLines {
@@ -18,13 +23,20 @@ pub struct NdjsonLines {
     received: u64,
     line_limit: usize,
     stream_limit: u64,
+    /// How long the body may stall.
+    stall: std::time::Duration,
     done: bool,
     /// Non-blank lines handed out so far (the row number of the last one).
     pub rows: u64,
 }
 
 impl NdjsonLines {
-    pub fn new(payload: web::Payload, line_limit: usize, stream_limit: u64) -> Self {
+    pub fn new(
+        payload: web::Payload,
+        line_limit: usize,
+        stream_limit: u64,
+        stall: std::time::Duration,
+    ) -> Self {
         Self {
             payload,
             pending: BytesMut::new(),
@@ -32,6 +44,7 @@ impl NdjsonLines {
             received: 0,
             line_limit,
             stream_limit,
+            stall,
             done: false,
             rows: 0,
         }
@@ -76,10 +89,9 @@ impl NdjsonLines {
                     self.non_blank(rest)
                 });
             }
-            match self.payload.next().await {
+            match next_chunk(&mut self.payload, self.stall).await? {
                 None => self.done = true,
                 Some(chunk) => {
-                    let chunk = chunk.map_err(payload_error)?;
                     self.received += chunk.len() as u64;
                     if self.received > self.stream_limit {
                         return Err(ApiError::new(
@@ -107,18 +119,21 @@ impl NdjsonLines {
         Some(line)
     }
 
-    /// Up to `size` rows parsed as `T`: the rows that parse, and the
-    /// problems of those that do not (each with its row). Empty at the end.
+    /// Up to `size` rows (and about [`BATCH_BYTES`]) parsed as `T`: the
+    /// rows that parse, and the problems of those that do not (each with
+    /// its row). Empty at the end.
     pub async fn next_batch<T: DeserializeOwned>(
         &mut self,
         size: usize,
     ) -> Result<(Vec<(u64, T)>, Vec<FieldError>), ApiError> {
         let mut rows = Vec::with_capacity(size.min(1024));
         let mut broken = Vec::new();
-        while rows.len() + broken.len() < size {
+        let mut bytes = 0;
+        while rows.len() + broken.len() < size && bytes < BATCH_BYTES {
             let Some(line) = self.next_line().await? else {
                 break;
             };
+            bytes += line.len();
             match serde_json::from_slice::<T>(&line) {
                 Ok(value) => rows.push((self.rows, value)),
                 Err(e) => broken.push(FieldError {

@@ -8,11 +8,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::{Either, select};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::error::{ApiError, Committed, ErrorCode, FieldError};
 use crate::ingest::RowErrors;
 use crate::ingest::cases::{Accepted, CaseIngest, Outcome};
 use crate::store::cases::{CaseBatch, CaseSink, NewCaseList, OpenCases};
@@ -57,6 +59,11 @@ pub struct CasePipeline<'a> {
     writer: Option<(CaseSink, WriterFuture)>,
     /// An atomic request met a problem: nothing is written.
     stopped: bool,
+    /// Batches the writer committed (a stream committing each batch).
+    committed: Arc<AtomicU64>,
+    /// What each batch handed to the writer brings: (created, updated,
+    /// skipped, its last row).
+    sent: Vec<(u64, u64, u64, u64)>,
     pub errors: RowErrors,
     pub accepted: Vec<Accepted>,
     pub created: u64,
@@ -80,6 +87,8 @@ impl<'a> CasePipeline<'a> {
             keep_accepted,
             writer: None,
             stopped: writes == Writes::None,
+            committed: Arc::new(AtomicU64::new(0)),
+            sent: Vec::new(),
             errors: RowErrors::default(),
             accepted: Vec::new(),
             created: 0,
@@ -110,21 +119,24 @@ impl<'a> CasePipeline<'a> {
         rows: Vec<(u64, crate::domain::case::CaseInput)>,
         mut broken: Vec<FieldError>,
     ) -> Result<(), ApiError> {
-        if self.writer.is_none() && !self.stopped {
-            // Opened now, so that its transaction (and the list) begins
-            // while the first batch is validated.
-            let (sink, writer) = self.store.case_writer(
-                self.integration_id,
-                self.list,
-                self.writes == Writes::ValidRowsEachBatch,
-            );
-            self.writer = Some((sink, Box::pin(writer)));
-        }
+        let last_row = rows.last().map_or(0, |(row, _)| *row);
         let mut batch = self.driving(ingest.prepare(rows)).await??;
         let failed = batch.failed_rows + broken.len() as u64;
         broken.append(&mut batch.errors);
         self.errors.add(broken, failed);
         self.stop_if_atomic();
+        if self.writer.is_none() && !self.stopped {
+            // Opened once the first batch is validated: a request holds no
+            // writer's connection while it waits for its lookups (the
+            // writer's pool is never waited on by a holder of its own).
+            let (sink, writer) = self.store.case_writer(
+                self.integration_id,
+                self.list,
+                self.writes == Writes::ValidRowsEachBatch,
+                self.committed.clone(),
+            );
+            self.writer = Some((sink, Box::pin(writer)));
+        }
         let accepted = std::mem::take(&mut batch.accepted);
         if let Some((sink, _)) = self.writer.as_ref().filter(|_| !self.stopped) {
             let sink = sink.clone();
@@ -135,6 +147,13 @@ impl<'a> CasePipeline<'a> {
             if self.driving(sink.send(rows)).await?.is_err() {
                 return Err(stopped_early());
             }
+            let count = |outcome| accepted.iter().filter(|a| a.outcome == outcome).count() as u64;
+            self.sent.push((
+                count(Outcome::Created),
+                count(Outcome::Updated),
+                count(Outcome::Skipped),
+                last_row,
+            ));
         }
         if !self.stopped || self.writes == Writes::None {
             self.account(accepted);
@@ -152,14 +171,17 @@ impl<'a> CasePipeline<'a> {
             Some((sink, writer)) => {
                 // The writer ends once its sink is closed.
                 drop(sink);
-                let open = writer.await.map_err(write_error)?;
-                open.commit().await.map_err(write_error)?;
+                let open = writer.await.map_err(|e| self.write_error(e))?;
+                open.commit().await.map_err(|e| self.write_error(e))?;
             }
             // No batch came: the list still exists, empty.
             None if self.list.is_some() => {
-                let (sink, writer) = self
-                    .store
-                    .case_writer(self.integration_id, self.list, false);
+                let (sink, writer) = self.store.case_writer(
+                    self.integration_id,
+                    self.list,
+                    false,
+                    self.committed.clone(),
+                );
                 drop(sink);
                 writer.await?.commit().await?;
             }
@@ -193,11 +215,38 @@ impl<'a> CasePipeline<'a> {
             Either::Left((ended, _)) => {
                 self.writer = None;
                 Err(match ended {
-                    Err(e) => write_error(e),
+                    Err(e) => self.write_error(e),
                     Ok(_) => stopped_early(),
                 })
             }
         }
+    }
+
+    /// The answer to a failed write: what the error says, and for a
+    /// stream committing batch by batch, what its earlier batches committed.
+    fn write_error(&self, e: StoreError) -> ApiError {
+        let mut error = write_error(e);
+        if self.writes == Writes::ValidRowsEachBatch {
+            let batches = self.committed.load(Ordering::Acquire) as usize;
+            let mut committed = Committed::default();
+            for (created, updated, skipped, last) in self.sent.iter().take(batches) {
+                committed.created += created;
+                committed.updated += updated;
+                committed.skipped += skipped;
+                committed.through_row = *last;
+            }
+            error.detail = format!(
+                "{} Before it, {} cases were committed (created {}, updated {}, skipped {}) through row {}: they are stored; the rows after it were not written.",
+                error.detail,
+                committed.created + committed.updated + committed.skipped,
+                committed.created,
+                committed.updated,
+                committed.skipped,
+                committed.through_row
+            );
+            error.committed = Some(committed);
+        }
+        error
     }
 
     /// Counts the rows of a batch handed to the writer (or, in a dry run,
@@ -230,7 +279,7 @@ pub(crate) fn write_error(e: StoreError) -> ApiError {
         ),
         // A staff member, group or list the rows refer to was deleted (or
         // moved) while they were written: not the caller's "resource in use".
-        StoreError::Reference(_) => ApiError::new(
+        StoreError::Reference(_) | StoreError::Contended(_) => ApiError::new(
             ErrorCode::ConcurrentWrite,
             "A staff member, group or list these cases refer to changed while they were written; nothing of this request (of a non-atomic stream: of this batch and after) was written. Retry.",
         ),

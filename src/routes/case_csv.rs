@@ -143,14 +143,23 @@ pub(crate) struct Form {
 }
 
 /// Reads a multipart form: `file` up to `file_limit` bytes (413
-/// `file_too_large`), each other field up to 64 KiB, trimmed.
-pub(crate) async fn read_form(mut form: Multipart, file_limit: usize) -> Result<Form, ApiError> {
+/// `file_too_large`), each other field up to 64 KiB, trimmed; 408
+/// `body_timeout` when nothing arrives for `stall`.
+pub(crate) async fn read_form(
+    mut form: Multipart,
+    file_limit: usize,
+    stall: std::time::Duration,
+) -> Result<Form, ApiError> {
+    use tokio::time::timeout;
     let mut out = Form {
         file: None,
         fields: Vec::new(),
     };
     let mut parts = 0;
-    while let Some(field) = form.next().await {
+    while let Some(field) = timeout(stall, form.next())
+        .await
+        .map_err(|_| crate::routes::body_timeout(stall))?
+    {
         let mut field = field.map_err(multipart_error)?;
         parts += 1;
         if parts > MAX_FORM_PARTS {
@@ -166,7 +175,10 @@ pub(crate) async fn read_form(mut form: Multipart, file_limit: usize) -> Result<
             MAX_FORM_FIELD_BYTES
         };
         let mut value = Vec::new();
-        while let Some(chunk) = field.next().await {
+        while let Some(chunk) = timeout(stall, field.next())
+            .await
+            .map_err(|_| crate::routes::body_timeout(stall))?
+        {
             let chunk = chunk.map_err(multipart_error)?;
             if value.len() + chunk.len() > limit {
                 return Err(if name == "file" {
@@ -234,7 +246,11 @@ pub async fn upload_cases_csv(
     // The integration's limits and the validators' categories are read
     // while the file arrives, not one round trip after another once it has.
     let (form, limits, mut ingest) = tokio::try_join!(
-        read_form(form, state.settings.max_body_bytes),
+        read_form(
+            form,
+            state.settings.max_body_bytes,
+            state.settings.body_timeout
+        ),
         async {
             let integration = state.store.get_integration(access.integration_id).await?;
             Ok::<_, ApiError>(integration.map(|i| i.csv_limits).unwrap_or_default())
@@ -293,13 +309,23 @@ pub async fn upload_cases_csv(
             ));
         }
     };
-    let mut table = read_table(&file, &limits);
-    drop(file);
-    let columns = if table.errors.is_empty() || table.detected.is_some() {
-        CaseColumns::read(&mut table)
-    } else {
+    let _bulk = if dry_run {
         None
+    } else {
+        Some(state.bulk.enter()?)
     };
+    // Decoding and reading the table is CPU work: off the async workers.
+    let (mut table, columns) = web::block(move || {
+        let mut table = read_table(&file, &limits);
+        let columns = if table.errors.is_empty() || table.detected.is_some() {
+            CaseColumns::read(&mut table)
+        } else {
+            None
+        };
+        (table, columns)
+    })
+    .await
+    .map_err(|e| ApiError::internal(anyhow::anyhow!("reading the CSV: {e}")))?;
     let integration = access.integration_id.to_string();
     let record_count = table.records.len() as u64;
     let table_errors = std::mem::take(&mut table.errors);

@@ -284,12 +284,19 @@ pub async fn create_cases(
                     "With application/json the options go in the body (`list`, `on_conflict`, `atomic`).",
                 ));
             }
-            let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
+            let body = read_body(&req, payload, &state.settings).await?;
             let request: CasesRequest =
                 serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
+            // More than one batch holds a writer for a while: bulk.
+            let _bulk = if request.cases.len() > FIRST_BATCH {
+                Some(state.bulk.enter()?)
+            } else {
+                None
+            };
             create_from_json(&auth.principal.access, &state, request).await
         }
         BodyKind::Ndjson => {
+            let _bulk = state.bulk.enter()?;
             create_from_ndjson(&auth.principal.access, &state, payload, &options).await
         }
     }
@@ -501,6 +508,7 @@ async fn create_from_ndjson(
         payload,
         state.settings.max_body_bytes,
         state.settings.max_stream_bytes,
+        state.settings.body_timeout,
     );
     loop {
         // A small first batch sets the writer going sooner.

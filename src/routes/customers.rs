@@ -18,6 +18,7 @@ use crate::ingest::customers::{
     CustomerIngest, CustomerOutcome, CustomerUpsert, CustomersSummary, Listing, UploadSpec,
 };
 use crate::ingest::ndjson::NdjsonLines;
+use crate::ingest::pipeline::FIRST_BATCH;
 use crate::routes::case_csv::{read_form, truthy};
 use crate::routes::cases::{BodyKind, body_kind};
 use crate::routes::{Page, PageQuery, json_body_error, read_body};
@@ -150,7 +151,7 @@ pub async fn upsert_customers(
                     "With application/json the options go in the body (`status`, `options`, `atomic`).",
                 ));
             }
-            let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
+            let body = read_body(&req, payload, &state.settings).await?;
             let request: CustomersRequest =
                 serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
             drop(body);
@@ -170,6 +171,12 @@ pub async fn upsert_customers(
                 atomic: request.atomic,
                 spreadsheet_dates: false,
                 option_prefix: "options.",
+            };
+            // More than one batch holds a writer for a while: bulk.
+            let _bulk = if request.customers.len() > FIRST_BATCH {
+                Some(state.bulk.enter()?)
+            } else {
+                None
             };
             let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
             let mut upsert = CustomerUpsert::new(ingest, spec.atomic, false, Listing::All);
@@ -204,12 +211,14 @@ pub async fn upsert_customers(
                 spreadsheet_dates: false,
                 option_prefix: "",
             };
+            let _bulk = state.bulk.enter()?;
             let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
             let mut upsert = CustomerUpsert::new(ingest, spec.atomic, false, Listing::Exceptions);
             let mut lines = NdjsonLines::new(
                 payload,
                 state.settings.max_body_bytes,
                 state.settings.max_stream_bytes,
+                state.settings.body_timeout,
             );
             loop {
                 let (batch, broken) = lines.next_batch::<CustomerInput>(BATCH).await?;
@@ -308,7 +317,7 @@ pub async fn add_customer(
         ));
     }
     let campaign = campaign(&state, access, *id).await?;
-    let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
+    let body = read_body(&req, payload, &state.settings).await?;
     let mut object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
     let status = match object.remove("status") {
@@ -435,7 +444,12 @@ pub async fn upload_customers_csv(
 ) -> Result<HttpResponse, ApiError> {
     let access = &auth.principal.access;
     let campaign = campaign(&state, access, *id).await?;
-    let form = read_form(form, state.settings.max_body_bytes).await?;
+    let form = read_form(
+        form,
+        state.settings.max_body_bytes,
+        state.settings.body_timeout,
+    )
+    .await?;
     let mut spec = UploadSpec {
         spreadsheet_dates: true,
         ..Default::default()
@@ -518,8 +532,15 @@ pub async fn upload_customers_csv(
         .await?
         .map(|i| i.csv_limits)
         .unwrap_or_default();
-    let mut table = read_table(&file, &limits);
-    drop(file);
+    let _bulk = if dry_run {
+        None
+    } else {
+        Some(state.bulk.enter()?)
+    };
+    // Decoding and reading the table is CPU work: off the async workers.
+    let mut table = web::block(move || read_table(&file, &limits))
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("reading the CSV: {e}")))?;
     let integration = access.integration_id.to_string();
     if !table.errors.is_empty() {
         state

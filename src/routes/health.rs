@@ -24,6 +24,9 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum CheckState {
     Up,
     Down,
+    /// Redis does not answer: the replica serves on without it (caches
+    /// and revocations from the database, rate limits per process).
+    Degraded,
     NotConfigured,
 }
 
@@ -58,12 +61,15 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness
 ///
-/// 200 when the database (and Redis, where configured) answers; 503 naming
-/// what is down otherwise. Load balancers should route only to ready replicas.
+/// 200 when the database answers; 503 naming what is down otherwise. Load
+/// balancers should route only to ready replicas. A Redis that does not
+/// answer is `degraded`, not down: the replica serves on without it (the
+/// answer is still 200, so that a Redis outage does not take every replica
+/// out of the load balancer).
 #[utoipa::path(
     tag = "operations",
     responses(
-        (status = 200, description = "Every dependency answers", body = Readiness),
+        (status = 200, description = "The database answers (Redis `up`, `degraded` or `not_configured`)", body = Readiness),
         (status = 503, description = "A dependency is down (named in `checks`)", body = Readiness),
     )
 )]
@@ -82,21 +88,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let redis = match &state.redis {
         None => CheckState::NotConfigured,
-        Some(pool) => {
-            match tokio::time::timeout(CHECK_TIMEOUT, crate::startup::ping_redis(pool)).await {
-                Ok(Ok(())) => CheckState::Up,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "readiness: redis down");
-                    CheckState::Down
-                }
-                Err(_) => {
-                    tracing::warn!("readiness: redis did not answer in time");
-                    CheckState::Down
-                }
+        Some(redis) => match redis.ping().await {
+            Ok(()) => CheckState::Up,
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: redis down, serving without it");
+                CheckState::Degraded
             }
-        }
+        },
     };
-    let ready = database == CheckState::Up && redis != CheckState::Down;
+    let ready = database == CheckState::Up;
     let body = Readiness {
         status: if ready { "ready" } else { "unavailable" }.to_string(),
         checks: Checks { database, redis },

@@ -236,14 +236,15 @@ pub fn json_message(e: &serde_json::Error) -> String {
     message
 }
 
-/// Reads a whole body, refusing more than `limit` bytes (413 stating both
-/// figures).
+/// Reads a whole body, refusing more than `max_body_bytes` (413 stating
+/// both figures) and a body that stalls for `body_timeout` (408). Memory
+/// grows with what arrives, never with what `Content-Length` announces.
 pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    settings: &crate::settings::Settings,
 ) -> Result<web::BytesMut, ApiError> {
-    use futures_util::StreamExt;
+    let limit = settings.max_body_bytes;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -257,9 +258,8 @@ pub async fn read_body(
             format!("The body is {length} bytes; the limit is {limit} bytes."),
         ));
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(payload_error)?;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = next_chunk(&mut payload, settings.body_timeout).await? {
         if body.len() + chunk.len() > limit {
             return Err(ApiError::new(
                 ErrorCode::PayloadTooLarge,
@@ -269,6 +269,39 @@ pub async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The next chunk of a body, `None` at its end; 408 `body_timeout` when
+/// nothing arrives for `timeout`.
+pub async fn next_chunk<S>(
+    payload: &mut S,
+    timeout: std::time::Duration,
+) -> Result<Option<web::Bytes>, ApiError>
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin,
+{
+    use futures_util::StreamExt;
+    match tokio::time::timeout(timeout, payload.next()).await {
+        Ok(None) => Ok(None),
+        Ok(Some(chunk)) => chunk.map(Some).map_err(payload_error),
+        Err(_) => Err(body_timeout(timeout)),
+    }
+}
+
+/// 408: the body stalled.
+pub fn body_timeout(timeout: std::time::Duration) -> ApiError {
+    tracing::info!(
+        timeout_ms = timeout.as_millis() as u64,
+        "request body stalled"
+    );
+    ApiError::new(
+        ErrorCode::BodyTimeout,
+        format!(
+            "No byte of the body arrived for {} ms; the request was given up. Send the body without pauses.",
+            timeout.as_millis()
+        ),
+    )
+    .with_header(header::CONNECTION, "close")
 }
 
 /// The body could not be read (the client went away, a broken chunk).

@@ -8,6 +8,8 @@
 //! format) serve the customers' writer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -15,7 +17,7 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Store, StoreError, group_clause, now, with_pool};
+use super::{Pool, Store, StoreError, group_clause, now, with_pool};
 use crate::auth::access::InGroup;
 
 /// How many values one batched lookup binds (well under both databases' limits).
@@ -262,7 +264,7 @@ impl Store {
         external_ids: &[&str],
     ) -> Result<HashMap<String, (Uuid, Uuid)>, StoreError> {
         let mut found = HashMap::new();
-        match self {
+        match &self.reads {
             // One round trip, one probe of the unique index per value,
             // whatever the statistics say. A long IN list was planned as a
             // scan comparing every row with every value; a plain join with
@@ -271,7 +273,7 @@ impl Store {
             // of the integration: 17 ms per lookup at 60,000 cases, growing
             // with the table. `OFFSET 0` keeps the lateral subquery from
             // being flattened into such a join.
-            Store::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 let rows: Vec<(String, Uuid, Uuid)> = sqlx::query_as(
                     "SELECT k.external_id, c.id, c.group_id FROM unnest($2::text[]) AS k(external_id) \
                      CROSS JOIN LATERAL (SELECT id, group_id FROM cases WHERE integration_id = $1 \
@@ -283,7 +285,7 @@ impl Store {
                 .await?;
                 found.extend(rows.into_iter().map(|(k, id, group)| (k, (id, group))));
             }
-            Store::Sqlite(pool) => {
+            Pool::Sqlite(pool) => {
                 for chunk in external_ids.chunks(LOOKUP_CHUNK) {
                     // `?`, not `$N`: see the note on the bulk INSERT.
                     let sql = format!(
@@ -305,7 +307,8 @@ impl Store {
 
     /// A writer of the cases of one request. Batches sent to the sink are
     /// written in order, in one transaction (or, `commit_each_batch`, each
-    /// committed on its own) that first creates `list`, if any.
+    /// committed on its own, counted in `committed` once it is) that first
+    /// creates `list`, if any.
     /// On PostgreSQL one `COPY` stays open while batches bring only new
     /// cases, so a request cut into batches pays for one statement.
     ///
@@ -317,6 +320,7 @@ impl Store {
         integration_id: Uuid,
         list: Option<&NewCaseList>,
         commit_each_batch: bool,
+        committed: Arc<AtomicU64>,
     ) -> (
         CaseSink,
         impl Future<Output = Result<OpenCases, StoreError>> + Send + 'static,
@@ -347,6 +351,7 @@ impl Store {
                 while let Some(batch) = writer.batches.recv().await {
                     writer.write(&mut tx, batch).await?;
                     commit(tx).await?;
+                    committed.fetch_add(1, Ordering::Release);
                     tx = begin(&store).await?;
                 }
                 return Ok(OpenCases(tx));
@@ -521,11 +526,13 @@ impl OpenCases {
     }
 }
 
-/// A transaction on the store's backend, for a writer.
+/// A transaction of the writers' pool, for a writer. On SQLite it takes
+/// the database's write lock at once (`BEGIN IMMEDIATE`): a deferred
+/// transaction that read first could not take it later without failing.
 pub(super) async fn begin(store: &Store) -> Result<WriterTx, StoreError> {
-    Ok(match store {
-        Store::Postgres(pool) => WriterTx::Postgres(pool.begin().await?),
-        Store::Sqlite(pool) => WriterTx::Sqlite(pool.begin().await?),
+    Ok(match &store.writes {
+        Pool::Postgres(pool) => WriterTx::Postgres(pool.begin().await?),
+        Pool::Sqlite(pool) => WriterTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
     })
 }
 

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::cases::{WriterTx, begin, commit, copy_row, copy_time};
-use super::{Store, StoreError, now, with_pool};
+use super::{Pool, Store, StoreError, now, with_pool};
 
 /// Values bound by one SQLite lookup (well under its variable limit).
 const SQLITE_CHUNK: usize = 2_000;
@@ -116,8 +116,8 @@ impl Store {
         phones: &[&str],
     ) -> Result<HashMap<String, Uuid>, StoreError> {
         let mut found = HashMap::with_capacity(phones.len());
-        match self {
-            Store::Postgres(pool) => {
+        match &self.reads {
+            Pool::Postgres(pool) => {
                 // One index probe per phone whatever the statistics say
                 // (see `Store::existing_cases`: a plain join was planned as
                 // a scan of the campaign on a table not yet analyzed).
@@ -132,7 +132,7 @@ impl Store {
                 .await?;
                 found.extend(rows);
             }
-            Store::Sqlite(pool) => {
+            Pool::Sqlite(pool) => {
                 for chunk in phones.chunks(SQLITE_CHUNK) {
                     let sql = format!(
                         "SELECT phone, id FROM customers WHERE campaign_id = ? AND phone IN ({})",
@@ -163,8 +163,8 @@ impl Store {
         if groups.is_empty() || phones.is_empty() {
             return Ok(found);
         }
-        match self {
-            Store::Postgres(pool) => {
+        match &self.reads {
+            Pool::Postgres(pool) => {
                 // Probed per phone, stopping at the first other campaign.
                 let rows: Vec<(String,)> = sqlx::query_as(
                     "SELECT k.phone FROM unnest($1::text[]) AS k(phone) \
@@ -178,7 +178,7 @@ impl Store {
                 .await?;
                 found.extend(rows.into_iter().map(|(p,)| p));
             }
-            Store::Sqlite(pool) => {
+            Pool::Sqlite(pool) => {
                 for chunk in phones.chunks(SQLITE_CHUNK) {
                     let sql = format!(
                         "SELECT DISTINCT c.phone FROM customers c JOIN campaigns m ON m.id = c.campaign_id \
@@ -203,12 +203,40 @@ impl Store {
     }
 
     /// Opens the transaction of one request's upsert.
+    ///
+    /// On PostgreSQL it first takes the campaign's lock (with `unique_mode:
+    /// move`, the lock of every campaign of the caller's groups, in one
+    /// order): upserts into one campaign are written one after another, so
+    /// two requests never wait for each other's rows (a deadlock), and each
+    /// sees what the one before it committed. SQLite writes one transaction
+    /// at a time anyway.
     pub async fn customer_writer(
         &self,
         policy: UpsertPolicy,
     ) -> Result<CustomerWriter, StoreError> {
+        let mut tx = begin(self).await?;
+        if let WriterTx::Postgres(pg) = &mut tx {
+            let mut campaigns = vec![policy.campaign_id];
+            if let Some(groups) = &policy.move_from_groups {
+                let others: Vec<(Uuid,)> =
+                    sqlx::query_as("SELECT id FROM campaigns WHERE group_id = ANY($1)")
+                        .bind(groups)
+                        .fetch_all(&mut **pg)
+                        .await?;
+                campaigns.extend(others.into_iter().map(|(id,)| id));
+            }
+            let mut keys: Vec<i64> = campaigns.iter().map(|id| lock_key(*id)).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(key)
+                    .execute(&mut **pg)
+                    .await?;
+            }
+        }
         Ok(CustomerWriter {
-            tx: begin(self).await?,
+            tx,
             policy,
             staging_ready: false,
         })
@@ -249,8 +277,26 @@ impl Store {
     }
 }
 
+/// The advisory lock key of a campaign's writers (its id's last 8 bytes,
+/// the random part of a v7 id; a collision only makes two campaigns share a
+/// lock).
+fn lock_key(campaign_id: Uuid) -> i64 {
+    let bytes = campaign_id.as_bytes();
+    let mut tail = [0u8; 8];
+    tail.copy_from_slice(&bytes[8..]);
+    i64::from_be_bytes(tail)
+}
+
 fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+/// What one row's write stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub id: Uuid,
+    /// Created by this write (else an existing customer was updated).
+    pub created: bool,
 }
 
 /// An open transaction upserting the customers of one request.
@@ -294,16 +340,28 @@ impl CustomerWriter {
         )
     }
 
-    /// Writes one batch: `rows` are created or update their customer;
-    /// `moved` are the phones other campaigns of the caller's groups lose.
-    /// A row that meets a customer the batch did not expect (written by a
-    /// concurrent request) fails the batch with `Duplicate`.
-    pub async fn write(&mut self, rows: &[CustomerRow], moved: &[&str]) -> Result<(), StoreError> {
+    /// Writes one batch: `rows` are created or update their customer. With
+    /// `unique_mode: move`, the other campaigns of the caller's groups lose
+    /// these phones, as they hold them now (under the campaigns' locks, not
+    /// as the batch's lookups saw them).
+    /// Answers what was stored for each row, by phone: the customer's id
+    /// and whether it was created. A row that met a customer a concurrent
+    /// request wrote first is answered as what happened to it (updated,
+    /// with that customer's id; or, without `override_existing`, not in
+    /// the answer: nothing was written for it).
+    pub async fn write(
+        &mut self,
+        rows: &[CustomerRow],
+    ) -> Result<HashMap<String, Written>, StoreError> {
+        let moved: Vec<&str> = match self.policy.move_from_groups {
+            Some(_) => rows.iter().map(|r| r.phone.as_str()).collect(),
+            None => Vec::new(),
+        };
         let at = now();
         let contact_allowed_at = self.policy.update_contact_allowed.then_some(at);
         let on_conflict = self.on_conflict();
         let policy = &self.policy;
-        let mut written: u64 = 0;
+        let mut stored: Vec<(Uuid, String, DateTime<Utc>)> = Vec::with_capacity(rows.len());
         match &mut self.tx {
             WriterTx::Postgres(tx) => {
                 if let (Some(groups), false) = (&policy.move_from_groups, moved.is_empty()) {
@@ -311,7 +369,7 @@ impl CustomerWriter {
                         "DELETE FROM customers WHERE phone = ANY($1) AND campaign_id <> $2 \
                          AND campaign_id IN (SELECT id FROM campaigns WHERE group_id = ANY($3))",
                     )
-                    .bind(moved)
+                    .bind(&moved)
                     .bind(policy.campaign_id)
                     .bind(groups)
                     .execute(&mut **tx)
@@ -331,13 +389,14 @@ impl CustomerWriter {
                         self.staging_ready = true;
                     }
                     copy_customers(tx, policy, rows, at, contact_allowed_at).await?;
+                    // In phone order: rows are locked in one order.
                     let sql = format!(
-                        "INSERT INTO customers ({CUSTOMER_COLUMNS}) SELECT {CUSTOMER_COLUMNS} FROM customers_stage {on_conflict}"
+                        "INSERT INTO customers ({CUSTOMER_COLUMNS}) SELECT {CUSTOMER_COLUMNS} FROM customers_stage \
+                         ORDER BY phone {on_conflict} RETURNING id, phone, created_at"
                     );
-                    written = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut **tx)
-                        .await?
-                        .rows_affected();
+                    stored = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut **tx)
+                        .await?;
                 }
             }
             WriterTx::Sqlite(tx) => {
@@ -364,10 +423,11 @@ impl CustomerWriter {
                     let values =
                         vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?)"; chunk.len()];
                     let sql = format!(
-                        "INSERT INTO customers ({CUSTOMER_COLUMNS}) VALUES {} {on_conflict}",
+                        "INSERT INTO customers ({CUSTOMER_COLUMNS}) VALUES {} {on_conflict} \
+                         RETURNING id, phone, created_at",
                         values.join(", ")
                     );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
                     for row in chunk {
                         query = query
                             .bind(row.id)
@@ -384,16 +444,26 @@ impl CustomerWriter {
                             .bind(at)
                             .bind(at);
                     }
-                    written += query.execute(&mut **tx).await?.rows_affected();
+                    let chunk_stored: Vec<(Uuid, String, DateTime<Utc>)> =
+                        query.fetch_all(&mut **tx).await?;
+                    stored.extend(chunk_stored);
                 }
             }
         }
-        if written != rows.len() as u64 {
-            return Err(StoreError::Duplicate(
-                "customers written by a concurrent request".into(),
-            ));
-        }
-        Ok(())
+        // A row is new when it was created by this statement: a stored
+        // customer keeps its earlier `created_at`.
+        Ok(stored
+            .into_iter()
+            .map(|(id, phone, created_at)| {
+                (
+                    phone,
+                    Written {
+                        id,
+                        created: created_at == at,
+                    },
+                )
+            })
+            .collect())
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

@@ -24,20 +24,40 @@ use uuid::Uuid;
 
 use crate::settings::Settings;
 
-/// The storage interface. Cloning is cheap (a pool handle).
+/// One connection pool, on either backend.
 #[derive(Clone, Debug)]
-pub enum Store {
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to whichever pool the store holds. The
+/// The storage interface. Cloning is cheap (two pool handles).
+///
+/// Connections come from two pools, so that no request can hold a
+/// connection while it waits for another one that only requests in the
+/// same situation could give back (the deadlock of one shared pool):
+/// - `reads`: short statements and admin transactions. A connection of
+///   this pool is never held while waiting for any other connection.
+/// - `writes`: the transactions of the ingestion writers (cases,
+///   customers). A writer holds one of these and may meanwhile borrow
+///   `reads` connections for the next batch's lookups — never another
+///   `writes` connection — so every wait ends.
+///
+/// On SQLite, which has one writer at a time, `writes` has one connection
+/// (writers queue for it instead of spinning on the database lock).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub reads: Pool,
+    pub writes: Pool,
+}
+
+/// Runs `$body` with `$pool` bound to the store's `reads` pool. The
 /// body is compiled once per backend, so it must be valid SQL for both.
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
-        match $store {
-            $crate::store::Store::Sqlite($pool) => $body,
-            $crate::store::Store::Postgres($pool) => $body,
+        match &$store.reads {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
         }
     };
 }
@@ -66,6 +86,23 @@ pub fn group_clause(column: &str, groups: Option<&[Uuid]>, first: usize) -> Stri
     }
 }
 
+/// A pooled PostgreSQL connection idle for longer than this is pinged
+/// before it is used.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
+/// How `database_max_connections` is shared between the pools: (reads,
+/// writes). SQLite writes one transaction at a time: one writer. PostgreSQL:
+/// half and half (at least one each).
+pub fn pool_sizes(url: &str, total: u32) -> (u32, u32) {
+    let total = total.max(2);
+    if url.starts_with("sqlite:") {
+        (total - 1, 1)
+    } else {
+        let writes = (total / 2).max(1);
+        (total - writes, writes)
+    }
+}
+
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -75,6 +112,11 @@ pub enum StoreError {
     /// A foreign key refused the write (a missing or still-referenced row).
     #[error("foreign key violated: {0}")]
     Reference(String),
+    /// Two transactions waited for each other (a deadlock the database broke,
+    /// or a serialization failure): nothing of this one was written; a retry
+    /// may pass.
+    #[error("concurrent transactions collided: {0}")]
+    Contended(String),
     /// The database cannot be reached now; the request may be retried.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
@@ -93,6 +135,13 @@ impl From<sqlx::Error> for StoreError {
                 // SQLITE_CONSTRAINT_TRIGGER (1811), which sqlx does not classify.
                 _ if db.message().contains("FOREIGN KEY constraint failed") => {
                     StoreError::Reference(db.message().to_string())
+                }
+                // The same for a uniqueness a trigger enforces.
+                _ if db.message().contains("UNIQUE constraint failed") => {
+                    StoreError::Duplicate(db.message().to_string())
+                }
+                _ if matches!(db.code().as_deref(), Some("40P01" | "40001")) => {
+                    StoreError::Contended(db.message().to_string())
                 }
                 _ if is_connection_loss(db.code().as_deref()) => StoreError::Unavailable(error),
                 _ => StoreError::Other(anyhow::Error::new(error)),
@@ -119,6 +168,7 @@ impl Store {
     /// file and its folder where needed). Does not run migrations.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Store> {
         let url = settings.database_url.expose();
+        let (reads, writes) = pool_sizes(url, settings.database_max_connections);
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -131,43 +181,79 @@ impl Store {
             {
                 std::fs::create_dir_all(parent)?;
             }
-            let pool = SqlitePoolOptions::new()
-                .max_connections(settings.database_max_connections)
-                .acquire_timeout(settings.database_timeout)
-                .connect_with(options)
-                .await?;
-            Ok(Store::Sqlite(pool))
+            let pool = |size: u32| {
+                SqlitePoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(settings.database_timeout)
+                    // An in-process database: nothing to ping.
+                    .test_before_acquire(false)
+            };
+            // The writers' pool first: it creates the file and turns on WAL.
+            let writes = pool(writes).connect_with(options.clone()).await?;
+            let reads = pool(reads).connect_with(options).await?;
+            Ok(Store {
+                reads: Pool::Sqlite(reads),
+                writes: Pool::Sqlite(writes),
+            })
         } else {
             let options = PgConnectOptions::from_str(url)?.application_name("intake");
             let port = options.get_port();
             // Lazy: the server starts (and answers /readyz 503) while the
             // database is down, and reconnects when it comes back.
-            let pool = PgPoolOptions::new()
-                .max_connections(settings.database_max_connections)
-                .acquire_timeout(settings.database_timeout)
-                .after_connect(move |connection, _| {
-                    Box::pin(nodelay::disable_nagle(connection, port))
-                })
-                .connect_lazy_with(options);
-            Ok(Store::Postgres(pool))
+            let pool = |size: u32| {
+                PgPoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(settings.database_timeout)
+                    // A ping before every use costs a round trip per
+                    // statement on the small-request path: only a
+                    // connection idle for a while is checked (a dead one
+                    // found later fails its request with a 503 and is
+                    // dropped).
+                    .test_before_acquire(false)
+                    .before_acquire(|connection, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for < IDLE_BEFORE_PING {
+                                return Ok(true);
+                            }
+                            use sqlx::Connection;
+                            Ok(connection.ping().await.is_ok())
+                        })
+                    })
+                    .after_connect(move |connection, _| {
+                        Box::pin(nodelay::disable_nagle(connection, port))
+                    })
+            };
+            Ok(Store {
+                reads: Pool::Postgres(pool(reads).connect_lazy_with(options.clone())),
+                writes: Pool::Postgres(pool(writes).connect_lazy_with(options)),
+            })
         }
     }
 
     /// Applies the backend's pending migrations.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        match self {
-            Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
-            Store::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        match &self.writes {
+            Pool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
     }
 
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
-        match self {
-            Store::Sqlite(_) => "sqlite",
-            Store::Postgres(_) => "postgres",
+        match &self.reads {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
         }
+    }
+
+    /// The connections of each pool: (reads, writes).
+    pub fn pool_sizes(&self) -> (u32, u32) {
+        let size = |pool: &Pool| match pool {
+            Pool::Sqlite(p) => p.options().get_max_connections(),
+            Pool::Postgres(p) => p.options().get_max_connections(),
+        };
+        (size(&self.reads), size(&self.writes))
     }
 
     /// A round trip to the database (readiness).
@@ -179,7 +265,11 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        with_pool!(self, |pool| pool.close().await)
+        with_pool!(self, |pool| pool.close().await);
+        match &self.writes {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
@@ -198,6 +288,11 @@ impl From<StoreError> for crate::error::ApiError {
                 ErrorCode::ResourceInUse,
                 "The resource is referenced by others (e.g. a group by its teams or staff).",
             ),
+            StoreError::Contended(_) => ApiError::new(
+                ErrorCode::ConcurrentWrite,
+                "A concurrent request changed the same rows; nothing of this request was written. Retry.",
+            )
+            .with_header(actix_web::http::header::RETRY_AFTER, "1"),
             StoreError::Other(e) => ApiError::internal(e),
         }
     }

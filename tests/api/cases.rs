@@ -949,9 +949,9 @@ async fn what_cases_refer_to_stays_while_they_do() {
     let missing_group =
         "UPDATE cases SET group_id = (SELECT id FROM teams LIMIT 1) WHERE external_id = 'C-T-1'";
     for sql in [missing_staff, missing_group] {
-        let error = match store {
-            intake::store::Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.err(),
-            intake::store::Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.err(),
+        let error = match &store.reads {
+            intake::store::Pool::Postgres(pool) => sqlx::query(sql).execute(pool).await.err(),
+            intake::store::Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.err(),
         }
         .expect("refused");
         let error = intake::store::StoreError::from(error);
@@ -985,7 +985,7 @@ async fn wide_case_data_is_stored_compressed_with_lz4_on_postgres() {
         .expect("id")
         .to_string();
     assert_eq!(w.get(&format!("/v1/cases/{id}")).await["data"], json!(data));
-    if let intake::store::Store::Postgres(pool) = &w.app.state.store {
+    if let intake::store::Pool::Postgres(pool) = &w.app.state.store.reads {
         let (compression,): (Option<String>,) = sqlx::query_as(
             "SELECT pg_column_compression(data) FROM cases WHERE external_id = 'WIDE-1'",
         )

@@ -2,7 +2,7 @@
 //! the CSV uploader, adding one customer, reading them back, and every
 //! option of the dialer alone and in the combinations that interact.
 
-use intake::store::Store;
+use intake::store::Pool;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
@@ -142,14 +142,14 @@ impl Dialer {
     /// Runs SQL on the app's own database (to set what another part of the
     /// system would, such as a do-not-call block).
     async fn execute(&self, sql: &str) {
-        match &self.app.state.store {
-            Store::Sqlite(pool) => {
+        match &self.app.state.store.reads {
+            Pool::Sqlite(pool) => {
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .execute(pool)
                     .await
                     .expect("sql");
             }
-            Store::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .execute(pool)
                     .await

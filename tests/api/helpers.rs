@@ -68,7 +68,11 @@ pub fn test_env(data_dir: &std::path::Path) -> BTreeMap<String, String> {
     env.insert("INTAKE_BIND".into(), "127.0.0.1:0".into());
     env.insert("INTAKE_DATA_DIR".into(), data_dir.display().to_string());
     env.insert("INTAKE_JWT_SECRET".into(), TEST_SECRET.into());
-    env.insert("INTAKE_DATABASE_MAX_CONNECTIONS".into(), "3".into());
+    // Two readers and two writers on PostgreSQL (three and one on SQLite).
+    env.insert("INTAKE_DATABASE_MAX_CONNECTIONS".into(), "4".into());
+    // Bulk requests queue for the writers' connections rather than being
+    // turned away (the admission tests set their own bound).
+    env.insert("INTAKE_MAX_BULK_REQUESTS".into(), "8".into());
     if let Ok(url) = std::env::var("INTAKE_TEST_REDIS_URL") {
         env.insert("INTAKE_REDIS_URL".into(), url);
     }

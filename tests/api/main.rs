@@ -9,6 +9,7 @@ mod auth;
 mod case_csv;
 mod cases;
 mod cli;
+mod concurrency;
 mod customers;
 mod errors;
 mod group_access;
