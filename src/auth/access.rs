@@ -27,6 +27,8 @@ pub const LOCAL_TTL: Duration = Duration::from_secs(3);
 pub const REDIS_TTL_SECONDS: u64 = 60;
 
 const REVOKED_KEY: &str = "intake:revoked_jtis";
+/// The configured category names (JSON), dropped on every change.
+const CATEGORIES_KEY: &str = "intake:categories";
 /// Present while [`REVOKED_KEY`] holds every revocation.
 const REVOKED_COMPLETE_KEY: &str = "intake:revoked_jtis:complete";
 
@@ -82,9 +84,11 @@ pub struct AccessControl {
     local: Mutex<HashMap<Uuid, (Instant, Option<IntegrationAccess>)>>,
     /// Without Redis: every revoked, unexpired jti (loaded at start).
     revoked: RwLock<HashSet<Uuid>>,
-    /// Integrations changed while Redis was away: their cached entries
-    /// are dropped when it answers again.
-    stale: Mutex<HashSet<Uuid>>,
+    /// Entries (integration access, categories) changed while Redis was
+    /// away: their keys are dropped when it answers again.
+    stale: Mutex<HashSet<String>>,
+    /// Without Redis: the configured categories, read when.
+    categories: Mutex<Option<(Instant, Arc<Vec<String>>)>>,
     /// Held by the one request that catches Redis up after an outage.
     catching_up: tokio::sync::Mutex<()>,
     /// When this process last wrote a token's `last_used_at`.
@@ -104,6 +108,7 @@ impl AccessControl {
             local: Mutex::new(HashMap::new()),
             revoked: RwLock::new(revoked.clone()),
             stale: Mutex::new(HashSet::new()),
+            categories: Mutex::new(None),
             catching_up: tokio::sync::Mutex::new(()),
             touched: Mutex::new(HashMap::new()),
         };
@@ -135,13 +140,13 @@ impl AccessControl {
         }
         tracing::info!("redis: writing the revocations and changes it may have missed");
         let revoked: HashSet<Uuid> = self.store.revoked_jtis().await?.into_iter().collect();
-        let stale: Vec<Uuid> = self
+        let stale: Vec<String> = self
             .stale
             .lock()
-            .map(|stale| stale.iter().copied().collect())
+            .map(|stale| stale.iter().cloned().collect())
             .unwrap_or_default();
         let refilled = fill_redis_set(redis, &revoked).await;
-        let keys: Vec<String> = stale.iter().copied().map(integration_key).collect();
+        let keys = stale.clone();
         let dropped = if keys.is_empty() {
             Ok(())
         } else {
@@ -234,7 +239,76 @@ impl AccessControl {
             if let Err(e) = result {
                 tracing::warn!(error = %e, integration_id = %id, "redis unavailable: the cached access is dropped when it is back");
                 if let Ok(mut stale) = self.stale.lock() {
-                    stale.insert(id);
+                    stale.insert(integration_key(id));
+                }
+            }
+        }
+    }
+
+    /// The configured category names (what a case's `category` may be),
+    /// cached like an integration's access: in Redis where configured
+    /// (dropped on every change, so replicas agree), else in this process
+    /// for [`LOCAL_TTL`] (dropped at once by the process that changed them).
+    pub async fn categories(&self) -> Result<Arc<Vec<String>>, StoreError> {
+        if let Some(redis) = &self.redis {
+            let cached: Result<Option<String>, _> = redis
+                .call(|mut conn| async move { conn.get(CATEGORIES_KEY).await })
+                .await;
+            if cached.is_ok() && !redis.is_trusted() {
+                self.trusted(redis).await?;
+                return Ok(Arc::new(self.store.category_names().await?));
+            }
+            match cached {
+                Ok(Some(json)) => {
+                    if let Ok(names) = serde_json::from_str::<Vec<String>>(&json) {
+                        return Ok(Arc::new(names));
+                    }
+                }
+                Ok(None) => {
+                    let names = self.store.category_names().await?;
+                    if let Ok(json) = serde_json::to_string(&names) {
+                        let stored = redis
+                            .call(|mut conn| async move {
+                                conn.set_ex::<_, _, ()>(CATEGORIES_KEY, json, REDIS_TTL_SECONDS)
+                                    .await
+                            })
+                            .await;
+                        if let Err(e) = stored {
+                            tracing::debug!(error = %e, "categories not cached");
+                        }
+                    }
+                    return Ok(Arc::new(names));
+                }
+                Err(_) => {}
+            }
+            return Ok(Arc::new(self.store.category_names().await?));
+        }
+        if let Ok(local) = self.categories.lock()
+            && let Some((at, names)) = local.as_ref()
+            && at.elapsed() < LOCAL_TTL
+        {
+            return Ok(names.clone());
+        }
+        let names = Arc::new(self.store.category_names().await?);
+        if let Ok(mut local) = self.categories.lock() {
+            *local = Some((Instant::now(), names.clone()));
+        }
+        Ok(names)
+    }
+
+    /// Forgets the cached categories (after a change, already written).
+    pub async fn invalidate_categories(&self) {
+        if let Ok(mut local) = self.categories.lock() {
+            *local = None;
+        }
+        if let Some(redis) = &self.redis {
+            let result = redis
+                .call(|mut conn| async move { conn.del::<_, ()>(CATEGORIES_KEY).await })
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "redis unavailable: the cached categories are dropped when it is back");
+                if let Ok(mut stale) = self.stale.lock() {
+                    stale.insert(CATEGORIES_KEY.to_string());
                 }
             }
         }

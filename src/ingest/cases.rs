@@ -101,7 +101,7 @@ pub struct PreparedBatch {
 pub struct CaseIngest<'a> {
     store: &'a Store,
     access: &'a GroupAccess,
-    categories: Vec<String>,
+    categories: std::sync::Arc<Vec<String>>,
     on_conflict: OnConflict,
     /// Hashes of the Case IDs seen so far in the request: 8 bytes each, so a
     /// stream of millions of cases stays small (a collision, about one in
@@ -111,16 +111,19 @@ pub struct CaseIngest<'a> {
 }
 
 impl<'a> CaseIngest<'a> {
+    /// `categories`: the configured category names (see
+    /// [`crate::auth::access::AccessControl::categories`]).
     pub async fn new(
         store: &'a Store,
         access: &'a GroupAccess,
+        categories: &crate::auth::access::AccessControl,
         on_conflict: OnConflict,
         dates: crate::domain::case::DateInput,
     ) -> Result<Self, ApiError> {
         Ok(Self {
             store,
             access,
-            categories: store.category_names().await?,
+            categories: categories.categories().await?,
             on_conflict,
             seen: HashSet::new(),
             rules_dates: dates,

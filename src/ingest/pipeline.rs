@@ -64,6 +64,11 @@ pub struct CasePipeline<'a> {
     /// What each batch handed to the writer brings: (created, updated,
     /// skipped, its last row).
     sent: Vec<(u64, u64, u64, u64)>,
+    /// The request is one batch: if it brings only new cases and no list,
+    /// they are written by one statement at the end, not by a writer.
+    single: bool,
+    /// That one batch's new cases, until `finish`.
+    held: Option<Vec<crate::store::cases::CaseRow>>,
     pub errors: RowErrors,
     pub accepted: Vec<Accepted>,
     pub created: u64,
@@ -89,12 +94,22 @@ impl<'a> CasePipeline<'a> {
             stopped: writes == Writes::None,
             committed: Arc::new(AtomicU64::new(0)),
             sent: Vec::new(),
+            single: false,
+            held: None,
             errors: RowErrors::default(),
             accepted: Vec::new(),
             created: 0,
             updated: 0,
             skipped: 0,
         }
+    }
+
+    /// The request is one batch (a few cases): written, where it can be, by
+    /// one statement on a writer's connection — one short transaction, one
+    /// round trip.
+    pub fn single_batch(mut self) -> Self {
+        self.single = true;
+        self
     }
 
     /// Lists every problem, not only the first [`crate::ingest::MAX_REPORTED_ERRORS`].
@@ -125,6 +140,16 @@ impl<'a> CasePipeline<'a> {
         broken.append(&mut batch.errors);
         self.errors.add(broken, failed);
         self.stop_if_atomic();
+        let direct = self.single
+            && self.held.is_none()
+            && self.list.is_none()
+            && batch.updates.is_empty()
+            && self.writes != Writes::ValidRowsEachBatch;
+        if self.writer.is_none() && !self.stopped && direct {
+            self.held = Some(std::mem::take(&mut batch.inserts));
+            self.account(std::mem::take(&mut batch.accepted));
+            return Ok(());
+        }
         if self.writer.is_none() && !self.stopped {
             // Opened once the first batch is validated: a request holds no
             // writer's connection while it waits for its lookups (the
@@ -136,6 +161,14 @@ impl<'a> CasePipeline<'a> {
                 self.committed.clone(),
             );
             self.writer = Some((sink, Box::pin(writer)));
+            if let Some(held) = self.held.take() {
+                // More than one batch came after all: the first goes first.
+                self.hand_over(CaseBatch {
+                    inserts: held,
+                    updates: Vec::new(),
+                })
+                .await?;
+            }
         }
         let accepted = std::mem::take(&mut batch.accepted);
         if let Some((sink, _)) = self.writer.as_ref().filter(|_| !self.stopped) {
@@ -166,6 +199,13 @@ impl<'a> CasePipeline<'a> {
     pub async fn finish(&mut self) -> Result<(), ApiError> {
         if self.stopped {
             return Ok(());
+        }
+        if let Some(rows) = self.held.take() {
+            return self
+                .store
+                .insert_cases(self.integration_id, &rows)
+                .await
+                .map_err(|e| self.write_error(e));
         }
         match self.writer.take() {
             Some((sink, writer)) => {
@@ -199,8 +239,22 @@ impl<'a> CasePipeline<'a> {
         if self.rejected() {
             // Dropping the writer rolls back what it wrote.
             self.writer = None;
+            self.held = None;
             self.stopped = true;
         }
+    }
+
+    /// Hands a batch to the writer (sending waits while it writes the one
+    /// before).
+    async fn hand_over(&mut self, rows: CaseBatch) -> Result<(), ApiError> {
+        let Some((sink, _)) = self.writer.as_ref() else {
+            return Ok(());
+        };
+        let sink = sink.clone();
+        if self.driving(sink.send(rows)).await?.is_err() {
+            return Err(stopped_early());
+        }
+        Ok(())
     }
 
     /// Runs `work` while the writer goes on writing. A writer that ends

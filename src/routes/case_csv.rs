@@ -258,6 +258,7 @@ pub async fn upload_cases_csv(
         CaseIngest::new(
             &state.store,
             access,
+            &state.access,
             OnConflict::Error,
             DateInput::Spreadsheet,
         ),

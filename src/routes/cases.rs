@@ -330,6 +330,7 @@ async fn create_from_json(
         CaseIngest::new(
             &state.store,
             access,
+            &state.access,
             request.on_conflict,
             DateInput::Rfc3339
         ),
@@ -352,6 +353,9 @@ async fn create_from_json(
         // Every row gets its result, the failed ones too: no cap on the
         // problems listed (the body limit bounds them).
         pipeline = pipeline.listing_every_problem();
+    }
+    if request.cases.len() <= FIRST_BATCH {
+        pipeline = pipeline.single_batch();
     }
     let batch_size = batch_size(request.cases.len(), MIN_WRITE_BATCH, WRITE_BATCH);
     // Nothing is written while the first batch is validated: a small one
@@ -488,6 +492,7 @@ async fn create_from_ndjson(
         CaseIngest::new(
             &state.store,
             access,
+            &state.access,
             options.on_conflict.unwrap_or_default(),
             DateInput::Rfc3339
         ),

@@ -369,6 +369,76 @@ impl Store {
         (sink, writer)
     }
 
+    /// Writes new cases in one statement, in its own transaction, on a
+    /// writer's connection: the small-request path (a request of one batch,
+    /// with no list and nothing to update), one round trip instead of a
+    /// transaction around a COPY.
+    pub async fn insert_cases(
+        &self,
+        integration_id: Uuid,
+        rows: &[CaseRow],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let at = now();
+        let postgres = matches!(self.writes, Pool::Postgres(_));
+        let mut values = Vec::with_capacity(rows.len());
+        for i in 0..rows.len() {
+            let marks: Vec<String> = (1..=COPY_COLUMNS as usize)
+                .map(|c| match (postgres, c) {
+                    // `data` is bound as text.
+                    (true, 13) => format!("${}::json", i * COPY_COLUMNS as usize + c),
+                    (true, _) => format!("${}", i * COPY_COLUMNS as usize + c),
+                    (false, _) => "?".to_string(),
+                })
+                .collect();
+            values.push(format!("({})", marks.join(", ")));
+        }
+        let sql = format!(
+            "INSERT INTO cases (id, external_id, staff_id, external_staff_id, list_id, integration_id, \
+             group_id, channel, status, priority, category, occurred_at, data, created_at, updated_at) VALUES {}",
+            values.join(", ")
+        );
+        macro_rules! bind_rows {
+            ($query:expr) => {{
+                let mut query = $query;
+                for row in rows {
+                    query = query
+                        .bind(row.id)
+                        .bind(&row.external_id)
+                        .bind(&row.staff_id)
+                        .bind(&row.external_staff_id)
+                        .bind(None::<Uuid>)
+                        .bind(integration_id)
+                        .bind(row.group_id)
+                        .bind(row.channel)
+                        .bind(row.status)
+                        .bind(row.priority)
+                        .bind(&row.category)
+                        .bind(row.occurred_at)
+                        .bind(&row.data)
+                        .bind(at)
+                        .bind(at);
+                }
+                query
+            }};
+        }
+        match &self.writes {
+            Pool::Postgres(pool) => {
+                bind_rows!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())))
+                    .execute(pool)
+                    .await?;
+            }
+            Pool::Sqlite(pool) => {
+                bind_rows!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())))
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Cases of `groups`, in creation order.
     pub async fn list_cases(
         &self,

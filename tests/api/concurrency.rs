@@ -671,3 +671,75 @@ async fn a_hung_redis_costs_requests_nothing_and_lets_no_revoked_token_back_in()
         .expect("readyz");
     assert_eq!(body(ready).await["checks"]["redis"], "up");
 }
+
+#[tokio::test]
+async fn cached_categories_follow_every_change_at_once() {
+    // The small-request path reads the categories from a cache (Redis, or
+    // this process): a change drops it, so the next case sees it.
+    let w = world_with(|_| {}).await;
+    let with_category = |id: &str| json!({"cases": [{"external_id": id, "staff_id": "A-1", "category": "Refunds"}]});
+    let (status, problem) = w.post_cases(with_category("C-1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["code"], "unknown_category");
+    let created = w
+        .app
+        .post_admin("/v1/admin/categories", &json!({"name": "Refunds"}))
+        .await;
+    assert_eq!(created.status(), 201);
+    let category = body(created).await["id"].as_str().expect("id").to_string();
+    let (status, answer) = w.post_cases(with_category("C-2")).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let renamed = w
+        .app
+        .admin(
+            reqwest::Method::PATCH,
+            &format!("/v1/admin/categories/{category}"),
+        )
+        .json(&json!({"name": "Returns"}))
+        .send()
+        .await
+        .expect("rename");
+    assert_eq!(renamed.status(), 200);
+    let (status, problem) = w.post_cases(with_category("C-3")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let deleted = w
+        .app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/v1/admin/categories/{category}"),
+        )
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 204);
+    let returns =
+        json!({"cases": [{"external_id": "C-4", "staff_id": "A-1", "category": "Returns"}]});
+    let (status, problem) = w.post_cases(returns).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["code"], "unknown_category");
+}
+
+#[tokio::test]
+async fn the_same_case_id_sent_by_many_clients_at_once_is_stored_once() {
+    // Single cases are written by one statement each: the database's
+    // uniqueness decides, and every loser is told (never a 500, never two).
+    let w = world_with(|_| {}).await;
+    let answers = join_all((0..16).map(|_| w.post_cases(json!({"cases": [case("SAME-1")]})))).await;
+    let created = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "{answers:?}");
+    for (status, answer) in &answers {
+        match status.as_u16() {
+            201 => {}
+            409 => assert_eq!(answer["code"], "duplicate_external_id", "{answer}"),
+            422 => assert_eq!(
+                answer["errors"][0]["code"], "duplicate_external_id",
+                "{answer}"
+            ),
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    assert_eq!(w.count("SELECT COUNT(*) FROM cases").await, 1);
+}

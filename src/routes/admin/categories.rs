@@ -73,6 +73,7 @@ pub async fn create_category(
         .create_category(body.name.trim())
         .await
         .map_err(duplicate)?;
+    state.access.invalidate_categories().await;
     Ok(HttpResponse::Created().json(category))
 }
 
@@ -150,6 +151,7 @@ pub async fn update_category(
         .await
         .map_err(duplicate)?
         .ok_or_else(not_found)?;
+    state.access.invalidate_categories().await;
     Ok(HttpResponse::Ok().json(category))
 }
 
@@ -172,6 +174,7 @@ pub async fn delete_category(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     if state.store.delete_category(*id).await? {
+        state.access.invalidate_categories().await;
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(not_found())

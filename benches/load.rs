@@ -1,0 +1,475 @@
+//! Load benchmark: many clients at once, as client systems pushing cases as
+//! they happen do. Prints its figures; asserts nothing.
+//!
+//!     cargo bench --bench load
+//!
+//! Needs `wrk` and `pgbench` (Debian: `apt-get install wrk postgresql-client`)
+//! and PostgreSQL (INTAKE_BENCH_DATABASE_URL, default
+//! postgres://postgres@127.0.0.1:5432/intake_load, created if missing; its
+//! tables are emptied).
+//!
+//! - Single-case `POST /v1/cases` (a fresh Case ID each) by wrk at 8, 32
+//!   and 256 connections, on PostgreSQL and on SQLite; beside it, in the same
+//!   run, pgbench's single-row INSERT into a table like `cases` at the same
+//!   client counts (the database's own rate for one row per transaction).
+//! - A mixed load: 32 wrk connections of single cases while one request of
+//!   100,000 cases runs (the singles' latency while a bulk write holds a
+//!   writer's connection).
+//!
+//! INTAKE_LOAD_SECONDS (default 10) sets each run's length,
+//! INTAKE_LOAD_CONNECTIONS (default 8,32,256) the connection counts,
+//! INTAKE_LOAD_POOL (default 20) the server's database connections.
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use intake::auth::Scope;
+use intake::settings::Settings;
+use intake::startup::Application;
+use serde_json::{Value, json};
+
+/// What wrk measured.
+#[derive(Debug, Default)]
+struct WrkFigures {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    requests: u64,
+    /// Answers that were not 2xx/3xx, and socket errors (time-outs too).
+    failed: u64,
+}
+
+/// wrk's Lua script: one case per request, a fresh Case ID each.
+const WRK_SCRIPT: &str = r#"
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+function init(args)
+  token = args[1]
+  tag = args[2]
+  counter = 0
+  headers = {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}
+end
+function request()
+  counter = counter + 1
+  local body = '{"cases": [{"external_id": "' .. tag .. '-' .. tid .. '-' .. counter ..
+    '", "staff_id": "S-1", "channel": "live_hotline", "priority": "high", "occurred_at": "2026-11-20T14:05:00Z", ' ..
+    '"data": {"Duration": 312, "Caller": "+420 601 123 456", "Queue": "Billing"}}]}'
+  return wrk.format("POST", "/v1/cases", headers, body)
+end
+"#;
+
+/// pgbench's script: the same row, one per transaction, into a copy of
+/// `cases` (its indexes and defaults, not its reference triggers).
+const PGBENCH_SCRIPT: &str = "INSERT INTO bench_cases (id, external_id, staff_id, integration_id, group_id, channel, status, priority, occurred_at, data, created_at, updated_at) \
+VALUES (gen_random_uuid(), gen_random_uuid()::text, 'S-1', :integration, :grp, 'live_hotline', 'open', 'high', '2026-11-20T14:05:00Z', \
+'{\"Duration\": 312, \"Caller\": \"+420 601 123 456\", \"Queue\": \"Billing\"}', now(), now());\n";
+
+fn parse_wrk(output: &str) -> WrkFigures {
+    let mut figures = WrkFigures::default();
+    let millis = |value: &str| -> f64 {
+        let value = value.trim();
+        if let Some(us) = value.strip_suffix("us") {
+            us.parse::<f64>().unwrap_or(0.0) / 1000.0
+        } else if let Some(ms) = value.strip_suffix("ms") {
+            ms.parse().unwrap_or(0.0)
+        } else if let Some(s) = value.strip_suffix('s') {
+            s.parse::<f64>().unwrap_or(0.0) * 1000.0
+        } else {
+            0.0
+        }
+    };
+    for line in output.lines() {
+        let line = line.trim();
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("Requests/sec:") => {
+                figures.requests_per_second =
+                    words.next().and_then(|v| v.parse().ok()).unwrap_or(0.0)
+            }
+            Some("50%") => figures.p50_ms = millis(words.next().unwrap_or("")),
+            Some("99%") => figures.p99_ms = millis(words.next().unwrap_or("")),
+            Some("Non-2xx") => {
+                figures.failed += line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            }
+            Some("Socket") => {
+                // Socket errors: connect 0, read 0, write 0, timeout 0
+                for part in line.split(',') {
+                    figures.failed += part
+                        .rsplit(' ')
+                        .next()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+            _ if line.contains("requests in") => {
+                figures.requests = line
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            }
+            _ => {}
+        }
+    }
+    figures
+}
+
+/// Runs wrk with `connections` for `seconds` against `base`.
+fn wrk(
+    base: &str,
+    token: &str,
+    tag: &str,
+    connections: usize,
+    seconds: u64,
+    script: &std::path::Path,
+) -> anyhow::Result<(WrkFigures, String)> {
+    let output = Command::new("wrk")
+        .arg("-t2")
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        .arg("--timeout")
+        .arg("5s")
+        .arg("--latency")
+        .arg("-s")
+        .arg(script)
+        .arg(format!("{base}/v1/cases"))
+        .arg("--")
+        .arg(token)
+        .arg(tag)
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "wrk failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    Ok((parse_wrk(&text), text))
+}
+
+/// pgbench's rate and mean latency for `clients` over `seconds`.
+fn pgbench(
+    url: &str,
+    clients: usize,
+    seconds: u64,
+    script: &std::path::Path,
+    integration: &str,
+    group: &str,
+) -> anyhow::Result<(f64, f64)> {
+    let output = Command::new("pgbench")
+        .arg("-n")
+        .arg(format!("-c{clients}"))
+        .arg("-j2")
+        .arg(format!("-T{seconds}"))
+        .arg("-f")
+        .arg(script)
+        .arg("-D")
+        .arg(format!("integration='{integration}'"))
+        .arg("-D")
+        .arg(format!("grp='{group}'"))
+        .arg(url)
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    anyhow::ensure!(
+        output.status.success(),
+        "pgbench failed: {}{}",
+        text,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let field = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split('=').nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((field("tps"), field("latency average")))
+}
+
+/// A group with staff S-0..S-9, an integration and its `cases:write` token:
+/// (group id, integration id, token).
+async fn setup(
+    http: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+) -> anyhow::Result<(String, String, String)> {
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(admin_token)
+            .json(&body)
+            .send()
+    };
+    let group: Value = post("/v1/admin/groups", json!({"name": "Load"}))
+        .await?
+        .json()
+        .await?;
+    let group = group["id"].as_str().expect("group").to_string();
+    let staff: Vec<Value> = (0..10)
+        .map(|i| json!({"staff_id": format!("S-{i}"), "name": format!("Agent {i}"), "role": "agent", "group_id": group}))
+        .collect();
+    http.put(format!("{base}/v1/admin/staff"))
+        .bearer_auth(admin_token)
+        .json(&json!({"staff": staff}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let integration: Value = post(
+        "/v1/admin/integrations",
+        json!({"label": "Load", "groups": [group]}),
+    )
+    .await?
+    .json()
+    .await?;
+    let integration = integration["id"].as_str().expect("integration").to_string();
+    let minted: Value = post(
+        &format!("/v1/admin/integrations/{integration}/tokens"),
+        json!({"scopes": ["cases:write"]}),
+    )
+    .await?
+    .json()
+    .await?;
+    let token = minted["token"].as_str().expect("token").to_string();
+    Ok((group, integration, token))
+}
+
+/// Starts a server with these settings on a runtime of its own; answers
+/// its base URL and an admin token.
+async fn start(env: Vec<(&'static str, String)>) -> anyhow::Result<(String, String)> {
+    let settings = Settings::load_from(None, |k| {
+        env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })?;
+    let app = Application::build(settings).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (admin, _) = app
+        .state()
+        .jwt
+        .mint("admin", &[Scope::Admin], Duration::from_secs(7200))?;
+    tokio::spawn(app.run_until_stopped());
+    Ok((base, admin))
+}
+
+fn case(i: usize) -> Value {
+    json!({"external_id": format!("BULK-{i}"), "staff_id": format!("S-{}", i % 10), "channel": "live_hotline",
+           "priority": "medium", "occurred_at": "2026-11-20T14:05:00Z",
+           "data": {"Duration": i, "Caller": "+420 601 123 456", "Queue": "Billing", "Notes": "lorem ipsum dolor sit amet"}})
+}
+
+/// 32 single-case clients while one request of `rows` cases runs: the
+/// singles' figures and the bulk request's seconds.
+async fn mixed(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    tag: &str,
+    rows: usize,
+    script: &std::path::Path,
+) -> anyhow::Result<(WrkFigures, f64)> {
+    let cases: Vec<Value> = (0..rows).map(case).collect();
+    let body = serde_json::to_vec(&json!({"cases": cases}))?;
+    let (base_owned, token_owned, tag_owned, script_owned) = (
+        base.to_string(),
+        token.to_string(),
+        tag.to_string(),
+        script.to_path_buf(),
+    );
+    // wrk for 6 s; the bulk request starts 1 s in.
+    let singles = std::thread::spawn(move || {
+        wrk(&base_owned, &token_owned, &tag_owned, 32, 6, &script_owned)
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let response = http
+        .post(format!("{base}/v1/cases"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let _ = response.bytes().await?;
+    let took = started.elapsed().as_secs_f64();
+    anyhow::ensure!(status == 201, "the bulk request answered {status}");
+    let (figures, _) = singles
+        .join()
+        .map_err(|_| anyhow::anyhow!("wrk thread"))??;
+    Ok((figures, took))
+}
+
+fn print_row(label: &str, figures: &WrkFigures, reference: Option<f64>) {
+    println!(
+        "{label:<34} {:>9.0} {:>9.1} {:>9.1} {:>9} {:>8}",
+        figures.requests_per_second,
+        figures.p50_ms,
+        figures.p99_ms,
+        figures.failed,
+        reference
+            .filter(|r| *r > 0.0)
+            .map(|r| format!("{:.2}", figures.requests_per_second / r))
+            .unwrap_or_default()
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    for tool in ["wrk", "pgbench"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            anyhow::bail!(
+                "{tool} is not installed (Debian: apt-get install wrk postgresql-client)"
+            );
+        }
+    }
+    let seconds: u64 = std::env::var("INTAKE_LOAD_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let connections: Vec<usize> = std::env::var("INTAKE_LOAD_CONNECTIONS")
+        .unwrap_or_else(|_| "8,32,256".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let pool = std::env::var("INTAKE_LOAD_POOL").unwrap_or_else(|_| "20".into());
+    let url = std::env::var("INTAKE_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/intake_load".to_string());
+    let (server_url, db_name) = url.rsplit_once('/').expect("a database URL");
+    let admin_pool = sqlx::PgPool::connect(&format!("{server_url}/postgres")).await?;
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(db_name)
+        .fetch_optional(&admin_pool)
+        .await?;
+    if exists.is_none() {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+            .execute(&admin_pool)
+            .await?;
+    }
+    let scratch = tempfile::tempdir()?;
+    let wrk_script = scratch.path().join("single.lua");
+    std::fs::File::create(&wrk_script)?.write_all(WRK_SCRIPT.as_bytes())?;
+    let pgbench_script = scratch.path().join("insert.sql");
+    std::fs::File::create(&pgbench_script)?.write_all(PGBENCH_SCRIPT.as_bytes())?;
+    let secret = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz".to_string();
+    let http = reqwest::Client::new();
+
+    // PostgreSQL.
+    let pg_dir = tempfile::tempdir()?;
+    let (pg_base, pg_admin) = start(vec![
+        ("INTAKE_BIND", "127.0.0.1:0".into()),
+        ("INTAKE_DATA_DIR", pg_dir.path().display().to_string()),
+        ("INTAKE_DATABASE_URL", url.clone()),
+        ("INTAKE_DATABASE_MAX_CONNECTIONS", pool.clone()),
+        ("INTAKE_JWT_SECRET", secret.clone()),
+        ("INTAKE_MAX_BODY_BYTES", "1GiB".into()),
+        ("INTAKE_LOG", "warn".into()),
+    ])
+    .await?;
+    let db = sqlx::PgPool::connect(&url).await?;
+    sqlx::query("TRUNCATE cases, case_lists, tokens, integration_groups, integrations, staff, teams, campaigns, groups CASCADE")
+        .execute(&db)
+        .await?;
+    sqlx::query("DROP TABLE IF EXISTS bench_cases")
+        .execute(&db)
+        .await?;
+    sqlx::query("CREATE TABLE bench_cases (LIKE cases INCLUDING ALL)")
+        .execute(&db)
+        .await?;
+    let (pg_group, pg_integration, pg_token) = setup(&http, &pg_base, &pg_admin).await?;
+
+    // SQLite (the embedded default).
+    let sqlite_dir = tempfile::tempdir()?;
+    let (sqlite_base, sqlite_admin) = start(vec![
+        ("INTAKE_BIND", "127.0.0.1:0".into()),
+        ("INTAKE_DATA_DIR", sqlite_dir.path().display().to_string()),
+        ("INTAKE_DATABASE_MAX_CONNECTIONS", pool.clone()),
+        ("INTAKE_JWT_SECRET", secret.clone()),
+        ("INTAKE_MAX_BODY_BYTES", "1GiB".into()),
+        ("INTAKE_LOG", "warn".into()),
+    ])
+    .await?;
+    let (_, _, sqlite_token) = setup(&http, &sqlite_base, &sqlite_admin).await?;
+
+    println!(
+        "single-case POST /v1/cases, wrk -t2, {seconds} s per run, {pool} database connections; \
+         pgbench -j2 single-row INSERT beside it"
+    );
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "", "req/s", "p50 ms", "p99 ms", "failed", "×pgbench"
+    );
+    let mut raw = String::new();
+    for &c in &connections {
+        sqlx::query("CHECKPOINT").execute(&db).await?;
+        let (tps, latency) = pgbench(
+            &url,
+            c,
+            seconds,
+            &pgbench_script,
+            &pg_integration,
+            &pg_group,
+        )?;
+        println!(
+            "{:<34} {:>9.0} {:>9} {:>9} {:>9} {:>8}",
+            format!("pgbench INSERT, {c} clients"),
+            tps,
+            format!("{latency:.1}*"),
+            "",
+            "",
+            ""
+        );
+        sqlx::query("CHECKPOINT").execute(&db).await?;
+        let (figures, text) = wrk(
+            &pg_base,
+            &pg_token,
+            &format!("pg{c}"),
+            c,
+            seconds,
+            &wrk_script,
+        )?;
+        raw.push_str(&text);
+        print_row(&format!("PostgreSQL, {c} connections"), &figures, Some(tps));
+        let (figures, text) = wrk(
+            &sqlite_base,
+            &sqlite_token,
+            &format!("sq{c}"),
+            c,
+            seconds,
+            &wrk_script,
+        )?;
+        raw.push_str(&text);
+        print_row(&format!("SQLite, {c} connections"), &figures, None);
+    }
+    println!("(* pgbench reports the mean latency, not percentiles)");
+
+    let rows: usize = std::env::var("INTAKE_LOAD_BULK_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    println!("\nmixed: 32 single-case connections while one request of {rows} cases runs");
+    sqlx::query("CHECKPOINT").execute(&db).await?;
+    let (figures, took) = mixed(&http, &pg_base, &pg_token, "pgmix", rows, &wrk_script).await?;
+    print_row(
+        &format!("PostgreSQL (bulk took {took:.1} s)"),
+        &figures,
+        None,
+    );
+    let (figures, took) = mixed(
+        &http,
+        &sqlite_base,
+        &sqlite_token,
+        "sqmix",
+        rows,
+        &wrk_script,
+    )
+    .await?;
+    print_row(&format!("SQLite (bulk took {took:.1} s)"), &figures, None);
+    if std::env::var("INTAKE_LOAD_VERBOSE").is_ok() {
+        println!("{raw}");
+    }
+    Ok(())
+}
