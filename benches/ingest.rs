@@ -242,21 +242,36 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    // INTAKE_BENCH_LINE_BYTES pads every case to about that many bytes (a
+    // long transcript): batches are then cut by bytes, not by lines.
+    let line_bytes: usize = std::env::var("INTAKE_BENCH_LINE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let padding = "lorem ipsum ".repeat(line_bytes / 12);
     if stream_mb > 0 {
         let target = stream_mb * 1024 * 1024;
-        let chunks = futures_util::stream::unfold((0usize, 0u64), move |(i, sent)| async move {
-            if sent >= target {
-                return None;
+        let padding = std::sync::Arc::new(padding);
+        let chunks = futures_util::stream::unfold((0usize, 0u64), move |(i, sent)| {
+            let padding = padding.clone();
+            async move {
+                if sent >= target {
+                    return None;
+                }
+                let mut chunk = Vec::with_capacity(256 * 1024);
+                let mut n = i;
+                while chunk.len() < 256 * 1024 {
+                    let mut row = case("S", n);
+                    if !padding.is_empty() {
+                        row["data"]["Transcript"] = json!(padding.as_str());
+                    }
+                    serde_json::to_writer(&mut chunk, &row).ok()?;
+                    chunk.push(b'\n');
+                    n += 1;
+                }
+                let len = chunk.len() as u64;
+                Some((Ok::<_, std::io::Error>(chunk), (n, sent + len)))
             }
-            let mut chunk = Vec::with_capacity(256 * 1024);
-            let mut n = i;
-            while chunk.len() < 256 * 1024 {
-                serde_json::to_writer(&mut chunk, &case("S", n)).ok()?;
-                chunk.push(b'\n');
-                n += 1;
-            }
-            let len = chunk.len() as u64;
-            Some((Ok::<_, std::io::Error>(chunk), (n, sent + len)))
         });
         let started = Instant::now();
         let response = http
@@ -281,7 +296,8 @@ async fn main() -> anyhow::Result<()> {
             .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
             .unwrap_or_else(|| "unknown".into());
         println!(
-            "NDJSON stream of {stream_mb} MB: {created} cases in {:.1} s ({:.0} cases/s); peak RSS of the process {peak}",
+            "NDJSON stream of {stream_mb} MB (lines of about {} bytes): {created} cases in {:.1} s ({:.0} cases/s); peak RSS of the process {peak}",
+            stream_mb * 1024 * 1024 / created.max(1),
             took.as_secs_f64(),
             created as f64 / took.as_secs_f64(),
         );

@@ -284,9 +284,16 @@ pub async fn create_cases(
                     "With application/json the options go in the body (`list`, `on_conflict`, `atomic`).",
                 ));
             }
-            let body = read_body(&req, payload, &state.settings).await?;
-            let request: CasesRequest =
-                serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
+            let body = read_body(&req, payload, &state.settings).await?.freeze();
+            // A large body is parsed on a blocking thread, not on a worker
+            // that serves other requests meanwhile.
+            let request = if body.len() > BLOCKING_PARSE_BYTES {
+                web::block(move || ParsedCases::parse(body))
+                    .await
+                    .map_err(|e| ApiError::internal(anyhow::anyhow!("parsing the body: {e}")))??
+            } else {
+                ParsedCases::parse(body)?
+            };
             // More than one batch holds a writer for a while: bulk.
             let _bulk = if request.cases.len() > FIRST_BATCH {
                 Some(state.bulk.enter()?)
@@ -302,10 +309,48 @@ pub async fn create_cases(
     }
 }
 
+/// Bodies larger than this are parsed on a blocking thread.
+const BLOCKING_PARSE_BYTES: usize = 1 << 20;
+
+/// A JSON cases request, parsed: its options, and where each case's JSON
+/// lies in the body (each is parsed when its batch comes, so that parsing
+/// overlaps the writing of earlier batches).
+struct ParsedCases {
+    list: Option<ListSpec>,
+    on_conflict: OnConflict,
+    atomic: bool,
+    body: web::Bytes,
+    cases: Vec<std::ops::Range<usize>>,
+}
+
+impl ParsedCases {
+    fn parse(body: web::Bytes) -> Result<ParsedCases, ApiError> {
+        let request: CasesRequest =
+            serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
+        // A raw value borrows its text from the body: its place in it.
+        let base = body.as_ptr() as usize;
+        let cases = request
+            .cases
+            .iter()
+            .map(|raw| {
+                let start = raw.get().as_ptr() as usize - base;
+                start..start + raw.get().len()
+            })
+            .collect();
+        Ok(ParsedCases {
+            list: request.list,
+            on_conflict: request.on_conflict,
+            atomic: request.atomic,
+            cases,
+            body,
+        })
+    }
+}
+
 async fn create_from_json(
     access: &GroupAccess,
     state: &AppState,
-    request: CasesRequest<'_>,
+    request: ParsedCases,
 ) -> Result<HttpResponse, ApiError> {
     if request.cases.is_empty() {
         return Err(ApiError::validation(
@@ -361,13 +406,14 @@ async fn create_from_json(
     // Nothing is written while the first batch is validated: a small one
     // sets the writer going sooner.
     let mut size = FIRST_BATCH.min(batch_size);
+    let body = request.body;
     let mut cases = request.cases.into_iter().enumerate();
     loop {
         let rows: Vec<(u64, CaseInput)> = cases
             .by_ref()
             .take(std::mem::replace(&mut size, batch_size))
             .map(|(i, raw)| {
-                serde_json::from_str(raw.get())
+                serde_json::from_slice(&body[raw])
                     .map(|case| (i as u64 + 1, case))
                     .map_err(|e| json_part_error(&e, Some(&format!("cases[{i}]"))))
             })

@@ -152,9 +152,19 @@ pub async fn upsert_customers(
                 ));
             }
             let body = read_body(&req, payload, &state.settings).await?;
-            let request: CustomersRequest =
-                serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
-            drop(body);
+            let request_len = body.len();
+            let parse = move || {
+                serde_json::from_slice::<CustomersRequest>(&body).map_err(|e| json_body_error(&e))
+            };
+            // A large body is parsed on a blocking thread, not on a worker
+            // that serves other requests meanwhile.
+            let request = if request_len > 1 << 20 {
+                web::block(parse)
+                    .await
+                    .map_err(|e| ApiError::internal(anyhow::anyhow!("parsing the body: {e}")))??
+            } else {
+                parse()?
+            };
             if request.customers.is_empty() {
                 return Err(ApiError::validation(
                     ErrorCode::ValidationFailed,
