@@ -245,6 +245,63 @@ impl AccessControl {
         }
     }
 
+    /// What a request's token check needs, in one round trip to Redis
+    /// where it is configured: whether the token was revoked, and the
+    /// integration's access (`None`: it does not exist or was deleted).
+    pub async fn check(
+        &self,
+        jti: Uuid,
+        id: Uuid,
+    ) -> Result<(bool, Option<IntegrationAccess>), StoreError> {
+        let Some(redis) = &self.redis else {
+            return Ok((self.is_revoked(jti).await?, self.integration(id).await?));
+        };
+        let (member, key) = (jti.to_string(), integration_key(id));
+        let result: Result<(bool, bool, Option<String>), _> = redis
+            .call(|mut conn| async move {
+                deadpool_redis::redis::pipe()
+                    .sismember(REVOKED_KEY, member)
+                    .exists(REVOKED_COMPLETE_KEY)
+                    .get(key)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await;
+        let from_database = async {
+            Ok::<_, StoreError>((
+                self.store.is_token_revoked(jti).await?,
+                self.store.integration_access(id).await?,
+            ))
+        };
+        let (revoked, complete, cached) = match result {
+            Ok(answer) if redis.is_trusted() => answer,
+            Ok(_) => {
+                // Redis answers again after an outage, but what it holds may
+                // predate changes made meanwhile: it is caught up first, and
+                // this answer comes from the database.
+                self.trusted(redis).await?;
+                return from_database.await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "token checked in the database");
+                return from_database.await;
+            }
+        };
+        let revoked = if complete {
+            revoked
+        } else {
+            self.is_revoked(jti).await?
+        };
+        let access = match cached
+            .as_deref()
+            .and_then(|json| serde_json::from_str::<Option<IntegrationAccess>>(json).ok())
+        {
+            Some(access) => access,
+            None => self.integration(id).await?,
+        };
+        Ok((revoked, access))
+    }
+
     /// The configured category names (what a case's `category` may be),
     /// cached like an integration's access: in Redis where configured
     /// (dropped on every change, so replicas agree), else in this process

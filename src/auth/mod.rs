@@ -212,10 +212,11 @@ async fn authenticate(state: &AppState, token: &str) -> Result<(Principal, Claim
         return Err(refuse("unknown subject"));
     };
     let jti = Uuid::parse_str(&claims.jti).map_err(|_| refuse("malformed jti"))?;
-    if state.access.is_revoked(jti).await? {
+    let (revoked, access) = state.access.check(jti, id).await?;
+    if revoked {
         return Err(refuse("revoked"));
     }
-    let access = match state.access.integration(id).await? {
+    let access = match access {
         None => return Err(refuse("integration deleted")),
         Some(access) if !access.enabled => return Err(refuse("integration disabled")),
         Some(access) => access,

@@ -232,6 +232,8 @@ pub(crate) async fn read_form(
         (status = 200, description = "`dry_run`: the file would import", body = CsvChecked),
         (status = 413, description = "`file_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_csv` with every problem in `errors` (`missing_header_row`, `first_column_not_staff_id`, `second_column_not_external_staff_id`, `third_column_not_case_id`, `no_data_columns`, `no_records`, `too_many_records`, `too_many_columns`, `cell_too_long`, `short_row`, `duplicate_header`, `empty_header`, `empty_file`, `not_csv`, `unsupported_encoding`, `unknown_staff_id`, `invalid_enum`, …); `unknown_assignment`; `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "`body_timeout`: the body stalled (no byte for `INTAKE_BODY_TIMEOUT_MS`); nothing written", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`server_busy`: as many bulk ingestions as the server writes at once are running (streams, uploads, JSON bodies of more than 100 rows); retry after `Retry-After`. Or `service_unavailable`: the database is down", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another request wrote one of these Case IDs first (`duplicate_external_id`) or changed a staff member or group they refer to (`concurrent_write`) while the file was written; nothing written. Retry.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["cases:write"]))

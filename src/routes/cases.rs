@@ -264,7 +264,9 @@ pub(crate) fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
         (status = 201, description = "Every case was written (JSON: `CasesCreated`; NDJSON: `StreamSummary`)", body = CasesCreated),
         (status = 200, description = "`atomic: false`: per-row results (JSON: `CasesResults`; NDJSON: `StreamSummary`)", body = CasesResults),
         (status = 422, description = "Invalid cases (`validation_failed`, rows in `errors`: `missing_external_id`, `unknown_staff_id`, `invalid_enum`, `channel_not_importable`, `unknown_category`, `invalid_date`, `duplicate_external_id`, …), or `unknown_assignment`; nothing written", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another request wrote one of these Case IDs first (`duplicate_external_id`) or changed a staff member, group or list they refer to (`concurrent_write`) while they were written; nothing of the request (of a non-atomic stream: of that batch and after) was written. Retry.", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "`body_timeout`: the body stalled (no byte for `INTAKE_BODY_TIMEOUT_MS`); nothing written", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`server_busy`: as many bulk ingestions as the server writes at once are running (streams, uploads, JSON bodies of more than 100 rows); retry after `Retry-After`. Or `service_unavailable`: the database is down", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another request wrote one of these Case IDs first (`duplicate_external_id`) or changed a staff member, group or list they refer to (`concurrent_write`) while they were written; nothing of the request (of a non-atomic stream: of that batch and after, and `committed` says what the earlier batches stored) was written. Retry.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["cases:write"]))
 )]

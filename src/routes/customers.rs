@@ -125,6 +125,8 @@ impl CustomerStreamOptions {
     responses(
         (status = 200, description = "Every row's outcome", body = CustomersSummary),
         (status = 404, description = "`campaign_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "`body_timeout`: the body stalled (no byte for `INTAKE_BODY_TIMEOUT_MS`); nothing written", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`server_busy`: as many bulk ingestions as the server writes at once are running (streams, uploads, JSON bodies of more than 100 rows); retry after `Retry-After`. Or `service_unavailable`: the database is down", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`concurrent_write`: another request changed these customers meanwhile; nothing written, retry", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: an invalid status (`invalid_status`) or option; or `atomic` with failed rows (`invalid_phone`, `unknown_agent`, `ambiguous_agent`, `duplicate_in_file`, `invalid_date`, …), nothing written", body = Problem, content_type = "application/problem+json"),
     ),
@@ -440,6 +442,8 @@ pub struct CustomersCsvSummary {
     responses(
         (status = 200, description = "Every row's outcome (written unless `dry_run`)", body = CustomersCsvSummary),
         (status = 404, description = "`campaign_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "`body_timeout`: the body stalled (no byte for `INTAKE_BODY_TIMEOUT_MS`); nothing written", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`server_busy`: as many bulk ingestions as the server writes at once are running (streams, uploads, JSON bodies of more than 100 rows); retry after `Retry-After`. Or `service_unavailable`: the database is down", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`file_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_csv` (the file breaks the CSV rules), `invalid_mapping`, `missing_column`, `validation_failed` (status, options, or `atomic` with failed rows)", body = Problem, content_type = "application/problem+json"),
     ),
