@@ -33,6 +33,8 @@ pub struct AppState {
     pub routes: RouteTable,
     /// How many bulk ingestions run at once.
     pub bulk: BulkAdmission,
+    /// The staff directories of small requests.
+    pub staff: crate::ingest::staff::StaffCache,
 }
 
 pub struct Application {
@@ -75,6 +77,7 @@ impl Application {
         );
         let state = web::Data::new(AppState {
             bulk,
+            staff: Default::default(),
             routes: RouteTable::from_openapi(&doc),
             metrics: Metrics::new()?,
             store,

@@ -29,6 +29,10 @@ pub const REDIS_TTL_SECONDS: u64 = 60;
 const REVOKED_KEY: &str = "intake:revoked_jtis";
 /// The configured category names (JSON), dropped on every change.
 const CATEGORIES_KEY: &str = "intake:categories";
+/// The generation of the staff directory: a random number, dropped on
+/// every change to staff (the next reader sets a new one), so that what a
+/// replica cached under the old one is no longer used.
+const STAFF_GENERATION_KEY: &str = "intake:staff:generation";
 /// Present while [`REVOKED_KEY`] holds every revocation.
 const REVOKED_COMPLETE_KEY: &str = "intake:revoked_jtis:complete";
 
@@ -43,12 +47,23 @@ pub struct IntegrationAccess {
     pub groups: Vec<Uuid>,
 }
 
+/// What [`AccessControl::check`] found.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub revoked: bool,
+    pub access: Option<IntegrationAccess>,
+    pub staff_generation: Option<u64>,
+}
+
 /// The groups a caller sees. Every lookup of group-owned data made for an
 /// integration goes through one of these: rows outside it do not exist.
 #[derive(Clone, Debug)]
 pub struct GroupAccess {
     pub integration_id: Uuid,
     groups: Arc<[Uuid]>,
+    /// The staff directory's generation when the request was authorized
+    /// (`None`: unknown; nothing cached of the staff is used).
+    pub staff_generation: Option<u64>,
 }
 
 /// Data that belongs to one group.
@@ -61,7 +76,14 @@ impl GroupAccess {
         Self {
             integration_id,
             groups: groups.into(),
+            staff_generation: None,
         }
+    }
+
+    /// The same access, knowing the staff directory's generation.
+    pub fn with_staff_generation(mut self, generation: Option<u64>) -> Self {
+        self.staff_generation = generation;
+        self
     }
 
     pub fn groups(&self) -> &[Uuid] {
@@ -89,6 +111,9 @@ pub struct AccessControl {
     stale: Mutex<HashSet<String>>,
     /// Without Redis: the configured categories, read when.
     categories: Mutex<Option<(Instant, Arc<Vec<String>>)>>,
+    /// Without Redis: the staff directory's generation (see
+    /// [`STAFF_GENERATION_KEY`]), changed by this process.
+    staff_generation: std::sync::atomic::AtomicU64,
     /// Held by the one request that catches Redis up after an outage.
     catching_up: tokio::sync::Mutex<()>,
     /// When this process last wrote a token's `last_used_at`.
@@ -109,6 +134,7 @@ impl AccessControl {
             revoked: RwLock::new(revoked.clone()),
             stale: Mutex::new(HashSet::new()),
             categories: Mutex::new(None),
+            staff_generation: std::sync::atomic::AtomicU64::new(rand::random()),
             catching_up: tokio::sync::Mutex::new(()),
             touched: Mutex::new(HashMap::new()),
         };
@@ -246,34 +272,39 @@ impl AccessControl {
     }
 
     /// What a request's token check needs, in one round trip to Redis
-    /// where it is configured: whether the token was revoked, and the
-    /// integration's access (`None`: it does not exist or was deleted).
-    pub async fn check(
-        &self,
-        jti: Uuid,
-        id: Uuid,
-    ) -> Result<(bool, Option<IntegrationAccess>), StoreError> {
+    /// where it is configured: whether the token was revoked, the
+    /// integration's access (`None`: it does not exist or was deleted), and
+    /// the staff directory's generation (`None`: unknown now, so nothing
+    /// cached of the staff may be used).
+    pub async fn check(&self, jti: Uuid, id: Uuid) -> Result<Checked, StoreError> {
+        use std::sync::atomic::Ordering;
         let Some(redis) = &self.redis else {
-            return Ok((self.is_revoked(jti).await?, self.integration(id).await?));
+            return Ok(Checked {
+                revoked: self.is_revoked(jti).await?,
+                access: self.integration(id).await?,
+                staff_generation: Some(self.staff_generation.load(Ordering::Acquire)),
+            });
         };
         let (member, key) = (jti.to_string(), integration_key(id));
-        let result: Result<(bool, bool, Option<String>), _> = redis
+        let result: Result<(bool, bool, Option<String>, Option<u64>), _> = redis
             .call(|mut conn| async move {
                 deadpool_redis::redis::pipe()
                     .sismember(REVOKED_KEY, member)
                     .exists(REVOKED_COMPLETE_KEY)
                     .get(key)
+                    .get(STAFF_GENERATION_KEY)
                     .query_async(&mut conn)
                     .await
             })
             .await;
         let from_database = async {
-            Ok::<_, StoreError>((
-                self.store.is_token_revoked(jti).await?,
-                self.store.integration_access(id).await?,
-            ))
+            Ok::<_, StoreError>(Checked {
+                revoked: self.store.is_token_revoked(jti).await?,
+                access: self.store.integration_access(id).await?,
+                staff_generation: None,
+            })
         };
-        let (revoked, complete, cached) = match result {
+        let (revoked, complete, cached, generation) = match result {
             Ok(answer) if redis.is_trusted() => answer,
             Ok(_) => {
                 // Redis answers again after an outage, but what it holds may
@@ -299,7 +330,47 @@ impl AccessControl {
             Some(access) => access,
             None => self.integration(id).await?,
         };
-        Ok((revoked, access))
+        if generation.is_none() {
+            // Dropped by a change (or never set): a new one for the next
+            // requests; this one reads the staff from the database.
+            let fresh: u64 = rand::random();
+            let set = redis
+                .call(|mut conn| async move {
+                    deadpool_redis::redis::cmd("SET")
+                        .arg(STAFF_GENERATION_KEY)
+                        .arg(fresh)
+                        .arg("NX")
+                        .query_async::<()>(&mut conn)
+                        .await
+                })
+                .await;
+            if let Err(e) = set {
+                tracing::debug!(error = %e, "staff generation not set");
+            }
+        }
+        Ok(Checked {
+            revoked,
+            access,
+            staff_generation: generation,
+        })
+    }
+
+    /// Staff were created, changed or deleted (already written): what any
+    /// replica cached of the staff is not used again.
+    pub async fn staff_changed(&self) {
+        self.staff_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Some(redis) = &self.redis {
+            let result = redis
+                .call(|mut conn| async move { conn.del::<_, ()>(STAFF_GENERATION_KEY).await })
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "redis unavailable: the staff generation changes when it is back");
+                if let Ok(mut stale) = self.stale.lock() {
+                    stale.insert(STAFF_GENERATION_KEY.to_string());
+                }
+            }
+        }
     }
 
     /// The configured category names (what a case's `category` may be),

@@ -212,11 +212,11 @@ async fn authenticate(state: &AppState, token: &str) -> Result<(Principal, Claim
         return Err(refuse("unknown subject"));
     };
     let jti = Uuid::parse_str(&claims.jti).map_err(|_| refuse("malformed jti"))?;
-    let (revoked, access) = state.access.check(jti, id).await?;
-    if revoked {
+    let checked = state.access.check(jti, id).await?;
+    if checked.revoked {
         return Err(refuse("revoked"));
     }
-    let access = match access {
+    let access = match checked.access {
         None => return Err(refuse("integration deleted")),
         Some(access) if !access.enabled => return Err(refuse("integration disabled")),
         Some(access) => access,
@@ -227,7 +227,8 @@ async fn authenticate(state: &AppState, token: &str) -> Result<(Principal, Claim
         Principal::Integration(IntegrationPrincipal {
             id,
             jti,
-            access: GroupAccess::new(id, access.groups),
+            access: GroupAccess::new(id, access.groups)
+                .with_staff_generation(checked.staff_generation),
         }),
         claims,
     ))

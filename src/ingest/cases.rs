@@ -10,10 +10,11 @@ use uuid::Uuid;
 
 use crate::auth::access::GroupAccess;
 use crate::domain::StaffRole;
-use crate::domain::case::{CaseInput, CaseRules, StaffRef, ValidCase, validate_case};
+use crate::domain::case::{CaseInput, CaseRules, ValidCase, validate_case};
 use crate::error::{ApiError, ErrorCode, FieldError, excerpt};
+use crate::ingest::staff::{StaffCache, StaffDirectory};
 use crate::store::Store;
-use crate::store::cases::{CaseRow, NewCaseList, StaffMatch};
+use crate::store::cases::{CaseRow, NewCaseList};
 
 /// Rows validated between two yields to other tasks of the request.
 const YIELD_EVERY: usize = 256;
@@ -108,6 +109,11 @@ pub struct CaseIngest<'a> {
     /// 10^19 per pair, would report a false `duplicate_in_request`).
     seen: HashSet<u64>,
     rules_dates: crate::domain::case::DateInput,
+    /// The Case IDs are not looked up: every valid case is new (the write
+    /// is refused, `duplicate_external_id`, if one is not).
+    assume_new: bool,
+    /// The integration's groups' whole staff directory, from the cache.
+    staff: Option<std::sync::Arc<StaffDirectory>>,
 }
 
 impl<'a> CaseIngest<'a> {
@@ -127,7 +133,30 @@ impl<'a> CaseIngest<'a> {
             on_conflict,
             seen: HashSet::new(),
             rules_dates: dates,
+            assume_new: false,
+            staff: None,
         })
+    }
+
+    /// Resolves staff from the cached directory of the integration's
+    /// groups (where the request's access knows the directory's generation
+    /// and the groups are small enough), not by a lookup per batch: for
+    /// small requests, whose one lookup is a good part of their cost.
+    pub async fn with_cached_staff(mut self, cache: &StaffCache) -> Result<Self, ApiError> {
+        if let Some(generation) = self.access.staff_generation {
+            self.staff = cache
+                .directory(self.store, self.access.groups(), generation)
+                .await?;
+        }
+        Ok(self)
+    }
+
+    /// Skips the lookup of the Case IDs: for a small request of the default
+    /// `on_conflict: error` whose writer's refusal of a known Case ID is
+    /// answered by running it again without this.
+    pub fn assuming_new_case_ids(mut self) -> Self {
+        self.assume_new = true;
+        self
     }
 
     pub fn integration_id(&self) -> Uuid {
@@ -172,22 +201,27 @@ impl<'a> CaseIngest<'a> {
             }
         }
 
-        // Staff: one lookup for the whole batch.
-        let staff_ids: Vec<&str> = unique(
-            valid
-                .iter()
-                .filter_map(|(_, c)| c.staff.staff_id.as_deref()),
-        );
-        let external_ids: Vec<&str> = unique(
-            valid
-                .iter()
-                .filter_map(|(_, c)| c.staff.external_staff_id.as_deref()),
-        );
-        let matches = self
-            .store
-            .staff_matching(self.access.groups(), &staff_ids, &external_ids)
-            .await?;
-        let directory = StaffDirectory::new(matches);
+        // Staff: the cached directory, or one lookup for the whole batch.
+        let directory = match &self.staff {
+            Some(directory) => directory.clone(),
+            None => {
+                let staff_ids: Vec<&str> = unique(
+                    valid
+                        .iter()
+                        .filter_map(|(_, c)| c.staff.staff_id.as_deref()),
+                );
+                let external_ids: Vec<&str> = unique(
+                    valid
+                        .iter()
+                        .filter_map(|(_, c)| c.staff.external_staff_id.as_deref()),
+                );
+                let matches = self
+                    .store
+                    .staff_matching(self.access.groups(), &staff_ids, &external_ids)
+                    .await?;
+                std::sync::Arc::new(StaffDirectory::new(matches))
+            }
+        };
 
         let mut resolved: Vec<(u64, ValidCase, Uuid, String)> = Vec::with_capacity(valid.len());
         for (row, case) in valid {
@@ -205,10 +239,13 @@ impl<'a> CaseIngest<'a> {
             .iter()
             .map(|(_, c, _, _)| c.external_id.as_str())
             .collect();
-        let existing = self
-            .store
-            .existing_cases(self.access.integration_id, &keys)
-            .await?;
+        let existing = if self.assume_new {
+            HashMap::new()
+        } else {
+            self.store
+                .existing_cases(self.access.integration_id, &keys)
+                .await?
+        };
         for (row, case, group_id, staff_id) in resolved {
             let previous = existing.get(&case.external_id).copied();
             let refused = match previous {
@@ -286,110 +323,6 @@ pub(crate) fn fingerprint(external_id: &str) -> u64 {
 fn unique<'s>(values: impl Iterator<Item = &'s str>) -> Vec<&'s str> {
     let mut seen = HashSet::new();
     values.filter(|v| seen.insert(*v)).collect()
-}
-
-/// The staff of one batch, by Staff ID and by External Staff ID.
-struct StaffDirectory {
-    by_staff_id: HashMap<String, StaffMatch>,
-    by_external_id: HashMap<String, Vec<StaffMatch>>,
-}
-
-impl StaffDirectory {
-    fn new(matches: Vec<StaffMatch>) -> Self {
-        let mut by_staff_id = HashMap::new();
-        let mut by_external_id: HashMap<String, Vec<StaffMatch>> = HashMap::new();
-        for staff in matches {
-            if let Some(external) = &staff.external_id {
-                let entry = by_external_id.entry(external.clone()).or_default();
-                if !entry.iter().any(|s| s.staff_id == staff.staff_id) {
-                    entry.push(staff.clone());
-                }
-            }
-            by_staff_id.insert(staff.staff_id.clone(), staff);
-        }
-        Self {
-            by_staff_id,
-            by_external_id,
-        }
-    }
-
-    /// The one active staff member a case names. "Does not exist" and
-    /// "belongs to another group" are the same answer.
-    fn resolve(&self, staff: &StaffRef) -> Result<&StaffMatch, FieldError> {
-        let found = match (&staff.staff_id, &staff.external_staff_id) {
-            (Some(staff_id), external) => {
-                let found = self.by_staff_id.get(staff_id).ok_or_else(|| {
-                    FieldError::field(
-                        "staff_id",
-                        ErrorCode::UnknownStaffId,
-                        format!(
-                            "{:?} is not the Staff ID of a staff member in your groups",
-                            excerpt(staff_id)
-                        ),
-                    )
-                })?;
-                if let Some(external) = external
-                    && found.external_id.as_deref() != Some(external.as_str())
-                {
-                    return Err(FieldError::field(
-                        "external_staff_id",
-                        ErrorCode::StaffIdMismatch,
-                        format!(
-                            "the External Staff ID {:?} is not that of Staff ID {:?}",
-                            excerpt(external),
-                            excerpt(staff_id)
-                        ),
-                    ));
-                }
-                found
-            }
-            (None, Some(external)) => match self.by_external_id.get(external).map(Vec::as_slice) {
-                Some([one]) => one,
-                Some([_, _, ..]) => {
-                    return Err(FieldError::field(
-                        "external_staff_id",
-                        ErrorCode::AmbiguousExternalStaffId,
-                        format!(
-                            "the External Staff ID {:?} belongs to several staff members; send staff_id",
-                            excerpt(external)
-                        ),
-                    ));
-                }
-                _ => {
-                    return Err(FieldError::field(
-                        "external_staff_id",
-                        ErrorCode::UnknownStaffId,
-                        format!(
-                            "{:?} is not the External Staff ID of a staff member in your groups",
-                            excerpt(external)
-                        ),
-                    ));
-                }
-            },
-            (None, None) => {
-                return Err(FieldError::field(
-                    "staff_id",
-                    ErrorCode::MissingStaffId,
-                    "staff_id or external_staff_id is required",
-                ));
-            }
-        };
-        if !found.active {
-            return Err(FieldError::field(
-                if staff.staff_id.is_some() {
-                    "staff_id"
-                } else {
-                    "external_staff_id"
-                },
-                ErrorCode::StaffInactive,
-                format!(
-                    "the staff member {:?} is inactive",
-                    excerpt(&found.staff_id)
-                ),
-            ));
-        }
-        Ok(found)
-    }
 }
 
 /// Where a request names its list, for the fields of its errors.

@@ -10,6 +10,7 @@ pub mod customer_csv;
 pub mod customers;
 pub mod ndjson;
 pub mod pipeline;
+pub mod staff;
 
 use crate::error::{ApiError, ErrorCode, FieldError};
 

@@ -256,6 +256,29 @@ impl Store {
         Ok(found)
     }
 
+    /// Every staff member of `groups`, up to `limit` (the staff directory
+    /// of an integration, for the cache of small requests).
+    pub async fn staff_of_groups(
+        &self,
+        groups: &[Uuid],
+        limit: usize,
+    ) -> Result<Vec<StaffMatch>, StoreError> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT staff_id, external_id, group_id, active, role FROM staff WHERE {} LIMIT {limit}",
+            group_clause("group_id", Some(groups), 1)
+        );
+        Ok(with_pool!(self, |pool| {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            for group in groups {
+                query = query.bind(*group);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
     /// The integration's cases with these external ids: (id, group) by
     /// external id.
     pub async fn existing_cases(

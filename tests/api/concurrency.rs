@@ -743,3 +743,55 @@ async fn the_same_case_id_sent_by_many_clients_at_once_is_stored_once() {
     }
     assert_eq!(w.count("SELECT COUNT(*) FROM cases").await, 1);
 }
+
+#[tokio::test]
+async fn cached_staff_follow_every_change_at_once_on_every_replica() {
+    // Small requests resolve staff from a cached directory of the
+    // integration's groups; every change to staff replaces its generation
+    // (in Redis, shared by replicas, where configured).
+    let w = world_with(|_| {}).await;
+    let replica = if crate::helpers::redis_url().is_some() {
+        Some(crate::helpers::spawn_replica(&w.app).await)
+    } else {
+        None
+    };
+    // Without Redis a change reaches only the process that made it.
+    let other = replica.as_ref().unwrap_or(&w.app);
+    let post = |id: &str| w.post_cases(json!({"cases": [{"external_id": id, "staff_id": "X-1"}]}));
+    let (status, problem) = post("X-A").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["code"], "unknown_staff_id");
+
+    let created = other
+        .post_admin(
+            "/v1/admin/staff",
+            &json!({"staff_id": "X-1", "name": "Xena", "role": "agent", "group_id": w.group}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let (status, answer) = post("X-B").await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+
+    let patched = other
+        .admin(reqwest::Method::PATCH, "/v1/admin/staff/X-1")
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status(), 200);
+    let (status, problem) = post("X-C").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["code"], "staff_inactive");
+
+    let elsewhere = w.app.create_group("Elsewhere").await;
+    let moved = other
+        .admin(reqwest::Method::PATCH, "/v1/admin/staff/X-1")
+        .json(&json!({"active": true, "group_id": elsewhere}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(moved.status(), 200);
+    let (status, problem) = post("X-D").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["code"], "unknown_staff_id");
+}

@@ -199,7 +199,10 @@ pub async fn create_staff(
     let new = body.to_new();
     check_references(reference_problems(&state.store, &[(0, &new)]).await?)?;
     match state.store.create_staff(&new).await {
-        Ok(staff) => Ok(HttpResponse::Created().json(staff)),
+        Ok(staff) => {
+            state.access.staff_changed().await;
+            Ok(HttpResponse::Created().json(staff))
+        }
         Err(StoreError::Duplicate(_)) => Err(duplicate_staff_id(&new.staff_id)),
         Err(StoreError::Reference(_)) => Err(reference_error(
             reference_problems(&state.store, &[(0, &new)]).await?,
@@ -279,6 +282,7 @@ pub async fn upsert_staff(
     }
     let news: Vec<NewStaff> = valid.into_iter().map(|(_, new)| new).collect();
     let written = state.store.upsert_staff(&news).await?;
+    state.access.staff_changed().await;
     let created = written.iter().filter(|(_, created)| *created).count() as u64;
     Ok(HttpResponse::Ok().json(StaffUpsertResult {
         created,
@@ -383,6 +387,7 @@ pub async fn update_staff(
         .update_staff(&new)
         .await?
         .ok_or_else(not_found)?;
+    state.access.staff_changed().await;
     Ok(HttpResponse::Ok().json(staff))
 }
 
@@ -407,6 +412,7 @@ pub async fn delete_staff(
     staff_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if state.store.delete_staff(&staff_id).await? {
+        state.access.staff_changed().await;
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(not_found())
