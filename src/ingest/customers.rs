@@ -253,6 +253,7 @@ impl<'a> CustomerIngest<'a> {
             update_contact_allowed: self.options.update_contact_allowed,
             move_from_groups: (self.options.unique_mode == UniqueMode::Move)
                 .then(|| self.groups.to_vec()),
+            exclusive: true,
         }
     }
 
@@ -518,6 +519,15 @@ impl<'a> CustomerUpsert<'a> {
             summary: CustomersSummary::default(),
             errors: RowErrors::default(),
         }
+    }
+
+    /// An upload of one customer (not `move`): written without the
+    /// campaign's lock, so that it never waits behind a long upload.
+    pub fn single_row(mut self) -> Self {
+        if self.policy.move_from_groups.is_none() {
+            self.policy.exclusive = false;
+        }
+        self
     }
 
     /// Rows seen so far (written or waiting to be).

@@ -354,7 +354,7 @@ pub async fn add_customer(
         ..Default::default()
     };
     let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
-    let mut upsert = CustomerUpsert::new(ingest, true, false, Listing::All);
+    let mut upsert = CustomerUpsert::new(ingest, true, false, Listing::All).single_row();
     upsert.feed(vec![(1, input)], Vec::new()).await?;
     let integration = access.integration_id.to_string();
     let summary = finish(&state, &integration, "customers_one", upsert).await?;

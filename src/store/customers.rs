@@ -86,6 +86,11 @@ pub struct UpsertPolicy {
     /// `unique_mode: move`: the caller's groups, whose other campaigns lose
     /// the phones written.
     pub move_from_groups: Option<Vec<Uuid>>,
+    /// Take the campaign's lock (see [`Store::customer_writer`]). A writer
+    /// of one row without `move` needs none: holding one row, it can wait
+    /// for another request but never be waited for in a cycle, and it is
+    /// not held up behind a long upload into the same campaign.
+    pub exclusive: bool,
 }
 
 /// Filters of `GET /v1/campaigns/{id}/customers`.
@@ -215,7 +220,7 @@ impl Store {
         policy: UpsertPolicy,
     ) -> Result<CustomerWriter, StoreError> {
         let mut tx = begin(self).await?;
-        if let WriterTx::Postgres(pg) = &mut tx {
+        if let (WriterTx::Postgres(pg), true) = (&mut tx, policy.exclusive) {
             let mut campaigns = vec![policy.campaign_id];
             if let Some(groups) = &policy.move_from_groups {
                 let others: Vec<(Uuid,)> =

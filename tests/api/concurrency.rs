@@ -795,3 +795,69 @@ async fn cached_staff_follow_every_change_at_once_on_every_replica() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["errors"][0]["code"], "unknown_staff_id");
 }
+
+#[tokio::test]
+async fn one_customer_is_never_held_up_behind_a_long_upload_into_its_campaign() {
+    // Uploads into one campaign are written one after another (PostgreSQL:
+    // the campaign's lock); a single customer needs no such turn. (SQLite
+    // writes one transaction at a time, whatever the campaign.)
+    if crate::helpers::postgres_url().is_none() {
+        return;
+    }
+    let w = world_with(|_| {}).await;
+    let campaign = &w.campaigns[0];
+    // A stream of more than two batches (10,000 lines each) that stays
+    // open: its first batch is written (while the second is validated), and
+    // the campaign's lock held, meanwhile.
+    let address = w.app.address.trim_start_matches("http://").to_string();
+    let mut open = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    open.write_all(
+        format!(
+            "PUT /v1/campaigns/{campaign}/customers HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n",
+            w.token
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("head");
+    let lines: String = customers(0..20_050, "Streamed")
+        .iter()
+        .map(|c| format!("{c}\n"))
+        .collect();
+    for chunk in lines.as_bytes().chunks(64 * 1024) {
+        open.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .expect("chunk");
+        open.write_all(chunk).await.expect("chunk");
+        open.write_all(b"\r\n").await.expect("chunk");
+    }
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(20), || async {
+            w.count("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+                .await
+                > 0
+        })
+        .await,
+        "the stream holds the campaign's lock"
+    );
+    let one = w
+        .app
+        .client
+        .post(w.app.url(&format!("/v1/campaigns/{campaign}/customers")))
+        .bearer_auth(&w.token)
+        .json(&json!({"name": "Walk-in", "phone": "+442071234567"}))
+        .send();
+    let response = tokio::time::timeout(Duration::from_secs(10), one)
+        .await
+        .expect("answered while the upload still runs")
+        .expect("request");
+    assert_eq!(response.status(), 201);
+    open.write_all(b"0\r\n\r\n").await.expect("end");
+    let mut answer = vec![0u8; 1 << 16];
+    let read = open.read(&mut answer).await.expect("answer");
+    let answer = String::from_utf8_lossy(&answer[..read]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(w.count("SELECT COUNT(*) FROM customers").await, 20_051);
+}
