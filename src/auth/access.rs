@@ -106,9 +106,6 @@ pub struct AccessControl {
     local: Mutex<HashMap<Uuid, (Instant, Option<IntegrationAccess>)>>,
     /// Without Redis: every revoked, unexpired jti (loaded at start).
     revoked: RwLock<HashSet<Uuid>>,
-    /// Entries (integration access, categories) changed while Redis was
-    /// away: their keys are dropped when it answers again.
-    stale: Mutex<HashSet<String>>,
     /// Without Redis: the configured categories, read when.
     categories: Mutex<Option<(Instant, Arc<Vec<String>>)>>,
     /// Without Redis: the staff directory's generation (see
@@ -132,7 +129,6 @@ impl AccessControl {
             redis,
             local: Mutex::new(HashMap::new()),
             revoked: RwLock::new(revoked.clone()),
-            stale: Mutex::new(HashSet::new()),
             categories: Mutex::new(None),
             staff_generation: std::sync::atomic::AtomicU64::new(rand::random()),
             catching_up: tokio::sync::Mutex::new(()),
@@ -149,11 +145,12 @@ impl AccessControl {
         Ok(control)
     }
 
-    /// Catches Redis up where it is not trusted: after an outage (or at start),
-    /// what was written to the database while it was away reaches it
-    /// first — every revocation (the set is filled anew from the database)
-    /// and the drop of every integration changed meanwhile. One caller
-    /// catches up; the others answer from the database meanwhile.
+    /// Catches Redis up where it is not trusted: after an outage (or at
+    /// start), what any replica wrote to the database while it was away
+    /// reaches it first — every revocation (the set is filled anew from the
+    /// database), and every cached entry (integrations' access, categories,
+    /// the staff directory's generation) is dropped, to be read anew. One
+    /// caller catches up; the others answer from the database meanwhile.
     async fn trusted(&self, redis: &RedisClient) -> Result<bool, StoreError> {
         if redis.is_trusted() {
             return Ok(true);
@@ -166,27 +163,10 @@ impl AccessControl {
         }
         tracing::info!("redis: writing the revocations and changes it may have missed");
         let revoked: HashSet<Uuid> = self.store.revoked_jtis().await?.into_iter().collect();
-        let stale: Vec<String> = self
-            .stale
-            .lock()
-            .map(|stale| stale.iter().cloned().collect())
-            .unwrap_or_default();
         let refilled = fill_redis_set(redis, &revoked).await;
-        let keys = stale.clone();
-        let dropped = if keys.is_empty() {
-            Ok(())
-        } else {
-            redis
-                .call(|mut conn| async move { conn.del::<_, ()>(keys).await })
-                .await
-        };
+        let dropped = drop_cached(redis).await;
         match refilled.and(dropped) {
             Ok(()) => {
-                if let Ok(mut pending) = self.stale.lock() {
-                    for id in &stale {
-                        pending.remove(id);
-                    }
-                }
                 redis.trust();
                 Ok(true)
             }
@@ -264,9 +244,6 @@ impl AccessControl {
                 .await;
             if let Err(e) = result {
                 tracing::warn!(error = %e, integration_id = %id, "redis unavailable: the cached access is dropped when it is back");
-                if let Ok(mut stale) = self.stale.lock() {
-                    stale.insert(integration_key(id));
-                }
             }
         }
     }
@@ -366,9 +343,6 @@ impl AccessControl {
                 .await;
             if let Err(e) = result {
                 tracing::warn!(error = %e, "redis unavailable: the staff generation changes when it is back");
-                if let Ok(mut stale) = self.stale.lock() {
-                    stale.insert(STAFF_GENERATION_KEY.to_string());
-                }
             }
         }
     }
@@ -435,9 +409,6 @@ impl AccessControl {
                 .await;
             if let Err(e) = result {
                 tracing::warn!(error = %e, "redis unavailable: the cached categories are dropped when it is back");
-                if let Ok(mut stale) = self.stale.lock() {
-                    stale.insert(CATEGORIES_KEY.to_string());
-                }
             }
         }
     }
@@ -527,6 +498,41 @@ impl AccessControl {
                 tracing::warn!(error = %e, "redis unavailable: the revocation reaches it when it is back");
             }
         }
+    }
+}
+
+/// Drops every cached entry: the integrations' access, the categories and
+/// the staff directory's generation (one SCAN of the integration keys).
+async fn drop_cached(redis: &RedisClient) -> Result<(), RedisError> {
+    redis
+        .call(|mut conn| async move {
+            conn.del::<_, ()>(&[CATEGORIES_KEY, STAFF_GENERATION_KEY])
+                .await
+        })
+        .await?;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis
+            .call(|mut conn| async move {
+                deadpool_redis::redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg("intake:integration:*")
+                    .arg("COUNT")
+                    .arg(1_000)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        if !keys.is_empty() {
+            redis
+                .call(|mut conn| async move { conn.del::<_, ()>(keys).await })
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
     }
 }
 
