@@ -2,7 +2,8 @@
 -- 0005), whatever its size: for the single-case requests of client systems
 -- that was as much work as the insert itself. Now one query locks (FOR KEY
 -- SHARE, as before) and counts the statement's distinct staff, group and
--- integration references that exist, and says whether it names lists; only
+-- integration references that exist (one pass over the statement's rows),
+-- and says whether it names lists; only
 -- when something is missing (or lists are named) do the detailed checks of
 -- 0005 run, to lock the lists and to name what is missing.
 CREATE OR REPLACE FUNCTION cases_check_references() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -16,14 +17,21 @@ DECLARE
     present BIGINT;
     with_lists BOOLEAN;
 BEGIN
-    SELECT (SELECT count(*) FROM (SELECT DISTINCT staff_id, group_id, integration_id FROM new_cases) AS r),
+    -- One pass over the statement's rows (its distinct references), then
+    -- the few references: counted, and locked where they exist.
+    WITH refs AS MATERIALIZED (
+        SELECT DISTINCT staff_id, group_id, integration_id, list_id FROM new_cases
+    ), triples AS MATERIALIZED (
+        SELECT DISTINCT staff_id, group_id, integration_id FROM refs
+    )
+    SELECT (SELECT count(*) FROM triples),
            (SELECT count(*) FROM (
-                SELECT 1 FROM (SELECT DISTINCT staff_id, group_id, integration_id FROM new_cases) AS r
+                SELECT 1 FROM triples r
                 JOIN staff s ON s.staff_id = r.staff_id
                 JOIN groups g ON g.id = r.group_id
                 JOIN integrations i ON i.id = r.integration_id
                 FOR KEY SHARE OF s, g, i) AS locked),
-           EXISTS (SELECT 1 FROM new_cases WHERE list_id IS NOT NULL)
+           EXISTS (SELECT 1 FROM refs WHERE list_id IS NOT NULL)
       INTO wanted, present, with_lists;
     IF wanted = present AND NOT with_lists THEN
         RETURN NULL;
