@@ -15,6 +15,8 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use intake::auth::Scope;
 use intake::settings::Settings;
 use intake::startup::Application;
@@ -111,50 +113,16 @@ async fn main() -> anyhow::Result<()> {
         .jwt
         .mint("admin", &[Scope::Admin], Duration::from_secs(3600))?;
     let http = reqwest::Client::new();
-    let post = |path: &str, body: Value| {
-        http.post(format!("{base}{path}"))
-            .bearer_auth(&admin_token)
-            .json(&body)
-            .send()
-    };
-    let group: Value = post("/v1/admin/groups", json!({"name": "Bench"}))
+    let (group, _, token) = common::setup(&http, &base, &admin_token, &["customers:write"]).await?;
+    let campaign: Value = http
+        .post(format!("{base}/v1/admin/campaigns"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"name": "Bench", "group_id": group, "default_region": "IL", "timezone": "Asia/Jerusalem"}))
+        .send()
         .await?
         .json()
         .await?;
-    let group = group["id"].as_str().expect("group").to_string();
-    let staff: Vec<Value> = (0..10)
-        .map(|i| json!({"staff_id": format!("S-{i}"), "name": format!("Agent {i}"), "role": "agent", "group_id": group}))
-        .collect();
-    http.put(format!("{base}/v1/admin/staff"))
-        .bearer_auth(&admin_token)
-        .json(&json!({"staff": staff}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let campaign: Value = post(
-        "/v1/admin/campaigns",
-        json!({"name": "Bench", "group_id": group, "default_region": "IL", "timezone": "Asia/Jerusalem"}),
-    )
-    .await?
-    .json()
-    .await?;
     let campaign = campaign["id"].as_str().expect("campaign").to_string();
-    let integration: Value = post(
-        "/v1/admin/integrations",
-        json!({"label": "Bench", "groups": [group]}),
-    )
-    .await?
-    .json()
-    .await?;
-    let integration = integration["id"].as_str().expect("integration").to_string();
-    let minted: Value = post(
-        &format!("/v1/admin/integrations/{integration}/tokens"),
-        json!({"scopes": ["customers:write"]}),
-    )
-    .await?
-    .json()
-    .await?;
-    let token = minted["token"].as_str().expect("token").to_string();
 
     println!(
         "intake customer upsert benchmark: {rows} customers into a campaign holding {existing} of them, PostgreSQL at {url}"

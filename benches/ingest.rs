@@ -15,6 +15,8 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use intake::auth::Scope;
 use intake::settings::Settings;
 use intake::startup::Application;
@@ -84,52 +86,6 @@ async fn empty_and_checkpoint(client: &sqlx::PgPool) {
         .execute(client)
         .await
         .expect("checkpoint");
-}
-
-/// A group, ten agents, an integration and its `cases:write` token:
-/// (group id, integration id, token).
-async fn setup(
-    http: &reqwest::Client,
-    base: &str,
-    admin_token: &str,
-) -> anyhow::Result<(String, String, String)> {
-    let post = |path: &str, body: Value| {
-        http.post(format!("{base}{path}"))
-            .bearer_auth(admin_token)
-            .json(&body)
-            .send()
-    };
-    let group: Value = post("/v1/admin/groups", json!({"name": "Bench"}))
-        .await?
-        .json()
-        .await?;
-    let group = group["id"].as_str().expect("group").to_string();
-    let staff: Vec<Value> = (0..10)
-        .map(|i| json!({"staff_id": format!("S-{i}"), "name": format!("Agent {i}"), "role": "agent", "group_id": group}))
-        .collect();
-    http.put(format!("{base}/v1/admin/staff"))
-        .bearer_auth(admin_token)
-        .json(&json!({"staff": staff}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let integration: Value = post(
-        "/v1/admin/integrations",
-        json!({"label": "Bench", "groups": [group]}),
-    )
-    .await?
-    .json()
-    .await?;
-    let integration = integration["id"].as_str().expect("integration").to_string();
-    let minted: Value = post(
-        &format!("/v1/admin/integrations/{integration}/tokens"),
-        json!({"scopes": ["cases:write"]}),
-    )
-    .await?
-    .json()
-    .await?;
-    let token = minted["token"].as_str().expect("token").to_string();
-    Ok((group, integration, token))
 }
 
 /// Sends the cases as one JSON request; answers the rate.
@@ -234,7 +190,8 @@ async fn main() -> anyhow::Result<()> {
         .jwt
         .mint("admin", &[Scope::Admin], Duration::from_secs(3600))?;
     let http = reqwest::Client::new();
-    let (group, integration, token) = setup(&http, &base, &admin_token).await?;
+    let (group, integration, token) =
+        common::setup(&http, &base, &admin_token, &["cases:write"]).await?;
 
     // A long NDJSON stream, generated as it is sent: peak memory. Run
     // alone, so that the process's peak is the stream's.
@@ -432,7 +389,8 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("the SQLite app runs on SQLite");
     };
     tokio::spawn(sqlite_app.run_until_stopped());
-    let (_, _, sqlite_token) = setup(&http, &sqlite_base, &sqlite_admin).await?;
+    let (_, _, sqlite_token) =
+        common::setup(&http, &sqlite_base, &sqlite_admin, &["cases:write"]).await?;
     let empty_sqlite = || async {
         sqlx::query("DELETE FROM cases")
             .execute(&sqlite_pool)

@@ -24,6 +24,8 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use intake::auth::Scope;
 use intake::settings::Settings;
 use intake::startup::Application;
@@ -194,52 +196,6 @@ fn pgbench(
     Ok((field("tps"), field("latency average")))
 }
 
-/// A group with staff S-0..S-9, an integration and its `cases:write` token:
-/// (group id, integration id, token).
-async fn setup(
-    http: &reqwest::Client,
-    base: &str,
-    admin_token: &str,
-) -> anyhow::Result<(String, String, String)> {
-    let post = |path: &str, body: Value| {
-        http.post(format!("{base}{path}"))
-            .bearer_auth(admin_token)
-            .json(&body)
-            .send()
-    };
-    let group: Value = post("/v1/admin/groups", json!({"name": "Load"}))
-        .await?
-        .json()
-        .await?;
-    let group = group["id"].as_str().expect("group").to_string();
-    let staff: Vec<Value> = (0..10)
-        .map(|i| json!({"staff_id": format!("S-{i}"), "name": format!("Agent {i}"), "role": "agent", "group_id": group}))
-        .collect();
-    http.put(format!("{base}/v1/admin/staff"))
-        .bearer_auth(admin_token)
-        .json(&json!({"staff": staff}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let integration: Value = post(
-        "/v1/admin/integrations",
-        json!({"label": "Load", "groups": [group]}),
-    )
-    .await?
-    .json()
-    .await?;
-    let integration = integration["id"].as_str().expect("integration").to_string();
-    let minted: Value = post(
-        &format!("/v1/admin/integrations/{integration}/tokens"),
-        json!({"scopes": ["cases:write"]}),
-    )
-    .await?
-    .json()
-    .await?;
-    let token = minted["token"].as_str().expect("token").to_string();
-    Ok((group, integration, token))
-}
-
 /// Starts a server with these settings on a runtime of its own; answers
 /// its base URL and an admin token.
 async fn start(env: Vec<(&'static str, String)>) -> anyhow::Result<(String, String)> {
@@ -379,7 +335,8 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("CREATE TABLE bench_cases (LIKE cases INCLUDING ALL)")
         .execute(&db)
         .await?;
-    let (pg_group, pg_integration, pg_token) = setup(&http, &pg_base, &pg_admin).await?;
+    let (pg_group, pg_integration, pg_token) =
+        common::setup(&http, &pg_base, &pg_admin, &["cases:write"]).await?;
 
     // SQLite (the embedded default).
     let sqlite_dir = tempfile::tempdir()?;
@@ -392,7 +349,8 @@ async fn main() -> anyhow::Result<()> {
         ("INTAKE_LOG", "warn".into()),
     ])
     .await?;
-    let (_, _, sqlite_token) = setup(&http, &sqlite_base, &sqlite_admin).await?;
+    let (_, _, sqlite_token) =
+        common::setup(&http, &sqlite_base, &sqlite_admin, &["cases:write"]).await?;
 
     println!(
         "single-case POST /v1/cases, wrk -t2, {seconds} s per run, {pool} database connections; \

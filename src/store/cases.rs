@@ -202,6 +202,58 @@ macro_rules! insert_list {
     };
 }
 
+/// Binds the 15 values of each case row, in the column order of
+/// [`insert_cases_sql`], to `$query` (either backend).
+macro_rules! bind_case_rows {
+    ($query:expr, $rows:expr, $list_id:expr, $integration_id:expr, $at:expr) => {{
+        let mut query = $query;
+        for row in $rows {
+            query = query
+                .bind(row.id)
+                .bind(&row.external_id)
+                .bind(&row.staff_id)
+                .bind(&row.external_staff_id)
+                .bind($list_id)
+                .bind($integration_id)
+                .bind(row.group_id)
+                .bind(row.channel)
+                .bind(row.status)
+                .bind(row.priority)
+                .bind(&row.category)
+                .bind(row.occurred_at)
+                .bind(&row.data)
+                .bind($at)
+                .bind($at);
+        }
+        query
+    }};
+}
+
+/// A multi-row `INSERT INTO cases` of `rows` rows. PostgreSQL: numbered
+/// placeholders, `data` cast from text. SQLite: anonymous `?` placeholders
+/// (SQLite finds a numbered parameter's name by a linear scan, which made
+/// binding 7,500 `$N` parameters quadratic).
+fn insert_cases_sql(postgres: bool, rows: usize) -> String {
+    let columns = COPY_COLUMNS as usize;
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let marks: Vec<String> = (1..=columns)
+                .map(|c| match (postgres, c) {
+                    (true, 13) => format!("${}::json", i * columns + c),
+                    (true, _) => format!("${}", i * columns + c),
+                    (false, _) => "?".to_string(),
+                })
+                .collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO cases (id, external_id, staff_id, external_staff_id, list_id, integration_id, \
+         group_id, channel, status, priority, category, occurred_at, data, created_at, updated_at) VALUES {}",
+        values.join(", ")
+    )
+}
+
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
@@ -405,56 +457,16 @@ impl Store {
             return Ok(());
         }
         let at = now();
-        let postgres = matches!(self.writes, Pool::Postgres(_));
-        let mut values = Vec::with_capacity(rows.len());
-        for i in 0..rows.len() {
-            let marks: Vec<String> = (1..=COPY_COLUMNS as usize)
-                .map(|c| match (postgres, c) {
-                    // `data` is bound as text.
-                    (true, 13) => format!("${}::json", i * COPY_COLUMNS as usize + c),
-                    (true, _) => format!("${}", i * COPY_COLUMNS as usize + c),
-                    (false, _) => "?".to_string(),
-                })
-                .collect();
-            values.push(format!("({})", marks.join(", ")));
-        }
-        let sql = format!(
-            "INSERT INTO cases (id, external_id, staff_id, external_staff_id, list_id, integration_id, \
-             group_id, channel, status, priority, category, occurred_at, data, created_at, updated_at) VALUES {}",
-            values.join(", ")
-        );
-        macro_rules! bind_rows {
-            ($query:expr) => {{
-                let mut query = $query;
-                for row in rows {
-                    query = query
-                        .bind(row.id)
-                        .bind(&row.external_id)
-                        .bind(&row.staff_id)
-                        .bind(&row.external_staff_id)
-                        .bind(None::<Uuid>)
-                        .bind(integration_id)
-                        .bind(row.group_id)
-                        .bind(row.channel)
-                        .bind(row.status)
-                        .bind(row.priority)
-                        .bind(&row.category)
-                        .bind(row.occurred_at)
-                        .bind(&row.data)
-                        .bind(at)
-                        .bind(at);
-                }
-                query
-            }};
-        }
+        let sql = insert_cases_sql(matches!(self.writes, Pool::Postgres(_)), rows.len());
+        let query = || sqlx::AssertSqlSafe(sql.as_str());
         match &self.writes {
             Pool::Postgres(pool) => {
-                bind_rows!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())))
+                bind_case_rows!(sqlx::query(query()), rows, None::<Uuid>, integration_id, at)
                     .execute(pool)
                     .await?;
             }
             Pool::Sqlite(pool) => {
-                bind_rows!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())))
+                bind_case_rows!(sqlx::query(query()), rows, None::<Uuid>, integration_id, at)
                     .execute(pool)
                     .await?;
             }
@@ -697,36 +709,14 @@ impl Writer {
             WriterTx::Sqlite(tx) => {
                 for chunk in inserts.chunks(SQLITE_INSERT_ROWS) {
                     // Full chunks share one SQL text, so one prepared statement.
-                    // Anonymous `?` placeholders: SQLite finds a numbered
-                    // parameter's name by a linear scan, which made binding
-                    // 7,500 `$N` parameters quadratic.
-                    let row_values = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-                    let values: Vec<&str> = vec![row_values; chunk.len()];
-                    let sql = format!(
-                        "INSERT INTO cases (id, external_id, staff_id, external_staff_id, list_id, integration_id, \
-                         group_id, channel, status, priority, category, occurred_at, data, created_at, updated_at) \
-                         VALUES {}",
-                        values.join(", ")
+                    let sql = insert_cases_sql(false, chunk.len());
+                    let query = bind_case_rows!(
+                        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())),
+                        chunk,
+                        list_id,
+                        integration_id,
+                        at
                     );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                    for row in chunk {
-                        query = query
-                            .bind(row.id)
-                            .bind(&row.external_id)
-                            .bind(&row.staff_id)
-                            .bind(&row.external_staff_id)
-                            .bind(list_id)
-                            .bind(integration_id)
-                            .bind(row.group_id)
-                            .bind(row.channel)
-                            .bind(row.status)
-                            .bind(row.priority)
-                            .bind(&row.category)
-                            .bind(row.occurred_at)
-                            .bind(&row.data)
-                            .bind(at)
-                            .bind(at);
-                    }
                     query.execute(&mut **tx).await?;
                 }
                 for row in updates {

@@ -568,6 +568,17 @@ impl Drop for OwnRedis {
     }
 }
 
+/// `/readyz`: its status and report.
+async fn readiness(app: &TestApp) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    (response.status(), body(response).await)
+}
+
 #[tokio::test]
 async fn a_hung_redis_costs_requests_nothing_and_lets_no_revoked_token_back_in() {
     let Some(redis) = OwnRedis::start() else {
@@ -588,16 +599,7 @@ async fn a_hung_redis_costs_requests_nothing_and_lets_no_revoked_token_back_in()
     assert!(
         crate::helpers::eventually(Duration::from_secs(5), || async {
             w.app.get_as(&revoked, "/v1/me").await.status() == 200
-                && body(
-                    w.app
-                        .client
-                        .get(w.app.url("/readyz"))
-                        .send()
-                        .await
-                        .expect("readyz"),
-                )
-                .await["checks"]["redis"]
-                    == "up"
+                && readiness(&w.app).await.1["checks"]["redis"] == "up"
         })
         .await
     );
@@ -615,15 +617,13 @@ async fn a_hung_redis_costs_requests_nothing_and_lets_no_revoked_token_back_in()
         "20 requests took {:?}",
         started.elapsed()
     );
-    let ready = w
-        .app
-        .client
-        .get(w.app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status(), 200, "a Redis outage keeps the replica in");
-    assert_eq!(body(ready).await["checks"]["redis"], "degraded");
+    let (status, ready) = readiness(&w.app).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a Redis outage keeps the replica in"
+    );
+    assert_eq!(ready["checks"]["redis"], "degraded");
 
     // Changes made while Redis hangs: written to the database first.
     let response = w
@@ -665,14 +665,7 @@ async fn a_hung_redis_costs_requests_nothing_and_lets_no_revoked_token_back_in()
     // And it is used again.
     assert!(
         crate::helpers::eventually(Duration::from_secs(15), || async {
-            let ready = w
-                .app
-                .client
-                .get(w.app.url("/readyz"))
-                .send()
-                .await
-                .expect("readyz");
-            body(ready).await["checks"]["redis"] == "up"
+            readiness(&w.app).await.1["checks"]["redis"] == "up"
         })
         .await
     );
