@@ -4,8 +4,11 @@
 
 use actix_web::App;
 use utoipa::OpenApi;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{Content, Ref, RefOr, Required, Response, ResponseBuilder};
 use utoipa_actix_web::AppExt;
 
 use crate::auth::Scope;
@@ -78,30 +81,123 @@ fn problem(description: &str) -> RefOr<Response> {
     )
 }
 
+/// The `Idempotency-Key` header every secured write takes.
+fn idempotency_key_parameter() -> Parameter {
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes a retry safe: 1 to 255 visible ASCII characters (a UUID is a good one), unique per request \
+             of this caller. The first answer (any 2xx or 4xx but 408, 409 `concurrent_write` and 429) is kept for \
+             24 h and replayed, byte for byte and with `Idempotent-Replayed: true`, to a request with the same key, \
+             method, path, query and body. The same key with another request: 422 `idempotency_key_reused`; while \
+             the first still runs: 409 `idempotency_key_in_use` with `Retry-After`. An answer that says to retry \
+             (5xx, 408, 409 `concurrent_write`) is not kept: the retry runs again.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(crate::idempotency::MAX_KEY_CHARS))
+                .pattern(Some("^[\\x21-\\x7E]+$")),
+        ))
+        .example(Some(serde_json::json!("6f1c2d9e-8a4b-4c1e-9f3a-2b7d5e8c0a11")))
+        .build()
+}
+
+/// 429 with the headers that say when to come back.
+fn rate_limited() -> RefOr<Response> {
+    let header = |description: &str| {
+        HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some(description))
+            .build()
+    };
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(
+                "`rate_limited`: the integration's rate limit is spent (`GET /v1/limits`); retry after `Retry-After` seconds",
+            )
+            .header("Retry-After", header("Seconds until a request will pass."))
+            .header(
+                "RateLimit-Policy",
+                header("The quota: `\"integration\";q=<burst>;w=<seconds to refill it>` (every answer to an integration carries it)."),
+            )
+            .header(
+                "RateLimit",
+                header("What is left: `\"integration\";r=<requests left>;t=<seconds until whole again>` (every answer to an integration carries it)."),
+            )
+            .content(
+                "application/problem+json",
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            )
+            .build(),
+    )
+}
+
 /// Adds the answers every operation of a kind can give, unless the
 /// operation documents them itself.
 fn add_shared_responses(doc: &mut utoipa::openapi::OpenApi) {
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let admin = path.starts_with("/v1/admin");
         let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
+            (false, &mut item.get),
+            (true, &mut item.post),
+            (true, &mut item.put),
+            (true, &mut item.patch),
+            (false, &mut item.delete),
         ];
-        for operation in operations.into_iter().flatten() {
+        for (write, operation) in operations {
+            let Some(operation) = operation.as_mut() else {
+                continue;
+            };
             let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
             let has_body = operation.request_body.is_some();
+            if secured && write {
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(idempotency_key_parameter());
+            }
             let responses = &mut operation.responses.responses;
-            let mut add = |status: &str, description: &str| {
+            if secured && !admin {
                 responses
-                    .entry(status.to_string())
-                    .or_insert_with(|| problem(description));
+                    .entry("429".to_string())
+                    .or_insert_with(rate_limited);
+            }
+            let mut add = |status: &str, description: &str| match responses.get_mut(status) {
+                Some(RefOr::T(response)) if secured && write && matches!(status, "409" | "422") => {
+                    let extra = if status == "409" {
+                        "`idempotency_key_in_use`"
+                    } else {
+                        "`idempotency_key_reused`"
+                    };
+                    response.description = format!("{}; or {extra}", response.description);
+                }
+                Some(_) => {}
+                None => {
+                    responses.insert(status.to_string(), problem(description));
+                }
             };
+            if secured && write {
+                add(
+                    "409",
+                    "`idempotency_key_in_use`: a request with this `Idempotency-Key` is still running; retry after `Retry-After` seconds",
+                );
+                add(
+                    "422",
+                    "`idempotency_key_reused`: this `Idempotency-Key` was used for another request",
+                );
+            }
             if secured {
                 add(
                     "400",
-                    "`malformed_json`, `invalid_body`, `unknown_field`, `invalid_query`, `invalid_cursor` or `invalid_path_parameter`",
+                    if write {
+                        "`malformed_json`, `invalid_body`, `unknown_field`, `invalid_query`, `invalid_cursor`, `invalid_path_parameter` or `invalid_idempotency_key`"
+                    } else {
+                        "`malformed_json`, `invalid_body`, `unknown_field`, `invalid_query`, `invalid_cursor` or `invalid_path_parameter`"
+                    },
                 );
                 add(
                     "401",

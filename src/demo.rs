@@ -70,6 +70,7 @@ pub async fn seed(store: &Store, keys: &JwtKeys) -> anyhow::Result<Demo> {
             groups: vec![group.id],
             enabled: true,
             csv_limits: CsvLimits::default(),
+            rate_limit: None,
         })
         .await?;
     let scopes: Vec<Scope> = Scope::ALL

@@ -234,9 +234,41 @@ error_codes! {
     /// The request body stalled: no byte arrived for longer than the
     /// configured body timeout.
     BodyTimeout = (StatusCode::REQUEST_TIMEOUT, "Body timed out"),
+    /// The integration sent more requests than its rate limit lets
+    /// through; retry after `Retry-After` seconds (see the `RateLimit` headers).
+    RateLimited = (StatusCode::TOO_MANY_REQUESTS, "Rate limited"),
     /// An unexpected error; the request id identifies it in the logs.
     InternalError = (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
+
+    // Idempotency
+    /// The `Idempotency-Key` header is not 1 to 255 visible ASCII characters.
+    InvalidIdempotencyKey = (StatusCode::BAD_REQUEST, "Invalid idempotency key"),
+    /// The `Idempotency-Key` was used for another request (method, path, query or body).
+    IdempotencyKeyReused = (StatusCode::UNPROCESSABLE_ENTITY, "Idempotency key reused"),
+    /// A request with this `Idempotency-Key` is still running; retry after `Retry-After` seconds.
+    IdempotencyKeyInUse = (StatusCode::CONFLICT, "Idempotency key in use"),
 }
+
+impl ErrorCode {
+    /// Whether an answer with this code says "try again" rather than what
+    /// the request did: such an answer is never kept for an idempotency key.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::ServiceUnavailable
+                | ErrorCode::ServerBusy
+                | ErrorCode::BodyTimeout
+                | ErrorCode::ConcurrentWrite
+                | ErrorCode::RateLimited
+                | ErrorCode::IdempotencyKeyInUse
+                | ErrorCode::InternalError
+        )
+    }
+}
+
+/// Marks an answer that says "try again" (see [`ErrorCode::is_transient`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Transient;
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -418,7 +450,11 @@ impl ResponseError for ApiError {
         for (name, value) in &self.headers {
             response.insert_header((name.clone(), value.clone()));
         }
-        response.json(self.problem())
+        let mut response = response.json(self.problem());
+        if self.code.is_transient() {
+            response.extensions_mut().insert(Transient);
+        }
+        response
     }
 }
 

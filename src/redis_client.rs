@@ -20,6 +20,14 @@ use deadpool_redis::{Connection, Pool};
 /// How long the breaker stays open after a failure.
 pub const BREAKER_OPEN: Duration = Duration::from_secs(2);
 
+/// `EVAL` of a Lua script on one key; add its arguments with `.arg(…)`.
+/// (Redis keeps the compiled script, cached by its hash.)
+pub fn eval(script: &str, key: &str) -> deadpool_redis::redis::Cmd {
+    let mut cmd = deadpool_redis::redis::cmd("EVAL");
+    cmd.arg(script).arg(1).arg(key);
+    cmd
+}
+
 /// A Redis pool behind a breaker.
 pub struct RedisClient {
     pool: Pool,

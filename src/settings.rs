@@ -32,6 +32,10 @@ const KEYS: &[&str] = &[
     "max_bulk_requests",
     "body_timeout_ms",
     "redis_timeout_ms",
+    "rate_limit_per_second",
+    "rate_limit_burst",
+    "idempotency_ttl_seconds",
+    "idempotency_lease_ms",
     "log",
     "log_format",
 ];
@@ -154,10 +158,31 @@ pub struct Settings {
     /// How long one Redis call may take before the request goes on
     /// without Redis (and the breaker opens).
     pub redis_timeout: Duration,
+    /// The rate limit of an integration that has none of its own:
+    /// requests per second (0: no limit) …
+    pub rate_limit_per_second: u32,
+    /// … and how many may arrive at once.
+    pub rate_limit_burst: u32,
+    /// How long the answer of a request with an `Idempotency-Key` is kept.
+    pub idempotency_ttl: Duration,
+    /// How long a running request holds its key without renewing it (it
+    /// renews it every third of this while it runs): after a crash, the
+    /// key is free again this long after the last renewal.
+    pub idempotency_lease: Duration,
     pub log: String,
     pub log_format: LogFormat,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: traces are exported by OTLP when set.
     pub otlp_endpoint: Option<String>,
+}
+
+impl Settings {
+    /// The rate limit of an integration that has none of its own.
+    pub fn default_rate_limit(&self) -> crate::rate_limit::RatePolicy {
+        crate::rate_limit::RatePolicy {
+            per_second: f64::from(self.rate_limit_per_second),
+            burst: self.rate_limit_burst,
+        }
+    }
 }
 
 /// Why the settings could not be used. The message names the setting.
@@ -369,6 +394,34 @@ impl Settings {
             5,
             60_000,
         )?);
+        let rate_limit_per_second = parse_number(
+            get("rate_limit_per_second"),
+            "rate_limit_per_second",
+            100,
+            0,
+            1_000_000,
+        )? as u32;
+        let rate_limit_burst = parse_number(
+            get("rate_limit_burst"),
+            "rate_limit_burst",
+            200,
+            1,
+            1_000_000,
+        )? as u32;
+        let idempotency_ttl = Duration::from_secs(parse_number(
+            get("idempotency_ttl_seconds"),
+            "idempotency_ttl_seconds",
+            86_400,
+            60,
+            30 * 86_400,
+        )?);
+        let idempotency_lease = Duration::from_millis(parse_number(
+            get("idempotency_lease_ms"),
+            "idempotency_lease_ms",
+            10_000,
+            300,
+            600_000,
+        )?);
         let log = get("log")
             .map(|v| v.raw.trim().to_string())
             .unwrap_or_else(|| "info".into());
@@ -416,6 +469,10 @@ impl Settings {
             max_bulk_requests,
             body_timeout,
             redis_timeout,
+            rate_limit_per_second,
+            rate_limit_burst,
+            idempotency_ttl,
+            idempotency_lease,
             log,
             log_format,
             otlp_endpoint,

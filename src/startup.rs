@@ -14,8 +14,11 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::auth::access::AccessControl;
 use crate::auth::jwt::JwtKeys;
+use crate::guard::guard;
+use crate::idempotency::IdempotencyKeys;
 use crate::ingest::admission::BulkAdmission;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
 use crate::redis_client::RedisClient;
 use crate::routes::{self, RouteTable};
 use crate::settings::Settings;
@@ -35,6 +38,26 @@ pub struct AppState {
     pub bulk: BulkAdmission,
     /// The staff directories of small requests.
     pub staff: crate::ingest::staff::StaffCache,
+    /// Requests counted against each integration's rate limit.
+    pub rate_limiter: RateLimiter,
+    /// The `Idempotency-Key`s of every caller, and their answers.
+    pub idempotency: Arc<IdempotencyKeys>,
+}
+
+/// Deletes expired idempotency answers from the database every ten minutes
+/// (Redis expires its own), for as long as the process runs.
+fn purge_expired_keys(keys: Arc<IdempotencyKeys>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            match keys.purge().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(purged = n, "expired idempotency keys deleted"),
+                Err(e) => tracing::warn!(error = %e, "expired idempotency keys not deleted"),
+            }
+        }
+    });
 }
 
 pub struct Application {
@@ -75,9 +98,18 @@ impl Application {
                 .map(|n| n as usize)
                 .unwrap_or((writers as usize).saturating_sub(1)),
         );
+        let idempotency = Arc::new(IdempotencyKeys::new(
+            store.clone(),
+            redis.clone(),
+            settings.idempotency_ttl,
+            settings.idempotency_lease,
+        ));
+        purge_expired_keys(idempotency.clone());
         let state = web::Data::new(AppState {
             bulk,
             staff: Default::default(),
+            rate_limiter: RateLimiter::new(redis.clone()),
+            idempotency,
             routes: RouteTable::from_openapi(&doc),
             metrics: Metrics::new()?,
             store,
@@ -96,6 +128,7 @@ impl Application {
                 .app_data(query.clone())
                 .app_data(path.clone())
                 .app_data(payload.clone())
+                .wrap(from_fn(guard))
                 .wrap(from_fn(observe_request))
                 .configure(|cfg| {
                     routes::configure(&mut utoipa_actix_web::service_config::ServiceConfig::new(

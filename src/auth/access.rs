@@ -41,10 +41,13 @@ fn integration_key(id: Uuid) -> String {
 }
 
 /// What an integration may do right now.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct IntegrationAccess {
     pub enabled: bool,
     pub groups: Vec<Uuid>,
+    /// Its own rate limit; `None`: the default of the settings.
+    #[serde(default)]
+    pub rate_limit: Option<crate::rate_limit::RatePolicy>,
 }
 
 /// What [`AccessControl::check`] found.

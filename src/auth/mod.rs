@@ -11,13 +11,14 @@ pub mod jwt;
 pub mod tokens;
 
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::rate_limit::RatePolicy;
 use crate::startup::AppState;
 use access::GroupAccess;
 use jwt::Claims;
@@ -98,7 +99,14 @@ pub struct IntegrationPrincipal {
     pub id: Uuid,
     pub jti: Uuid,
     pub access: GroupAccess,
+    /// The rate limit in force for it (its own, or the default).
+    pub rate_limit: RatePolicy,
 }
+
+/// The outcome of verifying a request's token, left in the request's
+/// extensions by the `/v1` gate ([`crate::guard`]) so that the handler's
+/// [`Authorized`] takes it instead of verifying the token again.
+pub struct Authentication(pub Option<Result<(Principal, Claims), ApiError>>);
 
 /// Who is calling.
 #[derive(Clone, Debug)]
@@ -174,11 +182,21 @@ impl<S: RequiredScope + 'static> FromRequest for Authorized<S> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let done = req
+            .extensions_mut()
+            .get_mut::<Authentication>()
+            .and_then(|done| done.0.take());
         let token = bearer_token(req).map(str::to_string);
         Box::pin(async move {
-            let state = state
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-            let (principal, claims) = authenticate(&state, &token?).await?;
+            let (principal, claims) = match done {
+                Some(done) => done?,
+                None => {
+                    let state = state.ok_or_else(|| {
+                        ApiError::internal(anyhow::anyhow!("application state missing"))
+                    })?;
+                    authenticate(&state, &token?).await?
+                }
+            };
             let has_scope = S::SCOPES.iter().any(|scope| claims.has_scope(*scope));
             let principal = if has_scope {
                 S::Principal::from_principal(principal)
@@ -191,6 +209,14 @@ impl<S: RequiredScope + 'static> FromRequest for Authorized<S> {
             }
         })
     }
+}
+
+/// Verifies a request's bearer token and finds who it speaks for.
+pub async fn authenticate_request(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<(Principal, Claims), ApiError> {
+    authenticate(state, bearer_token(req)?).await
 }
 
 /// Verifies the token and finds who it speaks for.
@@ -229,6 +255,9 @@ async fn authenticate(state: &AppState, token: &str) -> Result<(Principal, Claim
             jti,
             access: GroupAccess::new(id, access.groups)
                 .with_staff_generation(checked.staff_generation),
+            rate_limit: access
+                .rate_limit
+                .unwrap_or_else(|| state.settings.default_rate_limit()),
         }),
         claims,
     ))

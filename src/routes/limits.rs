@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{AnyIntegration, Authorized};
 use crate::error::ApiError;
+use crate::rate_limit::RatePolicy;
 use crate::routes::MAX_PAGE_SIZE;
 use crate::routes::me::caller_integration;
 use crate::startup::AppState;
@@ -17,7 +18,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 
 /// The limits a request of this integration must keep.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"body_bytes": 67108864, "page_size_max": 1000, "csv": {"max_records": 1000, "max_columns": 103, "max_cell_chars": 1000}}))]
+#[schema(example = json!({"body_bytes": 67108864, "page_size_max": 1000, "csv": {"max_records": 1000, "max_columns": 103, "max_cell_chars": 1000}, "rate_limit": {"per_second": 100.0, "burst": 200}, "bulk_requests": 4}))]
 pub struct Limits {
     /// The largest request body, in bytes (413 `payload_too_large` beyond).
     pub body_bytes: usize,
@@ -25,6 +26,14 @@ pub struct Limits {
     pub page_size_max: u32,
     /// The CSV uploader's limits for this integration.
     pub csv: CsvLimits,
+    /// The rate limit in force for this integration: every request counts
+    /// as one, whatever its size (`per_second` 0: no limit). Past it, 429
+    /// `rate_limited` with `Retry-After`.
+    pub rate_limit: RatePolicy,
+    /// Bulk ingestions (NDJSON streams, CSV uploads that write, JSON bodies
+    /// of more than 100 cases) this server writes at once, for every caller
+    /// together; past it, 503 `server_busy` with `Retry-After`.
+    pub bulk_requests: usize,
 }
 
 /// Limits in force
@@ -50,5 +59,7 @@ pub async fn get_limits(
         body_bytes: state.settings.max_body_bytes,
         page_size_max: MAX_PAGE_SIZE,
         csv: integration.csv_limits,
+        rate_limit: auth.principal.rate_limit,
+        bulk_requests: state.bulk.capacity(),
     }))
 }

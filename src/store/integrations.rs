@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::models::{CsvLimits, Integration, IntegrationFields, TokenInfo};
 use super::{Store, StoreError, now, with_pool};
 use crate::auth::access::IntegrationAccess;
+use crate::rate_limit::RatePolicy;
 
 #[derive(sqlx::FromRow)]
 struct IntegrationRow {
@@ -16,8 +17,18 @@ struct IntegrationRow {
     csv_max_records: i32,
     csv_max_columns: i32,
     csv_max_cell_chars: i32,
+    rate_per_second: Option<f64>,
+    rate_burst: Option<i32>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+}
+
+/// The rate limit stored in the two columns (both set, or neither).
+fn rate_limit(per_second: Option<f64>, burst: Option<i32>) -> Option<RatePolicy> {
+    Some(RatePolicy {
+        per_second: per_second?,
+        burst: burst?.max(1) as u32,
+    })
 }
 
 impl IntegrationRow {
@@ -33,6 +44,7 @@ impl IntegrationRow {
                 max_columns: self.csv_max_columns.max(0) as u32,
                 max_cell_chars: self.csv_max_cell_chars.max(0) as u32,
             },
+            rate_limit: rate_limit(self.rate_per_second, self.rate_burst),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -84,7 +96,7 @@ macro_rules! link_groups {
 }
 
 const INTEGRATION_COLUMNS: &str = "id, label, description, enabled, csv_max_records, csv_max_columns, \
-     csv_max_cell_chars, created_at, updated_at";
+     csv_max_cell_chars, rate_per_second, rate_burst, created_at, updated_at";
 
 const TOKEN_COLUMNS: &str =
     "jti, integration_id, scopes, created_at, expires_at, last_used_at, revoked_at";
@@ -100,7 +112,8 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO integrations (id, label, description, enabled, csv_max_records, csv_max_columns, \
-                 csv_max_cell_chars, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                 csv_max_cell_chars, rate_per_second, rate_burst, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
             )
             .bind(id)
             .bind(&fields.label)
@@ -109,6 +122,8 @@ impl Store {
             .bind(fields.csv_limits.max_records as i32)
             .bind(fields.csv_limits.max_columns as i32)
             .bind(fields.csv_limits.max_cell_chars as i32)
+            .bind(fields.rate_limit.map(|r| r.per_second))
+            .bind(fields.rate_limit.map(|r| r.burst as i32))
             .bind(at)
             .execute(&mut *tx)
             .await?;
@@ -122,6 +137,7 @@ impl Store {
             groups: fields.groups.clone(),
             enabled: fields.enabled,
             csv_limits: fields.csv_limits,
+            rate_limit: fields.rate_limit,
             created_at: at,
             updated_at: at,
         })
@@ -212,7 +228,8 @@ impl Store {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query(
                 "UPDATE integrations SET label = $2, description = $3, enabled = $4, csv_max_records = $5, \
-                 csv_max_columns = $6, csv_max_cell_chars = $7, updated_at = $8 WHERE id = $1 AND deleted_at IS NULL",
+                 csv_max_columns = $6, csv_max_cell_chars = $7, rate_per_second = $8, rate_burst = $9, \
+                 updated_at = $10 WHERE id = $1 AND deleted_at IS NULL",
             )
             .bind(id)
             .bind(&fields.label)
@@ -221,6 +238,8 @@ impl Store {
             .bind(fields.csv_limits.max_records as i32)
             .bind(fields.csv_limits.max_columns as i32)
             .bind(fields.csv_limits.max_cell_chars as i32)
+            .bind(fields.rate_limit.map(|r| r.per_second))
+            .bind(fields.rate_limit.map(|r| r.burst as i32))
             .bind(at)
             .execute(&mut *tx)
             .await?
@@ -281,17 +300,21 @@ impl Store {
         &self,
         id: Uuid,
     ) -> Result<Option<IntegrationAccess>, StoreError> {
-        let enabled: Option<(bool,)> = with_pool!(self, |pool| {
-            sqlx::query_as("SELECT enabled FROM integrations WHERE id = $1 AND deleted_at IS NULL")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
+        let enabled: Option<(bool, Option<f64>, Option<i32>)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT enabled, rate_per_second, rate_burst FROM integrations \
+                 WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
         });
         match enabled {
             None => Ok(None),
-            Some((enabled,)) => Ok(Some(IntegrationAccess {
+            Some((enabled, per_second, burst)) => Ok(Some(IntegrationAccess {
                 enabled,
                 groups: self.integration_groups(id).await?,
+                rate_limit: rate_limit(per_second, burst),
             })),
         }
     }

@@ -10,6 +10,7 @@
 mod admin;
 pub mod cases;
 pub mod customers;
+pub mod idempotency;
 mod integrations;
 pub mod models;
 mod nodelay;
@@ -49,6 +50,11 @@ pub enum Pool {
 pub struct Store {
     pub reads: Pool,
     pub writes: Pool,
+    /// Idempotency keys. PostgreSQL: the readers' pool. SQLite: a database
+    /// file of their own beside the main one, so that a key is claimed
+    /// (written) at once even while a bulk ingestion holds the main file's
+    /// one writer for as long as it runs.
+    pub keys: Pool,
 }
 
 /// Runs `$body` with `$pool` bound to the store's `reads` pool. The
@@ -190,10 +196,25 @@ impl Store {
             };
             // The writers' pool first: it creates the file and turns on WAL.
             let writes = pool(writes).connect_with(options.clone()).await?;
-            let reads = pool(reads).connect_with(options).await?;
+            let keys_file = options.get_filename().to_path_buf();
+            let reads = pool(reads).connect_with(options.clone()).await?;
+            let keys = match keys_file.file_stem().and_then(|s| s.to_str()) {
+                Some(stem) if keys_file.to_str() != Some(":memory:") => {
+                    let file = keys_file.with_file_name(format!("{stem}-idempotency.db"));
+                    let keys = pool(2)
+                        .connect_with(options.filename(file).foreign_keys(false))
+                        .await?;
+                    sqlx::raw_sql(idempotency::SQLITE_SCHEMA)
+                        .execute(&keys)
+                        .await?;
+                    keys
+                }
+                _ => reads.clone(),
+            };
             Ok(Store {
                 reads: Pool::Sqlite(reads),
                 writes: Pool::Sqlite(writes),
+                keys: Pool::Sqlite(keys),
             })
         } else {
             let options = PgConnectOptions::from_str(url)?.application_name("intake");
@@ -223,8 +244,10 @@ impl Store {
                         Box::pin(nodelay::disable_nagle(connection, port))
                     })
             };
+            let reads = pool(reads).connect_lazy_with(options.clone());
             Ok(Store {
-                reads: Pool::Postgres(pool(reads).connect_lazy_with(options.clone())),
+                keys: Pool::Postgres(reads.clone()),
+                reads: Pool::Postgres(reads),
                 writes: Pool::Postgres(pool(writes).connect_lazy_with(options)),
             })
         }
@@ -266,9 +289,11 @@ impl Store {
 
     pub async fn close(&self) {
         with_pool!(self, |pool| pool.close().await);
-        match &self.writes {
-            Pool::Sqlite(pool) => pool.close().await,
-            Pool::Postgres(pool) => pool.close().await,
+        for pool in [&self.writes, &self.keys] {
+            match pool {
+                Pool::Sqlite(pool) => pool.close().await,
+                Pool::Postgres(pool) => pool.close().await,
+            }
         }
     }
 }

@@ -135,6 +135,7 @@ impl Default for CsvLimits {
     "id": "019a8c10-2222-7000-8000-000000000003", "label": "CRM sync", "description": "Nightly push from the CRM",
     "groups": ["019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa"], "enabled": true,
     "csv_limits": {"max_records": 1000, "max_columns": 103, "max_cell_chars": 1000},
+    "rate_limit": null,
     "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
 }))]
 pub struct Integration {
@@ -146,6 +147,9 @@ pub struct Integration {
     /// A disabled integration's tokens are refused.
     pub enabled: bool,
     pub csv_limits: CsvLimits,
+    /// Its own rate limit; `null`: the server's default (`GET /v1/limits`
+    /// shows the one in force).
+    pub rate_limit: Option<crate::rate_limit::RatePolicy>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -158,6 +162,7 @@ pub struct IntegrationFields {
     pub groups: Vec<Uuid>,
     pub enabled: bool,
     pub csv_limits: CsvLimits,
+    pub rate_limit: Option<crate::rate_limit::RatePolicy>,
 }
 
 /// A minted token as stored: never the token itself.

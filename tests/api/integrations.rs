@@ -330,7 +330,8 @@ async fn limits_are_the_integrations_own() {
     let limits = body(app.get_as(&token, "/v1/limits").await).await;
     assert_eq!(
         limits,
-        json!({"body_bytes": 67108864, "page_size_max": 1000, "csv": {"max_records": 1000, "max_columns": 103, "max_cell_chars": 1000}})
+        json!({"body_bytes": 67108864, "page_size_max": 1000, "csv": {"max_records": 1000, "max_columns": 103, "max_cell_chars": 1000},
+               "rate_limit": {"per_second": 100.0, "burst": 200}, "bulk_requests": 8})
     );
     let response = app
         .admin(

@@ -14,6 +14,7 @@ mod customers;
 mod errors;
 mod group_access;
 mod helpers;
+mod idempotency;
 mod integrations;
 mod keys;
 mod openapi;

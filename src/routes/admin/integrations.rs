@@ -16,6 +16,7 @@ use crate::auth::tokens::{
 use crate::auth::{AdminScope, Authorized};
 use crate::domain::not_blank;
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
+use crate::rate_limit::RatePolicy;
 use crate::routes::{Page, PageQuery};
 use crate::startup::AppState;
 use crate::store::models::{CsvLimits, Integration, IntegrationFields, TokenInfo};
@@ -56,6 +57,37 @@ impl CsvLimitsInput {
     }
 }
 
+/// A rate limit to set for one integration (instead of the server's default).
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"per_second": 20.0, "burst": 40}))]
+pub struct RateLimitInput {
+    /// Requests per second, sustained: 0 (no limit) to 1,000,000.
+    #[validate(range(min = 0.0, max = 1_000_000.0))]
+    pub per_second: f64,
+    /// Requests that may arrive at once: 1 to 1,000,000.
+    #[validate(range(min = 1, max = 1_000_000))]
+    pub burst: u32,
+}
+
+impl RateLimitInput {
+    fn policy(self) -> RatePolicy {
+        RatePolicy {
+            per_second: self.per_second,
+            burst: self.burst,
+        }
+    }
+}
+
+/// `Some(None)` for an explicit `null`, `None` for an absent field.
+fn null_or_value<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Some(Option::deserialize(deserializer)?))
+}
+
 /// A new integration.
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +103,9 @@ pub struct CreateIntegration {
     pub enabled: Option<bool>,
     #[validate(nested)]
     pub csv_limits: Option<CsvLimitsInput>,
+    /// Its own rate limit; absent: the server's default.
+    #[validate(nested)]
+    pub rate_limit: Option<RateLimitInput>,
 }
 
 /// Changes to an integration; absent fields stay. `groups` replaces the set.
@@ -86,6 +121,11 @@ pub struct UpdateIntegration {
     pub enabled: Option<bool>,
     #[validate(nested)]
     pub csv_limits: Option<CsvLimitsInput>,
+    /// Its own rate limit; `null` returns it to the server's default.
+    #[serde(default, deserialize_with = "null_or_value")]
+    #[schema(value_type = Option<RateLimitInput>, nullable)]
+    #[validate(nested)]
+    pub rate_limit: Option<Option<RateLimitInput>>,
 }
 
 /// A token to mint.
@@ -182,6 +222,7 @@ pub async fn create_integration(
             .csv_limits
             .unwrap_or_default()
             .apply(CsvLimits::default()),
+        rate_limit: body.rate_limit.map(RateLimitInput::policy),
     };
     let integration = state.store.create_integration(&fields).await?;
     Ok(HttpResponse::Created().json(integration))
@@ -287,6 +328,10 @@ pub async fn update_integration(
             .csv_limits
             .unwrap_or_default()
             .apply(current.csv_limits),
+        rate_limit: match body.rate_limit {
+            None => current.rate_limit,
+            Some(rate_limit) => rate_limit.map(RateLimitInput::policy),
+        },
     };
     let updated = state
         .store
