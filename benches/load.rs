@@ -11,7 +11,9 @@
 //! - Single-case `POST /v1/cases` (a fresh Case ID each) by wrk at 8, 32
 //!   and 256 connections, on PostgreSQL and on SQLite; beside it, in the same
 //!   run, pgbench's single-row INSERT into a table like `cases` at the same
-//!   client counts (the database's own rate for one row per transaction).
+//!   client counts (the database's own rate for one row per transaction),
+//!   and into a copy that also has `cases`' reference check (the database's
+//!   own rate for what a single-case request makes it do).
 //! - A mixed load: 32 wrk connections of single cases while one request of
 //!   100,000 cases runs (the singles' latency while a bulk write holds a
 //!   writer's connection).
@@ -65,7 +67,8 @@ end
 "#;
 
 /// pgbench's script: the same row, one per transaction, into a copy of
-/// `cases` (its indexes and defaults, not its reference triggers).
+/// `cases` (its indexes and defaults, not its reference triggers); run a
+/// second time into a copy that has the reference check too.
 const PGBENCH_SCRIPT: &str = "INSERT INTO bench_cases (id, external_id, staff_id, integration_id, group_id, channel, status, priority, occurred_at, data, created_at, updated_at) \
 VALUES (gen_random_uuid(), gen_random_uuid()::text, 'S-1', :integration, :grp, 'live_hotline', 'open', 'high', '2026-11-20T14:05:00Z', \
 '{\"Duration\": 312, \"Caller\": \"+420 601 123 456\", \"Queue\": \"Billing\"}', now(), now());\n";
@@ -310,6 +313,12 @@ async fn main() -> anyhow::Result<()> {
     std::fs::File::create(&wrk_script)?.write_all(WRK_SCRIPT.as_bytes())?;
     let pgbench_script = scratch.path().join("insert.sql");
     std::fs::File::create(&pgbench_script)?.write_all(PGBENCH_SCRIPT.as_bytes())?;
+    let pgbench_checked_script = scratch.path().join("insert_checked.sql");
+    std::fs::File::create(&pgbench_checked_script)?.write_all(
+        PGBENCH_SCRIPT
+            .replace("INTO bench_cases ", "INTO bench_cases_checked ")
+            .as_bytes(),
+    )?;
     let secret = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz".to_string();
     let http = reqwest::Client::new();
 
@@ -323,18 +332,29 @@ async fn main() -> anyhow::Result<()> {
         ("INTAKE_JWT_SECRET", secret.clone()),
         ("INTAKE_MAX_BODY_BYTES", "1GiB".into()),
         ("INTAKE_LOG", "warn".into()),
+        // One caller sending as fast as it can: the rate limiter counts
+        // every request (its cost is measured) but never refuses one.
+        ("INTAKE_RATE_LIMIT_PER_SECOND", "1000000".into()),
+        ("INTAKE_RATE_LIMIT_BURST", "1000000".into()),
     ])
     .await?;
     let db = sqlx::PgPool::connect(&url).await?;
     sqlx::query("TRUNCATE cases, case_lists, tokens, integration_groups, integrations, staff, teams, campaigns, groups CASCADE")
         .execute(&db)
         .await?;
-    sqlx::query("DROP TABLE IF EXISTS bench_cases")
-        .execute(&db)
-        .await?;
-    sqlx::query("CREATE TABLE bench_cases (LIKE cases INCLUDING ALL)")
-        .execute(&db)
-        .await?;
+    for statement in [
+        "DROP TABLE IF EXISTS bench_cases",
+        "DROP TABLE IF EXISTS bench_cases_checked",
+        "CREATE TABLE bench_cases (LIKE cases INCLUDING ALL)",
+        // The same copy with the reference check `cases` has (its
+        // statement trigger): the database's own rate for what each
+        // single-case request makes it do.
+        "CREATE TABLE bench_cases_checked (LIKE cases INCLUDING ALL)",
+        "CREATE TRIGGER bench_cases_references AFTER INSERT ON bench_cases_checked \
+         REFERENCING NEW TABLE AS new_cases FOR EACH STATEMENT EXECUTE FUNCTION cases_check_references()",
+    ] {
+        sqlx::query(statement).execute(&db).await?;
+    }
     let (pg_group, pg_integration, pg_token) =
         common::setup(&http, &pg_base, &pg_admin, &["cases:write"]).await?;
 
@@ -347,6 +367,10 @@ async fn main() -> anyhow::Result<()> {
         ("INTAKE_JWT_SECRET", secret.clone()),
         ("INTAKE_MAX_BODY_BYTES", "1GiB".into()),
         ("INTAKE_LOG", "warn".into()),
+        // One caller sending as fast as it can: the rate limiter counts
+        // every request (its cost is measured) but never refuses one.
+        ("INTAKE_RATE_LIMIT_PER_SECOND", "1000000".into()),
+        ("INTAKE_RATE_LIMIT_BURST", "1000000".into()),
     ])
     .await?;
     let (_, _, sqlite_token) =
@@ -392,6 +416,24 @@ async fn main() -> anyhow::Result<()> {
             ""
         );
         sqlx::query("CHECKPOINT").execute(&db).await?;
+        let (checked_tps, checked_latency) = pgbench(
+            &url,
+            clients,
+            seconds,
+            &pgbench_checked_script,
+            &pg_integration,
+            &pg_group,
+        )?;
+        println!(
+            "{:<34} {:>9.0} {:>9} {:>9} {:>9} {:>8}",
+            format!("pgbench INSERT + check, {clients} cl."),
+            checked_tps,
+            format!("{checked_latency:.1}*"),
+            "",
+            "",
+            ""
+        );
+        sqlx::query("CHECKPOINT").execute(&db).await?;
         let (figures, text) = wrk(
             &pg_base,
             &pg_token,
@@ -402,6 +444,13 @@ async fn main() -> anyhow::Result<()> {
         )?;
         raw.push_str(&text);
         print_row(&format!("PostgreSQL, {c} connections"), &figures, Some(tps));
+        if checked_tps > 0.0 {
+            println!(
+                "{:<34} {:>48.2}",
+                "  × pgbench INSERT + check",
+                figures.requests_per_second / checked_tps
+            );
+        }
         let (figures, text) = wrk(
             &sqlite_base,
             &sqlite_token,
