@@ -180,6 +180,8 @@ error_codes! {
     TooManyColumns = (StatusCode::UNPROCESSABLE_ENTITY, "Too many columns"),
     /// A cell longer than the integration's limit (default 1,000 characters).
     CellTooLong = (StatusCode::UNPROCESSABLE_ENTITY, "Cell too long"),
+    /// A quoted cell is never closed (`row`: the line where its quote opens).
+    UnterminatedQuote = (StatusCode::UNPROCESSABLE_ENTITY, "Unterminated quote"),
     /// A record with fewer cells than there are headers.
     ShortRow = (StatusCode::UNPROCESSABLE_ENTITY, "Short row"),
     /// Two columns share a name.

@@ -53,7 +53,13 @@ pub async fn guard(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    if !req.path().starts_with("/v1/") || !req.headers().contains_key(header::AUTHORIZATION) {
+    if !req.path().starts_with("/v1/") {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    if let Some(error) = encoded_control_character(&req) {
+        return Ok(problem(req, error));
+    }
+    if !req.headers().contains_key(header::AUTHORIZATION) {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let authenticated = authenticate_request(&state, req.request()).await;
@@ -95,6 +101,36 @@ pub async fn guard(
         rate_headers(response.headers_mut(), policy, decision);
     }
     Ok(response)
+}
+
+/// Whether `text` holds a percent-encoded control character (`%00` to
+/// `%1F`, `%7F`): no path segment or query value of the API may carry one
+/// (PostgreSQL cannot even store a NUL).
+fn has_encoded_control(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1].to_ascii_uppercase(), w[2].to_ascii_uppercase()),
+                (b'0' | b'1', b'0'..=b'9' | b'A'..=b'F') | (b'7', b'F')
+            )
+    })
+}
+
+fn encoded_control_character(req: &ServiceRequest) -> Option<ApiError> {
+    if has_encoded_control(req.path()) {
+        return Some(ApiError::new(
+            ErrorCode::InvalidPathParameter,
+            "The path holds a control character (e.g. %00); no identifier of the API has one.",
+        ));
+    }
+    if has_encoded_control(req.query_string()) {
+        return Some(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "A query parameter holds a control character (e.g. %00); no filter or option of the API takes one.",
+        ));
+    }
+    None
 }
 
 /// `RateLimit-Policy` (the quota: a burst per window) and `RateLimit` (what
@@ -583,6 +619,16 @@ mod tests {
         // Another content is another hash.
         let changed = one.replace("a,b", "a,c");
         assert_ne!(hash(Some("XyZ123"), &[changed.as_bytes()]), reference);
+    }
+
+    #[test]
+    fn encoded_control_characters_are_found_in_any_case() {
+        for text in ["staff_id=%00", "a%1fb", "x=%7f", "%0A", "%0d%0a"] {
+            assert!(has_encoded_control(text), "{text}");
+        }
+        for text in ["staff_id=A-1", "name=%20Ann%C3%A9", "%25", "%2F", "100%"] {
+            assert!(!has_encoded_control(text), "{text}");
+        }
     }
 
     #[test]

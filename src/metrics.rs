@@ -66,6 +66,12 @@ impl Metrics {
     }
 
     pub fn observe_request(&self, method: &str, route: &str, status: u16, latency: Duration) {
+        // A label value per made-up method would grow the registry without
+        // bound: methods outside HTTP's own share one value.
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "other",
+        };
         self.requests
             .with_label_values(&[method, route, &status.to_string()])
             .inc();

@@ -71,23 +71,50 @@ impl ConnectionUrl {
     pub fn expose(&self) -> &str {
         self.0.expose()
     }
-    /// The URL with any `user:password@` reduced to `user:***@`.
+    /// The URL with any `user:password@` reduced to `user:***@`, and the
+    /// value of a `password` or `sslpassword` query parameter to `***`. A
+    /// password may hold an unencoded `@` or `/`: the user part ends at the
+    /// last `@` before the query.
     pub fn redacted(&self) -> String {
         let url = self.0.expose();
         let Some((scheme, rest)) = url.split_once("://") else {
             return url.to_string();
         };
-        match rest.split_once('@') {
-            Some((userinfo, host)) => {
+        let (before_query, query) = match rest.split_once('?') {
+            Some((before, query)) => (before, Some(query)),
+            None => (rest, None),
+        };
+        let mut out = format!("{scheme}://");
+        match before_query.rfind('@') {
+            Some(at) => {
+                let (userinfo, host) = (&before_query[..at], &before_query[at + 1..]);
                 let user = userinfo.split(':').next().unwrap_or_default();
+                out.push_str(user);
                 if userinfo.contains(':') {
-                    format!("{scheme}://{user}:***@{host}")
-                } else {
-                    format!("{scheme}://{user}@{host}")
+                    out.push_str(":***");
                 }
+                out.push('@');
+                out.push_str(host);
             }
-            None => url.to_string(),
+            None => out.push_str(before_query),
         }
+        if let Some(query) = query {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _))
+                        if key.eq_ignore_ascii_case("password")
+                            || key.eq_ignore_ascii_case("sslpassword") =>
+                    {
+                        format!("{key}=***")
+                    }
+                    _ => param.to_string(),
+                })
+                .collect();
+            out.push('?');
+            out.push_str(&params.join("&"));
+        }
+        out
     }
 }
 
@@ -642,6 +669,31 @@ mod tests {
             debug.contains("postgres://app:***@db:5432/intake"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn no_part_of_a_password_is_printed_wherever_it_sits_in_the_url() {
+        for (url, shown) in [
+            (
+                "postgres://app:p@ss/w0rd@db:5432/intake",
+                "postgres://app:***@db:5432/intake",
+            ),
+            (
+                "postgres://db:5432/intake?user=app&password=hunter2&sslmode=require",
+                "postgres://db:5432/intake?user=app&password=***&sslmode=require",
+            ),
+            (
+                "postgres://app@db/intake?sslpassword=keypass",
+                "postgres://app@db/intake?sslpassword=***",
+            ),
+            ("sqlite://./data/intake.db", "sqlite://./data/intake.db"),
+        ] {
+            let redacted = ConnectionUrl::new(url).redacted();
+            assert_eq!(redacted, shown);
+            for secret in ["p@ss", "w0rd", "hunter2", "keypass"] {
+                assert!(!redacted.contains(secret), "{redacted}");
+            }
+        }
     }
 
     #[test]

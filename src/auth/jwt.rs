@@ -237,6 +237,13 @@ impl JwtKeys {
                 header.alg, self.algorithm
             ));
         }
+        // RFC 7515 §4.1.11: a token whose `crit` names an extension the
+        // verifier does not implement must be refused; none is implemented.
+        if header.crit.is_some() {
+            return Err(
+                "the token's `crit` header names extensions this server does not implement".into(),
+            );
+        }
         // The key the token names; without a (known) kid, each key in turn.
         let named: Vec<&Verifier> = match &header.kid {
             Some(kid) => self
@@ -276,7 +283,7 @@ fn load_or_generate_secret(data_dir: &Path) -> anyhow::Result<Secret> {
         );
         return Ok(Secret::new(text));
     }
-    std::fs::create_dir_all(data_dir).map_err(|e| {
+    crate::store::private_dir(data_dir).map_err(|e| {
         anyhow::anyhow!("INTAKE_DATA_DIR: cannot create {}: {e}", data_dir.display())
     })?;
     let mut bytes = [0u8; 48];

@@ -477,12 +477,72 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
             ),
         ));
     }
+    if let Some(opened) = unclosed_quote(bytes_of_text, delimiter) {
+        // The reader took every line after it into one cell: the records
+        // it swallowed are not in the table, so the file is refused, and
+        // what was found from that line on (a short row, …) is an effect
+        // of the quote, not a problem of its own.
+        let line = bytes_of_text[..opened]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64
+            + 1;
+        table.errors.retain(|e| e.row.is_none_or(|row| row < line));
+        table.errors.push(at(
+            line,
+            None,
+            ErrorCode::UnterminatedQuote,
+            format!(
+                "a quoted cell opens on line {line} and is never closed: every line after it would be read into that one cell. Close the quote (a quote inside a quoted cell is written twice: \"\")"
+            ),
+        ));
+    }
     table
+}
+
+/// The byte offset of a quote that opens a cell and is never closed. A
+/// quote opens a cell only as its first character; inside, `""` is a quote.
+fn unclosed_quote(text: &[u8], delimiter: u8) -> Option<usize> {
+    let mut at_cell_start = true;
+    let mut opened: Option<usize> = None;
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if opened.is_some() {
+            if b == b'"' {
+                if text.get(i + 1) == Some(&b'"') {
+                    i += 2;
+                    continue;
+                }
+                opened = None;
+            }
+        } else if b == b'"' && at_cell_start {
+            opened = Some(i);
+            at_cell_start = false;
+        } else {
+            at_cell_start = b == delimiter || b == b'\n' || b == b'\r';
+        }
+        i += 1;
+    }
+    opened
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quote_never_closed_is_found_where_it_opens() {
+        assert_eq!(unclosed_quote(b"a,b\n1,\"x\n2,y\n", b','), Some(6));
+        assert_eq!(unclosed_quote(b"a,b\n1,\"x\"\"y\"\n", b','), None);
+        assert_eq!(
+            unclosed_quote(b"a,b\n1,x\"y\n", b','),
+            None,
+            "not at a cell's start"
+        );
+        assert_eq!(unclosed_quote(b"a;b\n1;\"multi\nline\"\n", b';'), None);
+        assert_eq!(unclosed_quote(b"\"a,b\n", b','), Some(0));
+    }
 
     fn codes(table: &CsvTable) -> Vec<(Option<u64>, ErrorCode)> {
         table.errors.iter().map(|e| (e.row, e.code)).collect()

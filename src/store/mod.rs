@@ -109,6 +109,43 @@ pub fn pool_sizes(url: &str, total: u32) -> (u32, u32) {
     }
 }
 
+/// Creates `dir` (and its parents) if missing, and makes it the owner's
+/// only (0700): it holds the database and the generated signing secret.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Makes the SQLite database beside `main` (and its journal files, and the
+/// idempotency keys' file) readable and writable by the owner only (0600).
+fn private_files(main: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(name) = main.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        let stem = main.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
+        let keys = format!("{stem}-idempotency.db");
+        for file in [name.to_string(), keys] {
+            for suffix in ["", "-wal", "-shm"] {
+                let path = main.with_file_name(format!("{file}{suffix}"));
+                if path.exists()
+                    && let Err(e) =
+                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                {
+                    tracing::warn!(error = %e, path = %path.display(), "cannot make a database file private");
+                }
+            }
+        }
+    }
+}
+
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -185,7 +222,7 @@ impl Store {
             if let Some(parent) = options.get_filename().parent()
                 && !parent.as_os_str().is_empty()
             {
-                std::fs::create_dir_all(parent)?;
+                private_dir(parent)?;
             }
             let pool = |size: u32| {
                 SqlitePoolOptions::new()
@@ -211,6 +248,8 @@ impl Store {
                 }
                 _ => reads.clone(),
             };
+            // The database files hold every group's data: the owner's only.
+            private_files(&keys_file);
             Ok(Store {
                 reads: Pool::Sqlite(reads),
                 writes: Pool::Sqlite(writes),

@@ -300,3 +300,34 @@ async fn a_token_for_an_integration_that_never_existed_is_refused() {
         json!(["customers:read"])
     );
 }
+
+#[tokio::test]
+async fn a_control_character_in_a_path_or_a_filter_is_400_not_a_database_error() {
+    let (app, _, token, _) = setup().await;
+    let (cases_token, _) = {
+        let group = app.create_group("Cases").await;
+        let integration = app.create_integration("Cases CRM", &[&group]).await;
+        app.mint(&integration, &["cases:read"]).await
+    };
+    for path in [
+        "/v1/cases?staff_id=%00",
+        "/v1/cases?external_id=a%00b",
+        "/v1/cases?staff_id=%0a",
+    ] {
+        let response = app.get_as(&cases_token, path).await;
+        assert_problem(response, 400, "invalid_query").await;
+    }
+    let response = app.get_as(&token, "/v1/campaigns?cursor=%00").await;
+    assert_problem(response, 400, "invalid_query").await;
+    for path in ["/v1/admin/staff/%00", "/v1/admin/staff/A%7F1"] {
+        let response = app.get_admin(path).await;
+        assert_problem(response, 400, "invalid_path_parameter").await;
+    }
+    // Ordinary encoded characters still pass.
+    assert_eq!(
+        app.get_as(&cases_token, "/v1/cases?staff_id=A%2D1%20x")
+            .await
+            .status(),
+        200
+    );
+}

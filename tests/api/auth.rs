@@ -114,6 +114,29 @@ async fn a_tampered_payload_is_401() {
 }
 
 #[tokio::test]
+async fn a_token_with_critical_extensions_is_401_though_its_signature_is_ours() {
+    let app = spawn_app().await;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.crit = Some(vec!["x-unknown".into()]);
+    let token = jsonwebtoken::encode(
+        &header,
+        &admin_claims(&app),
+        &jsonwebtoken::EncodingKey::from_secret(crate::helpers::TEST_SECRET.as_bytes()),
+    )
+    .expect("sign");
+    assert_invalid_token(get_groups_with(&app, &format!("Bearer {token}")).await).await;
+    // The same claims without `crit` pass: only the header differs.
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &admin_claims(&app),
+        &jsonwebtoken::EncodingKey::from_secret(crate::helpers::TEST_SECRET.as_bytes()),
+    )
+    .expect("sign");
+    let response = get_groups_with(&app, &format!("Bearer {token}")).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
 async fn alg_none_is_401() {
     let app = spawn_app().await;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;

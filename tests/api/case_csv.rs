@@ -284,6 +284,27 @@ async fn rows_breaking_csv_rules_do_not_hide_the_other_rows_problems() {
 }
 
 #[tokio::test]
+async fn a_quote_never_closed_is_refused_at_the_line_where_it_opens() {
+    // Three records; the quote opened on line 3 would swallow lines 4 and
+    // 5 into one cell (one case created, two lost, and a 201).
+    let u = uploader().await;
+    let csv =
+        format!("{HEADER}\nA-1,,T-1,Jaws,5\nA-1,,T-2,\"Alien,4\nA-1,,T-3,Up,3\nA-1,,T-4,Big,2\n");
+    let found = u.problems(csv.as_bytes()).await;
+    assert_eq!(
+        found,
+        vec![(json!(3), Value::Null, "unterminated_quote".into())]
+    );
+    // Closed quotes, doubled quotes and cells on several lines are fine.
+    let csv = format!(
+        "{HEADER}\nA-1,,T-1,\"Jaws, \"\"the\"\" shark\",5\nA-1,,T-2,\"Alien\nDirector's cut\",4\n"
+    );
+    let response = u.upload(csv.as_bytes()).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(body(response).await["created"], 2);
+}
+
+#[tokio::test]
 async fn two_headers_naming_one_known_field_are_duplicates() {
     let u = uploader().await;
     let found = u

@@ -95,6 +95,99 @@ async fn metrics_count_requests_by_route_and_status() {
 }
 
 #[tokio::test]
+async fn the_data_folder_and_the_database_are_the_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().expect("temp dir");
+    let data = parent.path().join("data");
+    let data_dir = data.clone();
+    let app = crate::helpers::spawn_app_with(move |env| {
+        env.insert("INTAKE_DATA_DIR".into(), data_dir.display().to_string());
+        // The generated secret is written into it too.
+        env.remove("INTAKE_JWT_SECRET");
+    })
+    .await;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("jwt_secret")), 0o600);
+    if crate::helpers::postgres_url().is_none() {
+        for file in ["intake.db", "intake.db-wal", "intake-idempotency.db"] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
+    }
+    drop(app);
+}
+
+#[tokio::test]
+async fn answers_carry_security_headers_and_the_docs_a_content_security_policy() {
+    let app = spawn_app().await;
+    for response in [
+        app.get_admin("/v1/admin/groups").await,
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz"),
+        app.client
+            .get(app.url("/v1/nowhere"))
+            .send()
+            .await
+            .expect("404"),
+    ] {
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    }
+    let docs = app
+        .client
+        .get(app.url("/docs/"))
+        .send()
+        .await
+        .expect("docs");
+    assert_eq!(docs.status(), 200);
+    let policy = docs.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(policy.starts_with("default-src 'self'"), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+}
+
+#[tokio::test]
+async fn made_up_methods_and_paths_do_not_grow_the_metrics() {
+    let app = spawn_app().await;
+    let app = &app;
+    let brew = |i: usize| async move {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).expect("method");
+        let response = app
+            .client
+            .request(method, app.url(&format!("/nowhere/{i}")))
+            .send()
+            .await
+            .expect("request");
+        assert!(response.status().is_client_error());
+    };
+    let _ = app.metrics().await; // the scrape's own series
+    brew(0).await;
+    let after_one = app.metrics().await.lines().count();
+    for i in 1..50 {
+        brew(i).await;
+    }
+    let text = app.metrics().await;
+    assert!(!text.contains("BREW"), "{text}");
+    assert!(
+        text.contains(r#"method="other",route="unmatched""#),
+        "{text}"
+    );
+    // 49 more made-up methods and paths: not one more line.
+    assert_eq!(text.lines().count(), after_one, "{text}");
+}
+
+#[tokio::test]
 async fn the_openapi_document_and_swagger_ui_are_served_without_a_cdn() {
     let app = spawn_app().await;
     let doc: Value = body(
