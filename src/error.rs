@@ -104,6 +104,9 @@ error_codes! {
     InvalidScope = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid scope"),
     /// A value of the wrong JSON type (e.g. a boolean where text belongs).
     InvalidType = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid type"),
+    /// Text with a control character (a NUL, an escape, …; free text may
+    /// hold line breaks and tabs).
+    ControlCharacter = (StatusCode::UNPROCESSABLE_ENTITY, "Control character"),
     /// A date that is not in the expected format.
     InvalidDate = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid date"),
 

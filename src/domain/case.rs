@@ -248,6 +248,14 @@ pub(crate) fn text(
         None => None,
         Some(Scalar::Text(s)) => {
             let trimmed = s.trim();
+            if let Some(c) = super::control_character(trimmed, false) {
+                errors.push(FieldError::field(
+                    field,
+                    ErrorCode::ControlCharacter,
+                    super::control_message(field, c),
+                ));
+                return None;
+            }
             (!trimmed.is_empty()).then(|| trimmed.to_string())
         }
         Some(Scalar::Number(n)) if integers && (n.is_i64() || n.is_u64()) => Some(n.to_string()),
@@ -335,11 +343,33 @@ pub(crate) fn data_json(
                 ErrorCode::EmptyDataKey,
                 format!("custom column {} has no name", i + 1),
             ));
+        } else if let Some(c) = super::control_character(key, false) {
+            errors.push(FieldError::field(
+                format!("{field}[{i}]"),
+                ErrorCode::ControlCharacter,
+                format!(
+                    "the name of custom column {} holds the control character U+{:04X}; remove it",
+                    i + 1,
+                    c as u32
+                ),
+            ));
         } else if !seen.insert(key) {
             errors.push(FieldError::field(
                 format!("{field}.{key}"),
                 ErrorCode::DuplicateDataKey,
                 format!("the custom column {:?} appears twice", excerpt(key)),
+            ));
+        } else if let Some(Scalar::Text(text)) = value
+            && let Some(c) = super::control_character(text, true)
+        {
+            errors.push(FieldError::field(
+                format!("{field}.{key}"),
+                ErrorCode::ControlCharacter,
+                format!(
+                    "the custom column {:?} holds the control character U+{:04X}; remove it (line breaks and tabs are fine)",
+                    excerpt(key),
+                    c as u32
+                ),
             ));
         } else if let Some(value) = value {
             if out.len() > 1 {
@@ -549,7 +579,7 @@ mod tests {
             ("plain".into(), Some(Scalar::Text("value 1".into()))),
             (
                 "say \"hi\"".into(),
-                Some(Scalar::Text("back\\slash\ttab\nline\u{1}é".into())),
+                Some(Scalar::Text("back\\slash\ttab\nline\ré".into())),
             ),
             (
                 "n".into(),
@@ -562,10 +592,10 @@ mod tests {
         assert!(errors.is_empty());
         assert_eq!(
             text,
-            r#"{"plain":"value 1","say \"hi\"":"back\\slash\ttab\nline\u0001é","n":7}"#
+            r#"{"plain":"value 1","say \"hi\"":"back\\slash\ttab\nline\ré","n":7}"#
         );
         let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-        assert_eq!(parsed["say \"hi\""], "back\\slash\ttab\nline\u{1}é");
+        assert_eq!(parsed["say \"hi\""], "back\\slash\ttab\nline\ré");
     }
 
     fn case(json: &str) -> CaseInput {
@@ -649,7 +679,7 @@ mod tests {
         let columns = DataColumns(vec![
             (
                 "q\"uote".into(),
-                Some(Scalar::Text("a\"b\\c\nd\u{1}e ü 😀".into())),
+                Some(Scalar::Text("a\"b\\c\nd\te ü 😀".into())),
             ),
             (
                 "n".into(),
@@ -666,7 +696,7 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(
             parsed,
-            serde_json::json!({"q\"uote": "a\"b\\c\nd\u{1}e ü 😀", "n": 1.5, "b": false})
+            serde_json::json!({"q\"uote": "a\"b\\c\nd\te ü 😀", "n": 1.5, "b": false})
         );
         assert_eq!(
             text,

@@ -136,7 +136,13 @@ pub fn parse_statuses(field: &str, input: &[String]) -> Result<Vec<String>, Vec<
     for (i, raw) in input.iter().enumerate() {
         let status = canonical_enum(raw);
         let at = format!("{field}[{i}]");
-        if status.is_empty() {
+        if let Some(c) = control_character(&status, false) {
+            errors.push(FieldError::field(
+                at.clone(),
+                ErrorCode::ControlCharacter,
+                control_message(&at, c),
+            ));
+        } else if status.is_empty() {
             errors.push(FieldError::field(
                 at,
                 ErrorCode::Required,
@@ -170,7 +176,47 @@ pub fn not_blank(value: &str) -> Result<(), ValidationError> {
     if value.trim().is_empty() {
         Err(ValidationError::new("required").with_message(Cow::Borrowed("must not be blank")))
     } else {
-        Ok(())
+        no_control(value)
+    }
+}
+
+/// The first control character of `text` (C0, DEL, C1): none belongs in an
+/// identifier or a name, and PostgreSQL cannot even store a NUL. With
+/// `multiline`, tab, line feed and carriage return are text.
+pub fn control_character(text: &str, multiline: bool) -> Option<char> {
+    text.chars()
+        .find(|c| c.is_control() && !(multiline && matches!(c, '\t' | '\n' | '\r')))
+}
+
+/// The message of a `control_character` problem.
+pub fn control_message(field: &str, c: char) -> String {
+    format!(
+        "{field} holds the control character U+{:04X}; remove it",
+        c as u32
+    )
+}
+
+fn control_error(c: char) -> ValidationError {
+    ValidationError::new("control_character").with_message(Cow::Owned(format!(
+        "holds the control character U+{:04X}; remove it",
+        c as u32
+    )))
+}
+
+/// `validator` rule: single-line text (an identifier, a name).
+pub fn no_control(value: &str) -> Result<(), ValidationError> {
+    match control_character(value, false) {
+        Some(c) => Err(control_error(c)),
+        None => Ok(()),
+    }
+}
+
+/// `validator` rule: free text (a description): line breaks and tabs are
+/// text, other control characters are not.
+pub fn free_text(value: &str) -> Result<(), ValidationError> {
+    match control_character(value, true) {
+        Some(c) => Err(control_error(c)),
+        None => Ok(()),
     }
 }
 
@@ -252,6 +298,13 @@ fn convert(field: &str, e: &ValidationError) -> FieldError {
                 ),
             }
         }
+        "control_character" => (
+            ErrorCode::ControlCharacter,
+            format!(
+                "{field} {}",
+                e.message.as_deref().unwrap_or("holds a control character")
+            ),
+        ),
         other => {
             let code = serde_json::from_value(serde_json::Value::String(other.to_string()))
                 .unwrap_or(ErrorCode::ValidationFailed);

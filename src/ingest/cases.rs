@@ -362,6 +362,16 @@ pub async fn resolve_list(
     fields: ListFields,
 ) -> Result<NewCaseList, ApiError> {
     let name = spec.name.trim();
+    if let Some(c) = crate::domain::control_character(name, false) {
+        return Err(ApiError::validation(
+            ErrorCode::ControlCharacter,
+            vec![FieldError::field(
+                fields.name(),
+                ErrorCode::ControlCharacter,
+                crate::domain::control_message(fields.name(), c),
+            )],
+        ));
+    }
     if name.is_empty() || name.chars().count() > 255 {
         return Err(ApiError::validation(
             ErrorCode::ValidationFailed,

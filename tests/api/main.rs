@@ -10,6 +10,7 @@ mod case_csv;
 mod cases;
 mod cli;
 mod concurrency;
+mod control_characters;
 mod customers;
 mod errors;
 mod group_access;

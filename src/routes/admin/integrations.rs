@@ -14,7 +14,7 @@ use crate::auth::tokens::{
     DEFAULT_TTL_SECONDS, check_ttl, mint_integration_token, parse_integration_scopes,
 };
 use crate::auth::{AdminScope, Authorized};
-use crate::domain::not_blank;
+use crate::domain::{free_text, not_blank};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::rate_limit::RatePolicy;
 use crate::routes::{Page, PageQuery};
@@ -95,7 +95,7 @@ where
 pub struct CreateIntegration {
     #[validate(length(max = 200), custom(function = "not_blank"))]
     pub label: String,
-    #[validate(length(max = 2000))]
+    #[validate(length(max = 2000), custom(function = "free_text"))]
     pub description: Option<String>,
     /// One or more groups whose data the integration sees and writes.
     pub groups: Vec<Uuid>,
@@ -115,7 +115,7 @@ pub struct CreateIntegration {
 pub struct UpdateIntegration {
     #[validate(length(max = 200), custom(function = "not_blank"))]
     pub label: Option<String>,
-    #[validate(length(max = 2000))]
+    #[validate(length(max = 2000), custom(function = "free_text"))]
     pub description: Option<String>,
     pub groups: Option<Vec<Uuid>>,
     pub enabled: Option<bool>,

@@ -13,7 +13,7 @@ use validator::Validate;
 use super::teams::unknown_group;
 use super::{check_references, reference_error, validate};
 use crate::auth::{AdminScope, Authorized};
-use crate::domain::{StaffRole, field_errors, not_blank, valid_role};
+use crate::domain::{StaffRole, field_errors, no_control, not_blank, valid_role};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::routes::{GroupFilter, Page, PageQuery, double_option};
 use crate::startup::AppState;
@@ -44,7 +44,7 @@ pub struct StaffInput {
     #[validate(length(max = 255), custom(function = "not_blank"))]
     pub staff_id: String,
     /// The client system's "External Staff ID".
-    #[validate(length(min = 1, max = 255))]
+    #[validate(length(min = 1, max = 255), custom(function = "no_control"))]
     pub external_id: Option<String>,
     /// The exact name (stored without surrounding spaces); customers are
     /// assigned to agents by it.
