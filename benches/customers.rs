@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use intake::auth::Scope;
 use intake::settings::Settings;
 use intake::startup::Application;
 use serde_json::{Value, json};
@@ -113,9 +112,13 @@ async fn main() -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
 
-    let (admin_token, _) = state
-        .jwt
-        .mint("admin", &[Scope::Admin], Duration::from_secs(3600))?;
+    let (admin_token, _) = intake::auth::tokens::mint_admin_token(
+        &state.store,
+        &state.jwt,
+        Duration::from_secs(3600),
+        state.settings.admin_token_max_ttl,
+    )
+    .await?;
     let http = reqwest::Client::new();
     let (group, _, token) = common::setup(&http, &base, &admin_token, &["customers:write"]).await?;
     let campaign: Value = http

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use intake::auth::Scope;
 use intake::settings::Settings;
 use intake::startup::Application;
 use serde_json::{Value, json};
@@ -190,9 +189,13 @@ async fn main() -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
 
-    let (admin_token, _) = state
-        .jwt
-        .mint("admin", &[Scope::Admin], Duration::from_secs(3600))?;
+    let (admin_token, _) = intake::auth::tokens::mint_admin_token(
+        &state.store,
+        &state.jwt,
+        Duration::from_secs(3600),
+        state.settings.admin_token_max_ttl,
+    )
+    .await?;
     let http = reqwest::Client::new();
     let (group, integration, token) =
         common::setup(&http, &base, &admin_token, &["cases:write"]).await?;
@@ -387,11 +390,14 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let sqlite_app = Application::build(sqlite_settings).await?;
     let sqlite_base = format!("http://127.0.0.1:{}", sqlite_app.port());
-    let (sqlite_admin, _) =
-        sqlite_app
-            .state()
-            .jwt
-            .mint("admin", &[Scope::Admin], Duration::from_secs(3600))?;
+    let sqlite_state = sqlite_app.state();
+    let (sqlite_admin, _) = intake::auth::tokens::mint_admin_token(
+        &sqlite_state.store,
+        &sqlite_state.jwt,
+        Duration::from_secs(3600),
+        sqlite_state.settings.admin_token_max_ttl,
+    )
+    .await?;
     let sqlite_handle = sqlite_app.handle();
     let intake::store::Pool::Sqlite(sqlite_pool) = sqlite_app.state().store.reads.clone() else {
         anyhow::bail!("the SQLite app runs on SQLite");

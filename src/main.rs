@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use intake::auth::Scope;
 use intake::auth::jwt::JwtKeys;
 use intake::auth::tokens::{
-    DEFAULT_TTL_SECONDS, check_ttl, mint_integration_token, parse_integration_scopes,
+    DEFAULT_TTL_SECONDS, check_ttl, mint_admin_token, mint_integration_token,
+    parse_integration_scopes,
 };
 use intake::settings::Settings;
 use intake::startup::Application;
@@ -51,9 +51,17 @@ enum Command {
         /// A scope of the integration token (repeat for several).
         #[arg(long, value_name = "SCOPE")]
         scope: Vec<String>,
-        /// Lifetime in seconds (admin default 3,600; integration default 30 days; at most one year).
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+        /// Lifetime in seconds, from 60 (admin default 3,600, at most
+        /// INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS; integration default 30 days, at most one year).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
         ttl: Option<u64>,
+    },
+    /// Revoke an admin token by its jti (integration tokens: `DELETE
+    /// /v1/admin/integrations/{id}/tokens/{jti}`). Takes effect at once on
+    /// every replica.
+    RevokeAdminToken {
+        /// The token's id (`jti`, printed by `intake token --admin` on stderr).
+        jti: uuid::Uuid,
     },
 }
 
@@ -111,9 +119,28 @@ fn main() -> ExitCode {
             } => {
                 let keys = JwtKeys::from_settings(&settings)?;
                 let ttl = Duration::from_secs(ttl.unwrap_or(3600));
-                let (token, _) = keys.mint("admin", &[Scope::Admin], ttl)?;
+                let store = Store::connect(&settings).await?;
+                store.migrate().await?;
+                let (token, jti) =
+                    mint_admin_token(&store, &keys, ttl, settings.admin_token_max_ttl)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+                eprintln!(
+                    "intake: admin token {jti} (revoke it with `intake revoke-admin-token {jti}`):"
+                );
                 println!("{token}");
                 Ok(())
+            }
+            Command::RevokeAdminToken { jti } => {
+                let store = Store::connect(&settings).await?;
+                store.migrate().await?;
+                match store.revoke_admin_token(jti).await? {
+                    Some(_) => {
+                        eprintln!("intake: admin token {jti} revoked");
+                        Ok(())
+                    }
+                    None => Err(anyhow::anyhow!("no admin token has the jti {jti}")),
+                }
             }
             Command::Token {
                 integration: Some(id),

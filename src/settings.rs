@@ -36,6 +36,7 @@ const KEYS: &[&str] = &[
     "rate_limit_burst",
     "idempotency_ttl_seconds",
     "idempotency_lease_ms",
+    "admin_token_max_ttl_seconds",
     "log",
     "log_format",
 ];
@@ -196,6 +197,8 @@ pub struct Settings {
     /// renews it every third of this while it runs): after a crash, the
     /// key is free again this long after the last renewal.
     pub idempotency_lease: Duration,
+    /// The longest lifetime of an admin token (minted or accepted).
+    pub admin_token_max_ttl: Duration,
     pub log: String,
     pub log_format: LogFormat,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: traces are exported by OTLP when set.
@@ -449,6 +452,13 @@ impl Settings {
             300,
             600_000,
         )?);
+        let admin_token_max_ttl = Duration::from_secs(parse_number(
+            get("admin_token_max_ttl_seconds"),
+            "admin_token_max_ttl_seconds",
+            7 * 86_400,
+            60,
+            365 * 86_400,
+        )?);
         let log = get("log")
             .map(|v| v.raw.trim().to_string())
             .unwrap_or_else(|| "info".into());
@@ -500,6 +510,7 @@ impl Settings {
             rate_limit_burst,
             idempotency_ttl,
             idempotency_lease,
+            admin_token_max_ttl,
             log,
             log_format,
             otlp_endpoint,

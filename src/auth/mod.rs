@@ -227,6 +227,18 @@ async fn authenticate(state: &AppState, token: &str) -> Result<(Principal, Claim
     };
     let claims = state.jwt.verify(token).map_err(|reason| refuse(&reason))?;
     if claims.sub == "admin" {
+        // An admin token is accepted while it is recorded (minted by this
+        // deployment), not revoked, and no longer-lived than allowed.
+        let jti = Uuid::parse_str(&claims.jti).map_err(|_| refuse("malformed jti"))?;
+        let lifetime = claims.exp.saturating_sub(claims.iat);
+        if lifetime > state.settings.admin_token_max_ttl.as_secs() as i64 {
+            return Err(refuse(
+                "admin token outlives INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS",
+            ));
+        }
+        if !state.store.admin_token_live(jti).await? {
+            return Err(refuse("admin token not recorded, revoked or expired"));
+        }
         tracing::Span::current().record("integration_id", "admin");
         return Ok((Principal::Admin(Admin), claims));
     }

@@ -1,4 +1,5 @@
-//! Minting integration tokens: one path for the admin API and the CLI.
+//! Minting tokens: one path for the admin API and the CLI; every token is
+//! recorded (never the token itself), so that it can be listed and revoked.
 
 use std::time::Duration;
 
@@ -110,4 +111,29 @@ pub async fn mint_integration_token(
     store.insert_token(&info).await?;
     tracing::info!(%integration_id, %jti, scopes = %claims.scope, "token minted");
     Ok((token, info))
+}
+
+/// Mints an operator token and records it (never the token itself): an
+/// admin token is accepted only while it is recorded and not revoked.
+/// `max_ttl` bounds its lifetime (`INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS`).
+pub async fn mint_admin_token(
+    store: &Store,
+    keys: &JwtKeys,
+    ttl: Duration,
+    max_ttl: Duration,
+) -> anyhow::Result<(String, Uuid)> {
+    anyhow::ensure!(
+        ttl >= Duration::from_secs(MIN_TTL_SECONDS) && ttl <= max_ttl,
+        "an admin token lives from {MIN_TTL_SECONDS} to {} seconds (INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS); asked for {}",
+        max_ttl.as_secs(),
+        ttl.as_secs()
+    );
+    let (token, claims) = keys.mint("admin", &[Scope::Admin], ttl)?;
+    let jti = Uuid::parse_str(&claims.jti)?;
+    let at = |seconds: i64| chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default();
+    store
+        .insert_admin_token(jti, at(claims.iat), at(claims.exp))
+        .await?;
+    tracing::info!(%jti, "admin token minted");
+    Ok((token, jti))
 }

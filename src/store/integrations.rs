@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::models::{CsvLimits, Integration, IntegrationFields, TokenInfo};
+use super::models::{AdminToken, CsvLimits, Integration, IntegrationFields, TokenInfo};
 use super::{Store, StoreError, now, with_pool};
 use crate::auth::access::IntegrationAccess;
 use crate::rate_limit::RatePolicy;
@@ -412,5 +412,74 @@ impl Store {
                 .await?;
         });
         Ok(())
+    }
+
+    // ---- admin tokens (rows of `tokens` without an integration) ---------------
+
+    pub async fn insert_admin_token(
+        &self,
+        jti: Uuid,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO tokens (jti, integration_id, scopes, created_at, expires_at) \
+                 VALUES ($1, NULL, 'admin', $2, $3)",
+            )
+            .bind(jti)
+            .bind(created_at)
+            .bind(expires_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Whether `jti` is a recorded admin token, neither revoked nor expired.
+    pub async fn admin_token_live(&self, jti: Uuid) -> Result<bool, StoreError> {
+        let row: Option<(i32,)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT 1 FROM tokens WHERE jti = $1 AND integration_id IS NULL \
+                 AND revoked_at IS NULL AND expires_at > $2",
+            )
+            .bind(jti)
+            .bind(now())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.is_some())
+    }
+
+    pub async fn list_admin_tokens(
+        &self,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<AdminToken>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT jti, created_at, expires_at, revoked_at FROM tokens \
+                 WHERE integration_id IS NULL AND ($1 IS NULL OR jti > $1) ORDER BY jti LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Revokes an admin token (idempotent). `None`: no such admin token.
+    pub async fn revoke_admin_token(&self, jti: Uuid) -> Result<Option<AdminToken>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) \
+                 WHERE jti = $1 AND integration_id IS NULL \
+                 RETURNING jti, created_at, expires_at, revoked_at",
+            )
+            .bind(jti)
+            .bind(now())
+            .fetch_optional(pool)
+            .await?
+        }))
     }
 }

@@ -183,6 +183,19 @@ pub struct TokenInfo {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// An operator (admin) token as stored: never the token itself.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[schema(example = json!({
+    "jti": "019a8c11-3333-7000-8000-000000000009", "created_at": "2026-11-30T09:00:00Z",
+    "expires_at": "2026-11-30T10:00:00Z", "revoked_at": null
+}))]
+pub struct AdminToken {
+    pub jti: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 impl crate::auth::access::InGroup for Campaign {
     fn group_id(&self) -> Uuid {
         self.group_id

@@ -19,13 +19,29 @@ fn keys_with_secret(secret: &str) -> JwtKeys {
     JwtKeys::from_settings(&settings).expect("keys")
 }
 
-fn admin_claims(app: &TestApp) -> Claims {
+/// The claims of a fresh admin token, recorded like one `intake token
+/// --admin` mints (so that only what a test changes makes it refused).
+async fn admin_claims(app: &TestApp) -> Claims {
     let (_, claims) = app
         .state
         .jwt
         .mint("admin", &[Scope::Admin], Duration::from_secs(600))
         .expect("mint");
+    record(app, &claims).await;
     claims
+}
+
+async fn record(app: &TestApp, claims: &Claims) {
+    let at = |s: i64| chrono::DateTime::from_timestamp(s, 0).expect("time");
+    app.state
+        .store
+        .insert_admin_token(
+            uuid::Uuid::parse_str(&claims.jti).expect("jti"),
+            at(claims.iat),
+            at(claims.exp),
+        )
+        .await
+        .expect("record");
 }
 
 async fn get_groups_with(app: &TestApp, authorization: &str) -> Response {
@@ -96,14 +112,14 @@ async fn a_token_in_the_query_string_is_not_accepted() {
 async fn a_token_signed_with_another_secret_is_401() {
     let app = spawn_app().await;
     let other = keys_with_secret("another-secret-0123456789-abcdefghijklmnopqrstuvwxyz");
-    let token = other.sign(&admin_claims(&app)).expect("sign");
+    let token = other.sign(&admin_claims(&app).await).expect("sign");
     assert_invalid_token(get_groups_with(&app, &format!("Bearer {token}")).await).await;
 }
 
 #[tokio::test]
 async fn a_tampered_payload_is_401() {
     let app = spawn_app().await;
-    let mut claims = admin_claims(&app);
+    let mut claims = admin_claims(&app).await;
     claims.scope = "cases:read".into();
     let token = app.state.jwt.sign(&claims).expect("sign");
     // Put the admin payload under the signature of the cases:read token.
@@ -120,7 +136,7 @@ async fn a_token_with_critical_extensions_is_401_though_its_signature_is_ours() 
     header.crit = Some(vec!["x-unknown".into()]);
     let token = jsonwebtoken::encode(
         &header,
-        &admin_claims(&app),
+        &admin_claims(&app).await,
         &jsonwebtoken::EncodingKey::from_secret(crate::helpers::TEST_SECRET.as_bytes()),
     )
     .expect("sign");
@@ -128,7 +144,7 @@ async fn a_token_with_critical_extensions_is_401_though_its_signature_is_ours() 
     // The same claims without `crit` pass: only the header differs.
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &admin_claims(&app),
+        &admin_claims(&app).await,
         &jsonwebtoken::EncodingKey::from_secret(crate::helpers::TEST_SECRET.as_bytes()),
     )
     .expect("sign");
@@ -137,11 +153,94 @@ async fn a_token_with_critical_extensions_is_401_though_its_signature_is_ours() 
 }
 
 #[tokio::test]
+async fn an_admin_token_this_deployment_never_minted_is_401() {
+    // Signed with the real key, but its jti was never recorded.
+    let app = spawn_app().await;
+    let (token, _) = app
+        .state
+        .jwt
+        .mint("admin", &[Scope::Admin], Duration::from_secs(600))
+        .expect("mint");
+    assert_invalid_token(get_groups_with(&app, &format!("Bearer {token}")).await).await;
+}
+
+#[tokio::test]
+async fn a_revoked_admin_token_is_refused_at_once_and_listed_as_revoked() {
+    let app = spawn_app().await;
+    let (token, jti) = intake::auth::tokens::mint_admin_token(
+        &app.state.store,
+        &app.state.jwt,
+        Duration::from_secs(600),
+        app.state.settings.admin_token_max_ttl,
+    )
+    .await
+    .expect("mint");
+    assert_eq!(
+        get_groups_with(&app, &format!("Bearer {token}"))
+            .await
+            .status(),
+        200
+    );
+    let response = app
+        .admin(Method::DELETE, &format!("/v1/admin/tokens/{jti}"))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(response.status(), 204);
+    assert_invalid_token(get_groups_with(&app, &format!("Bearer {token}")).await).await;
+    // Again: not an error. An unknown jti: 404.
+    let response = app
+        .admin(Method::DELETE, &format!("/v1/admin/tokens/{jti}"))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(response.status(), 204);
+    let response = app
+        .admin(
+            Method::DELETE,
+            &format!("/v1/admin/tokens/{}", uuid::Uuid::new_v4()),
+        )
+        .send()
+        .await
+        .expect("revoke");
+    assert_problem(response, 404, "token_not_found").await;
+    let listed: serde_json::Value = app
+        .get_admin("/v1/admin/tokens")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let entry = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|t| t["jti"] == jti.to_string().as_str())
+        .cloned()
+        .expect("listed");
+    assert!(entry["revoked_at"].is_string(), "{entry}");
+}
+
+#[tokio::test]
+async fn an_admin_token_living_longer_than_allowed_is_401() {
+    let app = crate::helpers::spawn_app_with(|env| {
+        env.insert("INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS".into(), "900".into());
+    })
+    .await;
+    let (token, claims) = app
+        .state
+        .jwt
+        .mint("admin", &[Scope::Admin], Duration::from_secs(3600))
+        .expect("mint");
+    record(&app, &claims).await;
+    assert_invalid_token(get_groups_with(&app, &format!("Bearer {token}")).await).await;
+}
+
+#[tokio::test]
 async fn alg_none_is_401() {
     let app = spawn_app().await;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = engine.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let payload = engine.encode(serde_json::to_vec(&admin_claims(&app)).expect("json"));
+    let payload = engine.encode(serde_json::to_vec(&admin_claims(&app).await).expect("json"));
     for token in [
         format!("{header}.{payload}."),
         format!("{header}.{payload}"),
@@ -153,7 +252,7 @@ async fn alg_none_is_401() {
 #[tokio::test]
 async fn an_expired_token_is_401() {
     let app = spawn_app().await;
-    let mut claims = admin_claims(&app);
+    let mut claims = admin_claims(&app).await;
     claims.exp = chrono::Utc::now().timestamp() - 120; // beyond the 30 s leeway
     let token = app.state.jwt.sign(&claims).expect("sign");
     assert_invalid_token(get_groups_with(&app, &format!("Bearer {token}")).await).await;
@@ -162,7 +261,7 @@ async fn an_expired_token_is_401() {
 #[tokio::test]
 async fn a_token_not_yet_valid_is_401() {
     let app = spawn_app().await;
-    let mut claims = admin_claims(&app);
+    let mut claims = admin_claims(&app).await;
     claims.nbf = Some(chrono::Utc::now().timestamp() + 600);
     let token = app.state.jwt.sign(&claims).expect("sign");
     assert_invalid_token(get_groups_with(&app, &format!("Bearer {token}")).await).await;
@@ -171,12 +270,12 @@ async fn a_token_not_yet_valid_is_401() {
 #[tokio::test]
 async fn a_wrong_issuer_or_audience_is_401() {
     let app = spawn_app().await;
-    let mut claims = admin_claims(&app);
+    let mut claims = admin_claims(&app).await;
     claims.iss = "someone-else".into();
     let token = app.state.jwt.sign(&claims).expect("sign");
     assert_invalid_token(get_groups_with(&app, &format!("Bearer {token}")).await).await;
 
-    let mut claims = admin_claims(&app);
+    let mut claims = admin_claims(&app).await;
     claims.aud = "another-api".into();
     let token = app.state.jwt.sign(&claims).expect("sign");
     assert_invalid_token(get_groups_with(&app, &format!("Bearer {token}")).await).await;
@@ -185,7 +284,7 @@ async fn a_wrong_issuer_or_audience_is_401() {
 #[tokio::test]
 async fn an_unknown_subject_is_401() {
     let app = spawn_app().await;
-    let mut claims = admin_claims(&app);
+    let mut claims = admin_claims(&app).await;
     claims.sub = "root".into();
     let token = app.state.jwt.sign(&claims).expect("sign");
     assert_invalid_token(get_groups_with(&app, &format!("Bearer {token}")).await).await;
@@ -194,11 +293,12 @@ async fn an_unknown_subject_is_401() {
 #[tokio::test]
 async fn a_token_without_the_admin_scope_is_403_insufficient_scope() {
     let app = spawn_app().await;
-    let (token, _) = app
+    let (token, claims) = app
         .state
         .jwt
         .mint("admin", &[Scope::CasesRead], Duration::from_secs(600))
         .expect("mint");
+    record(&app, &claims).await;
     let response = app
         .client
         .request(Method::GET, app.url("/v1/admin/groups"))

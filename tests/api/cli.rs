@@ -7,9 +7,21 @@ use crate::helpers::{
 #[tokio::test]
 async fn token_admin_prints_a_token_the_server_with_the_same_settings_accepts() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().display().to_string();
+    // A server on a data folder of its own (and so its generated secret).
+    let app = spawn_app_with(move |env| {
+        env.remove("INTAKE_JWT_SECRET");
+        env.insert("INTAKE_DATA_DIR".into(), data_dir);
+    })
+    .await;
+    assert!(
+        dir.path().join("jwt_secret").exists(),
+        "the secret is kept in the data folder"
+    );
+    // The CLI with the same settings (folder and database).
     let output = intake()
+        .envs(app.env.iter())
         .args(["token", "--admin", "--ttl", "120"])
-        .env("INTAKE_DATA_DIR", dir.path())
         .output()
         .expect("run intake token");
     assert!(
@@ -17,32 +29,54 @@ async fn token_admin_prints_a_token_the_server_with_the_same_settings_accepts() 
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "the token alone on stdout: {stdout:?}");
-    let token = lines[0];
+    let token = lines[0].to_string();
     assert_eq!(token.split('.').count(), 3, "{token}");
-    assert!(
-        dir.path().join("jwt_secret").exists(),
-        "the secret is kept in the data folder"
-    );
-
-    // A server on the same data folder (and so the same generated secret).
-    let data_dir = dir.path().display().to_string();
-    let app = spawn_app_with(move |env| {
-        env.remove("INTAKE_JWT_SECRET");
-        env.insert("INTAKE_DATA_DIR".into(), data_dir);
-    })
-    .await;
-    let response = app
-        .client
-        .get(app.url("/v1/admin/groups"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request");
+    let admin_get = |token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/v1/admin/groups"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    let response = admin_get(token.clone()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(body(response).await["items"], serde_json::json!([]));
+
+    // It is recorded (its jti on stderr), and revoked from the CLI it is
+    // refused at once.
+    let jti = stderr
+        .split_whitespace()
+        .find(|w| uuid::Uuid::parse_str(w).is_ok())
+        .expect("the jti on stderr")
+        .to_string();
+    let listed = body(app.get_admin("/v1/admin/tokens").await).await;
+    assert!(
+        listed["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|t| t["jti"] == jti.as_str()),
+        "{listed}"
+    );
+    let output = intake()
+        .envs(app.env.iter())
+        .args(["revoke-admin-token", &jti])
+        .output()
+        .expect("run intake revoke-admin-token");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_problem(admin_get(token.clone()).await, 401, "invalid_token").await;
 
     // A server with another secret refuses it.
     let other = spawn_app_with(|_| {}).await;
@@ -54,6 +88,26 @@ async fn token_admin_prints_a_token_the_server_with_the_same_settings_accepts() 
         .await
         .expect("request");
     assert_problem(response, 401, "invalid_token").await;
+}
+
+#[tokio::test]
+async fn an_admin_token_longer_lived_than_allowed_is_not_minted() {
+    let app = spawn_app_with(|env| {
+        env.insert("INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS".into(), "3600".into());
+    })
+    .await;
+    let output = intake()
+        .envs(app.env.iter())
+        .args(["token", "--admin", "--ttl", "7200"])
+        .output()
+        .expect("run intake token");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use actix_web::web;
-use intake::auth::Scope;
 use intake::settings::Settings;
 use intake::startup::{AppState, Application};
 use reqwest::{Method, RequestBuilder, Response};
@@ -135,10 +134,14 @@ async fn start(env: BTreeMap<String, String>, data_dir: tempfile::TempDir) -> Te
             .expect("server runtime");
         let _ = runtime.block_on(application.run_until_stopped());
     });
-    let (admin_token, _) = state
-        .jwt
-        .mint("admin", &[Scope::Admin], Duration::from_secs(600))
-        .expect("mint");
+    let (admin_token, _) = intake::auth::tokens::mint_admin_token(
+        &state.store,
+        &state.jwt,
+        Duration::from_secs(600),
+        state.settings.admin_token_max_ttl,
+    )
+    .await
+    .expect("mint");
     TestApp {
         address,
         client: reqwest::Client::builder()

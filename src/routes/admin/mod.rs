@@ -1,5 +1,6 @@
 //! The admin API (scope `admin`): groups, teams, staff, categories, campaigns.
 
+pub mod admin_tokens;
 pub mod campaigns;
 pub mod categories;
 pub mod groups;
@@ -18,7 +19,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .configure(staff::configure)
         .configure(categories::configure)
         .configure(campaigns::configure)
-        .configure(integrations::configure);
+        .configure(integrations::configure)
+        .configure(admin_tokens::configure);
 }
 
 /// Runs a body's `validator` rules: 422 `validation_failed` listing every
