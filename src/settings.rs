@@ -37,6 +37,7 @@ const KEYS: &[&str] = &[
     "idempotency_ttl_seconds",
     "idempotency_lease_ms",
     "admin_token_max_ttl_seconds",
+    "shutdown_timeout_seconds",
     "log",
     "log_format",
 ];
@@ -199,6 +200,9 @@ pub struct Settings {
     pub idempotency_lease: Duration,
     /// The longest lifetime of an admin token (minted or accepted).
     pub admin_token_max_ttl: Duration,
+    /// On SIGTERM/SIGINT: how long requests in flight may take to finish
+    /// before they are given up (their transactions rolled back).
+    pub shutdown_timeout: Duration,
     pub log: String,
     pub log_format: LogFormat,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: traces are exported by OTLP when set.
@@ -459,6 +463,13 @@ impl Settings {
             60,
             365 * 86_400,
         )?);
+        let shutdown_timeout = Duration::from_secs(parse_number(
+            get("shutdown_timeout_seconds"),
+            "shutdown_timeout_seconds",
+            25,
+            1,
+            3_600,
+        )?);
         let log = get("log")
             .map(|v| v.raw.trim().to_string())
             .unwrap_or_else(|| "info".into());
@@ -511,6 +522,7 @@ impl Settings {
             idempotency_ttl,
             idempotency_lease,
             admin_token_max_ttl,
+            shutdown_timeout,
             log,
             log_format,
             otlp_endpoint,

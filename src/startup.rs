@@ -154,7 +154,7 @@ impl Application {
         // large answer waited for the client's delayed ACK (up to 40 ms).
         .tcp_nodelay(true)
         .listen(listener)?
-        .shutdown_timeout(10)
+        .shutdown_timeout(state.settings.shutdown_timeout.as_secs())
         .run();
         Ok(Application {
             port,

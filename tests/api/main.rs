@@ -20,4 +20,5 @@ mod integrations;
 mod keys;
 mod openapi;
 mod operations;
+mod shutdown;
 mod telemetry;
