@@ -199,23 +199,31 @@ fn pgbench(
 }
 
 /// Starts a server with these settings on a runtime of its own; answers
-/// its base URL and an admin token.
-async fn start(env: Vec<(&'static str, String)>) -> anyhow::Result<(String, String)> {
+/// its base URL and its state (to mint an admin token once its database is
+/// as the run needs it).
+async fn start(
+    env: Vec<(&'static str, String)>,
+) -> anyhow::Result<(String, actix_web::web::Data<intake::startup::AppState>)> {
     let settings = Settings::load_from(None, |k| {
         env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
     })?;
     let app = Application::build(settings).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
-    let (admin, _) = intake::auth::tokens::mint_admin_token(
+    tokio::spawn(app.run_until_stopped());
+    Ok((base, state))
+}
+
+/// An admin token, recorded in the server's database.
+async fn admin_token(state: &intake::startup::AppState) -> anyhow::Result<String> {
+    let (token, _) = intake::auth::tokens::mint_admin_token(
         &state.store,
         &state.jwt,
         Duration::from_secs(7200),
         state.settings.admin_token_max_ttl,
     )
     .await?;
-    tokio::spawn(app.run_until_stopped());
-    Ok((base, admin))
+    Ok(token)
 }
 
 fn case(i: usize) -> Value {
@@ -327,7 +335,7 @@ async fn main() -> anyhow::Result<()> {
 
     // PostgreSQL.
     let pg_dir = tempfile::tempdir()?;
-    let (pg_base, pg_admin) = start(vec![
+    let (pg_base, pg_state) = start(vec![
         ("INTAKE_BIND", "127.0.0.1:0".into()),
         ("INTAKE_DATA_DIR", pg_dir.path().display().to_string()),
         ("INTAKE_DATABASE_URL", url.clone()),
@@ -358,12 +366,14 @@ async fn main() -> anyhow::Result<()> {
     ] {
         sqlx::query(statement).execute(&db).await?;
     }
+    // Minted once the tables are emptied (the token is recorded in them).
+    let pg_admin = admin_token(&pg_state).await?;
     let (pg_group, pg_integration, pg_token) =
         common::setup(&http, &pg_base, &pg_admin, &["cases:write"]).await?;
 
     // SQLite (the embedded default).
     let sqlite_dir = tempfile::tempdir()?;
-    let (sqlite_base, sqlite_admin) = start(vec![
+    let (sqlite_base, sqlite_state) = start(vec![
         ("INTAKE_BIND", "127.0.0.1:0".into()),
         ("INTAKE_DATA_DIR", sqlite_dir.path().display().to_string()),
         ("INTAKE_DATABASE_MAX_CONNECTIONS", pool.clone()),
@@ -376,6 +386,7 @@ async fn main() -> anyhow::Result<()> {
         ("INTAKE_RATE_LIMIT_BURST", "1000000".into()),
     ])
     .await?;
+    let sqlite_admin = admin_token(&sqlite_state).await?;
     let (_, _, sqlite_token) =
         common::setup(&http, &sqlite_base, &sqlite_admin, &["cases:write"]).await?;
 
