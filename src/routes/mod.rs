@@ -49,6 +49,7 @@ pub const MAX_PAGE_SIZE: u32 = 1_000;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The `next_cursor` of the previous page; omit for the first page.
+    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
     /// Items per page, 1 to 1,000 (default 100).
     #[param(minimum = 1, maximum = 1000, default = 100)]

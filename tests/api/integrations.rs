@@ -349,3 +349,42 @@ async fn limits_are_the_integrations_own() {
         json!({"max_records": 20000, "max_columns": 103, "max_cell_chars": 5000})
     );
 }
+
+#[tokio::test]
+async fn whole_numbers_written_with_a_zero_fraction_are_integers() {
+    // JSON Schema counts 3600.0 as an integer: a schema-valid request.
+    let app = spawn_app().await;
+    let group = app.create_group("Support EU").await;
+    let response = app
+        .post_admin(
+            "/v1/admin/integrations",
+            &json!({"label": "CRM", "groups": [group], "csv_limits": {"max_records": 2000.0},
+                    "rate_limit": {"per_second": 2.5, "burst": 10.0}}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let integration = body(response).await;
+    assert_eq!(integration["csv_limits"]["max_records"], 2000);
+    assert_eq!(integration["rate_limit"]["burst"], 10);
+    let id = integration["id"].as_str().expect("id").to_string();
+    let response = app
+        .post_admin(
+            &format!("/v1/admin/integrations/{id}/tokens"),
+            &json!({"scopes": ["cases:read"], "ttl_seconds": 3600.0}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    // A fraction is not a whole number.
+    let response = app
+        .post_admin(
+            &format!("/v1/admin/integrations/{id}/tokens"),
+            &json!({"scopes": ["cases:read"], "ttl_seconds": 3600.5}),
+        )
+        .await;
+    assert!(response.status().is_client_error());
+    // A cursor of the documented shape is a cursor.
+    let response = app
+        .get_admin("/v1/admin/groups?cursor=AAAAAAAAAAAAAAAAAAAAAA")
+        .await;
+    assert_eq!(response.status(), 200);
+}

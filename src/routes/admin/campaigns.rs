@@ -34,6 +34,10 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 pub struct CreateCampaign {
     /// Unique within the group, 1 to 200 characters.
     #[validate(length(max = 200), custom(function = "not_blank"))]
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 200
+    )]
     pub name: String,
     /// The group the campaign belongs to (cannot change later).
     pub group_id: Uuid,
@@ -55,6 +59,10 @@ pub struct CreateCampaign {
 #[schema(example = json!({"timezone": "Europe/Prague", "statuses": ["new", "call_back", "closed"]}))]
 pub struct UpdateCampaign {
     #[validate(length(max = 200), custom(function = "not_blank"))]
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 200
+    )]
     pub name: Option<String>,
     #[validate(custom(function = "valid_region"))]
     pub default_region: Option<String>,

@@ -30,6 +30,10 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 pub struct CategoryInput {
     /// Unique, 1 to 200 characters.
     #[validate(length(max = 200), custom(function = "not_blank"))]
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 200
+    )]
     pub name: String,
 }
 

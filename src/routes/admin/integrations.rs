@@ -38,12 +38,18 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 pub struct CsvLimitsInput {
     /// 1 to 1,000,000 (default 1,000).
     #[validate(range(min = 1, max = 1_000_000))]
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "crate::domain::optional_whole_number")]
     pub max_records: Option<u32>,
     /// 4 to 10,000 (default 103: the three mandatory columns and 100 of data).
     #[validate(range(min = 4, max = 10_000))]
+    #[schema(minimum = 4, maximum = 10_000)]
+    #[serde(default, deserialize_with = "crate::domain::optional_whole_number")]
     pub max_columns: Option<u32>,
     /// 1 to 1,000,000 (default 1,000).
     #[validate(range(min = 1, max = 1_000_000))]
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "crate::domain::optional_whole_number")]
     pub max_cell_chars: Option<u32>,
 }
 
@@ -64,9 +70,12 @@ impl CsvLimitsInput {
 pub struct RateLimitInput {
     /// Requests per second, sustained: 0 (no limit) to 1,000,000.
     #[validate(range(min = 0.0, max = 1_000_000.0))]
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub per_second: f64,
     /// Requests that may arrive at once: 1 to 1,000,000.
     #[validate(range(min = 1, max = 1_000_000))]
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(deserialize_with = "crate::domain::whole_number")]
     pub burst: u32,
 }
 
@@ -94,6 +103,10 @@ where
 #[schema(example = json!({"label": "CRM sync", "description": "Nightly push from the CRM", "groups": ["019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa"]}))]
 pub struct CreateIntegration {
     #[validate(length(max = 200), custom(function = "not_blank"))]
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 200
+    )]
     pub label: String,
     #[validate(length(max = 2000), custom(function = "free_text"))]
     pub description: Option<String>,
@@ -114,6 +127,10 @@ pub struct CreateIntegration {
 #[schema(example = json!({"enabled": false}))]
 pub struct UpdateIntegration {
     #[validate(length(max = 200), custom(function = "not_blank"))]
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 200
+    )]
     pub label: Option<String>,
     #[validate(length(max = 2000), custom(function = "free_text"))]
     pub description: Option<String>,
@@ -137,6 +154,8 @@ pub struct CreateToken {
     /// `customers:create`, `imports:write`, `imports:read`.
     pub scopes: Vec<String>,
     /// Lifetime, 60 s to one year (default 30 days).
+    #[schema(minimum = 60, maximum = 31_536_000)]
+    #[serde(default, deserialize_with = "crate::domain::optional_whole_number")]
     pub ttl_seconds: Option<u64>,
 }
 

@@ -42,6 +42,10 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 pub struct StaffInput {
     /// The system's Staff ID: unique, 1 to 255 characters.
     #[validate(length(max = 255), custom(function = "not_blank"))]
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 255
+    )]
     pub staff_id: String,
     /// The client system's "External Staff ID".
     #[validate(length(min = 1, max = 255), custom(function = "no_control"))]
@@ -49,6 +53,10 @@ pub struct StaffInput {
     /// The exact name (stored without surrounding spaces); customers are
     /// assigned to agents by it.
     #[validate(length(max = 200), custom(function = "not_blank"))]
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 200
+    )]
     pub name: String,
     /// `agent`, `supervisor` or `evaluator` (case and spacing are forgiven).
     #[schema(value_type = StaffRole)]

@@ -32,6 +32,10 @@ pub struct CreateTeam {
     pub group_id: Uuid,
     /// Unique within the group, 1 to 200 characters.
     #[validate(length(max = 200), custom(function = "not_blank"))]
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 200
+    )]
     pub name: String,
 }
 
@@ -41,6 +45,10 @@ pub struct CreateTeam {
 #[schema(example = json!({"name": "Tier 2"}))]
 pub struct UpdateTeam {
     #[validate(length(max = 200), custom(function = "not_blank"))]
+    #[schema(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        max_length = 200
+    )]
     pub name: String,
 }
 
