@@ -27,21 +27,8 @@ async fn admin_claims(app: &TestApp) -> Claims {
         .jwt
         .mint("admin", &[Scope::Admin], Duration::from_secs(600))
         .expect("mint");
-    record(app, &claims).await;
+    crate::helpers::record_admin_token(app, &claims).await;
     claims
-}
-
-async fn record(app: &TestApp, claims: &Claims) {
-    let at = |s: i64| chrono::DateTime::from_timestamp(s, 0).expect("time");
-    app.state
-        .store
-        .insert_admin_token(
-            uuid::Uuid::parse_str(&claims.jti).expect("jti"),
-            at(claims.iat),
-            at(claims.exp),
-        )
-        .await
-        .expect("record");
 }
 
 async fn get_groups_with(app: &TestApp, authorization: &str) -> Response {
@@ -231,7 +218,7 @@ async fn an_admin_token_living_longer_than_allowed_is_401() {
         .jwt
         .mint("admin", &[Scope::Admin], Duration::from_secs(3600))
         .expect("mint");
-    record(&app, &claims).await;
+    crate::helpers::record_admin_token(&app, &claims).await;
     assert_invalid_token(get_groups_with(&app, &format!("Bearer {token}")).await).await;
 }
 
@@ -298,7 +285,7 @@ async fn a_token_without_the_admin_scope_is_403_insufficient_scope() {
         .jwt
         .mint("admin", &[Scope::CasesRead], Duration::from_secs(600))
         .expect("mint");
-    record(&app, &claims).await;
+    crate::helpers::record_admin_token(&app, &claims).await;
     let response = app
         .client
         .request(Method::GET, app.url("/v1/admin/groups"))

@@ -434,3 +434,81 @@ pub fn form(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
+
+/// Cases stored, read from the app's own database.
+pub async fn count_cases(app: &TestApp) -> i64 {
+    let sql = "SELECT COUNT(*) FROM cases";
+    let (n,): (i64,) = match &app.state.store.reads {
+        intake::store::Pool::Sqlite(pool) => sqlx::query_as(sql).fetch_one(pool).await,
+        intake::store::Pool::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await,
+    }
+    .expect("count");
+    n
+}
+
+/// A replica of `app` in a process of its own (`intake serve` on the same
+/// database, Redis and settings, plus `extra`), to signal or kill.
+pub struct ReplicaProcess {
+    pub process: std::process::Child,
+    /// `127.0.0.1:port`.
+    pub address: String,
+}
+
+impl ReplicaProcess {
+    pub async fn start(app: &TestApp, extra: &[(&str, &str)]) -> ReplicaProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("address")
+            .port();
+        let database = app
+            .env
+            .get("INTAKE_DATABASE_URL")
+            .cloned()
+            .unwrap_or_else(|| format!("sqlite://{}/intake.db", app.env["INTAKE_DATA_DIR"]));
+        let process = intake_command()
+            .envs(app.env.iter())
+            .env("INTAKE_DATABASE_URL", database)
+            .env("INTAKE_BIND", format!("127.0.0.1:{port}"))
+            .env("INTAKE_LOG", "warn")
+            .envs(extra.iter().copied())
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("intake serve");
+        let address = format!("127.0.0.1:{port}");
+        let up = eventually(Duration::from_secs(20), || async {
+            app.client
+                .get(format!("http://{address}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        assert!(up, "the replica process did not start");
+        ReplicaProcess { process, address }
+    }
+}
+
+impl Drop for ReplicaProcess {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Records an admin token's claims in `app`'s database, as `intake token
+/// --admin` does when it mints one.
+pub async fn record_admin_token(app: &TestApp, claims: &intake::auth::jwt::Claims) {
+    let at = |s: i64| chrono::DateTime::from_timestamp(s, 0).expect("time");
+    app.state
+        .store
+        .insert_admin_token(
+            uuid::Uuid::parse_str(&claims.jti).expect("jti"),
+            at(claims.iat),
+            at(claims.exp),
+        )
+        .await
+        .expect("record");
+}

@@ -8,7 +8,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{TestApp, assert_problem, body, spawn_app_with, spawn_replica};
+use crate::helpers::{
+    ReplicaProcess, TestApp, assert_problem, body, count_cases, spawn_app_with, spawn_replica,
+};
 
 struct World {
     app: TestApp,
@@ -62,16 +64,6 @@ async fn post_keyed(
         .send()
         .await
         .expect("request")
-}
-
-async fn count_cases(app: &TestApp) -> i64 {
-    let sql = "SELECT COUNT(*) FROM cases";
-    let (n,): (i64,) = match &app.state.store.reads {
-        intake::store::Pool::Sqlite(pool) => sqlx::query_as(sql).fetch_one(pool).await,
-        intake::store::Pool::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await,
-    }
-    .expect("count");
-    n
 }
 
 #[tokio::test]
@@ -296,15 +288,6 @@ async fn an_answer_to_retry_is_not_kept_and_the_retry_runs_again() {
     assert_eq!(count_cases(&w.app).await, 6_010);
 }
 
-/// A free local port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
 #[tokio::test]
 async fn a_replica_killed_mid_request_frees_the_key_and_the_retry_writes_once() {
     let w = world_with(|env| {
@@ -313,41 +296,13 @@ async fn a_replica_killed_mid_request_frees_the_key_and_the_retry_writes_once() 
     .await;
     // A second replica in a process of its own, on the same database (and
     // Redis), to be killed.
-    let port = free_port();
-    let mut command = crate::helpers::intake_command();
-    for (key, value) in &w.app.env {
-        command.env(key, value);
-    }
-    let database = w
-        .app
-        .env
-        .get("INTAKE_DATABASE_URL")
-        .cloned()
-        .unwrap_or_else(|| format!("sqlite://{}/intake.db", w.app.env["INTAKE_DATA_DIR"]));
-    command
-        .env("INTAKE_DATABASE_URL", database)
-        .env("INTAKE_BIND", format!("127.0.0.1:{port}"))
-        .env("INTAKE_LOG", "warn")
-        .arg("serve")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut process = command.spawn().expect("intake serve");
-    let address = format!("http://127.0.0.1:{port}");
-    let up = crate::helpers::eventually(Duration::from_secs(20), || async {
-        w.app
-            .client
-            .get(format!("{address}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    assert!(up, "the second replica did not start");
+    let mut replica = ReplicaProcess::start(&w.app, &[]).await;
+    let address = format!("http://{}", replica.address);
 
     let (socket, _rest) = start_stream(&address, &w.token, "killed", 6_000).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    process.kill().expect("kill");
-    let _ = process.wait();
+    replica.process.kill().expect("kill");
+    let _ = replica.process.wait();
     drop(socket);
 
     // The retry on the surviving replica: refused while the dead one's

@@ -36,16 +36,7 @@ async fn same_deployment(app: &TestApp, token: &str) {
         .decode(token.split('.').nth(1).expect("payload"))
         .expect("base64");
     let claims: intake::auth::jwt::Claims = serde_json::from_slice(&bytes).expect("claims");
-    let at = |s: i64| chrono::DateTime::from_timestamp(s, 0).expect("time");
-    app.state
-        .store
-        .insert_admin_token(
-            uuid::Uuid::parse_str(&claims.jti).expect("jti"),
-            at(claims.iat),
-            at(claims.exp),
-        )
-        .await
-        .expect("record");
+    crate::helpers::record_admin_token(app, &claims).await;
 }
 
 async fn jwks(app: &TestApp) -> Value {

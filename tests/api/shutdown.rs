@@ -7,58 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{TestApp, intake_command, spawn_app};
-
-/// A replica in a process of its own, on the test app's database.
-struct Replica {
-    process: std::process::Child,
-    address: String,
-}
-
-async fn replica_of(app: &TestApp, extra: &[(&str, &str)]) -> Replica {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port();
-    let database = app
-        .env
-        .get("INTAKE_DATABASE_URL")
-        .cloned()
-        .unwrap_or_else(|| format!("sqlite://{}/intake.db", app.env["INTAKE_DATA_DIR"]));
-    let process = intake_command()
-        .envs(app.env.iter())
-        .env("INTAKE_DATABASE_URL", database)
-        .env("INTAKE_BIND", format!("127.0.0.1:{port}"))
-        .env("INTAKE_LOG", "warn")
-        .envs(extra.iter().copied())
-        .arg("serve")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("intake serve");
-    let address = format!("127.0.0.1:{port}");
-    let up = crate::helpers::eventually(Duration::from_secs(20), || async {
-        app.client
-            .get(format!("http://{address}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    assert!(up, "the replica did not start");
-    Replica { process, address }
-}
-
-async fn count_cases(app: &TestApp) -> i64 {
-    let sql = "SELECT COUNT(*) FROM cases";
-    let (n,): (i64,) = match &app.state.store.reads {
-        intake::store::Pool::Sqlite(pool) => sqlx::query_as(sql).fetch_one(pool).await,
-        intake::store::Pool::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await,
-    }
-    .expect("count");
-    n
-}
+use crate::helpers::{ReplicaProcess, count_cases, spawn_app};
 
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_stream_finish_and_takes_no_new_connection() {
@@ -73,7 +22,7 @@ async fn sigterm_lets_an_in_flight_stream_finish_and_takes_no_new_connection() {
     assert_eq!(response.status(), 201);
     let integration = app.create_integration("CRM", &[&group]).await;
     let (token, _) = app.mint(&integration, &["cases:write"]).await;
-    let mut replica = replica_of(&app, &[]).await;
+    let mut replica = ReplicaProcess::start(&app, &[]).await;
 
     // An atomic stream of 6,000 cases (two batches), half sent.
     let mut socket = tokio::net::TcpStream::connect(&replica.address)
@@ -162,7 +111,8 @@ async fn a_stream_still_open_when_the_bound_runs_out_leaves_nothing() {
     assert_eq!(response.status(), 201);
     let integration = app.create_integration("CRM", &[&group]).await;
     let (token, _) = app.mint(&integration, &["cases:write"]).await;
-    let mut replica = replica_of(&app, &[("INTAKE_SHUTDOWN_TIMEOUT_SECONDS", "1")]).await;
+    let mut replica =
+        ReplicaProcess::start(&app, &[("INTAKE_SHUTDOWN_TIMEOUT_SECONDS", "1")]).await;
 
     let mut socket = tokio::net::TcpStream::connect(&replica.address)
         .await
