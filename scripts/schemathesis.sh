@@ -12,10 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN="${1:-target/debug/intake}"
+BIN="${1:-${CARGO_TARGET_DIR:-target}/debug/intake}"
 EXAMPLES="${2:-8}"
 VERSION="4.32.5"
-VENV="${SCHEMATHESIS_VENV:-target/schemathesis-venv}"
+VENV="${SCHEMATHESIS_VENV:-${CARGO_TARGET_DIR:-target}/schemathesis-venv}"
 
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$VERSION"; then
   python3 -m venv "$VENV"
