@@ -98,13 +98,12 @@ pub async fn mint_integration_token(
         .mint(&format!("integration:{integration_id}"), scopes, ttl)
         .map_err(ApiError::internal)?;
     let jti = Uuid::parse_str(&claims.jti).map_err(ApiError::internal)?;
-    let at = |seconds: i64| chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default();
     let info = TokenInfo {
         jti,
         integration_id,
         scopes: scopes.iter().map(|s| s.as_str().to_string()).collect(),
-        created_at: at(claims.iat),
-        expires_at: at(claims.exp),
+        created_at: timestamp(claims.iat),
+        expires_at: timestamp(claims.exp),
         last_used_at: None,
         revoked_at: None,
     };
@@ -130,10 +129,14 @@ pub async fn mint_admin_token(
     );
     let (token, claims) = keys.mint("admin", &[Scope::Admin], ttl)?;
     let jti = Uuid::parse_str(&claims.jti)?;
-    let at = |seconds: i64| chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default();
     store
-        .insert_admin_token(jti, at(claims.iat), at(claims.exp))
+        .insert_admin_token(jti, timestamp(claims.iat), timestamp(claims.exp))
         .await?;
     tracing::info!(%jti, "admin token minted");
     Ok((token, jti))
+}
+
+/// A JWT time (seconds since the epoch) as stored.
+fn timestamp(seconds: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default()
 }

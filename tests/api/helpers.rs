@@ -512,3 +512,60 @@ pub async fn record_admin_token(app: &TestApp, claims: &intake::auth::jwt::Claim
         .await
         .expect("record");
 }
+
+/// Sends the head and the first half of a chunked NDJSON body of `lines`
+/// cases (`N-0`, `N-1`, … of staff member A-1) to `address`, and keeps the
+/// connection open: the request runs until the rest is sent
+/// ([`finish_ndjson_stream`]) or the connection drops. Answers the socket
+/// and the rest of the body.
+pub async fn start_ndjson_stream(
+    address: &str,
+    token: &str,
+    key: Option<&str>,
+    lines: usize,
+) -> (TcpStream, Vec<u8>) {
+    use tokio::io::AsyncWriteExt;
+    let host = address.trim_start_matches("http://").to_string();
+    let mut socket = TcpStream::connect(&host).await.expect("connect");
+    let key = key
+        .map(|k| format!("Idempotency-Key: {k}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST /v1/cases HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+         {key}Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.expect("write");
+    let body: String = (0..lines)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"external_id": format!("N-{i}"), "staff_id": "A-1"})
+            )
+        })
+        .collect();
+    let body = body.into_bytes();
+    let half = body.len() / 2;
+    socket
+        .write_all(format!("{half:x}\r\n").as_bytes())
+        .await
+        .expect("write");
+    socket.write_all(&body[..half]).await.expect("write");
+    socket.write_all(b"\r\n").await.expect("write");
+    socket.flush().await.expect("flush");
+    (socket, body[half..].to_vec())
+}
+
+/// Sends the rest of a stream [`start_ndjson_stream`] began, and answers
+/// the start of the answer (its status line first).
+pub async fn finish_ndjson_stream(mut socket: TcpStream, rest: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    socket
+        .write_all(format!("{:x}\r\n", rest.len()).as_bytes())
+        .await
+        .expect("write");
+    socket.write_all(&rest).await.expect("write");
+    socket.write_all(b"\r\n0\r\n\r\n").await.expect("write");
+    let mut answer = vec![0u8; 4096];
+    let n = socket.read(&mut answer).await.expect("read");
+    String::from_utf8_lossy(&answer[..n]).to_string()
+}

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    ReplicaProcess, TestApp, assert_problem, body, count_cases, spawn_app_with, spawn_replica,
+    ReplicaProcess, TestApp, assert_problem, body, count_cases, finish_ndjson_stream,
+    spawn_app_with, spawn_replica, start_ndjson_stream,
 };
 
 struct World {
@@ -148,57 +148,6 @@ async fn a_malformed_key_is_refused_before_anything_runs() {
     assert_eq!(count_cases(&w.app).await, 0);
 }
 
-/// Sends the head and part of a chunked NDJSON body of `lines` cases, and
-/// keeps the connection open (the request runs until the rest is sent).
-async fn start_stream(
-    address: &str,
-    token: &str,
-    key: &str,
-    lines: usize,
-) -> (tokio::net::TcpStream, Vec<u8>) {
-    let host = address.trim_start_matches("http://").to_string();
-    let mut socket = tokio::net::TcpStream::connect(&host)
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST /v1/cases HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
-         Idempotency-Key: {key}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
-    );
-    socket.write_all(head.as_bytes()).await.expect("write");
-    let body: String = (0..lines)
-        .map(|i| {
-            format!(
-                "{}\n",
-                json!({"external_id": format!("N-{i}"), "staff_id": "A-1"})
-            )
-        })
-        .collect();
-    let body = body.into_bytes();
-    let half = body.len() / 2;
-    socket
-        .write_all(format!("{half:x}\r\n").as_bytes())
-        .await
-        .expect("write");
-    socket.write_all(&body[..half]).await.expect("write");
-    socket.write_all(b"\r\n").await.expect("write");
-    socket.flush().await.expect("flush");
-    (socket, body[half..].to_vec())
-}
-
-/// Sends the rest of a stream started by [`start_stream`] and reads the
-/// answer's status line.
-async fn finish_stream(mut socket: tokio::net::TcpStream, rest: Vec<u8>) -> String {
-    socket
-        .write_all(format!("{:x}\r\n", rest.len()).as_bytes())
-        .await
-        .expect("write");
-    socket.write_all(&rest).await.expect("write");
-    socket.write_all(b"\r\n0\r\n\r\n").await.expect("write");
-    let mut answer = vec![0u8; 4096];
-    let n = socket.read(&mut answer).await.expect("read");
-    String::from_utf8_lossy(&answer[..n]).to_string()
-}
-
 fn ndjson_request(app: &TestApp, token: &str, key: &str, lines: usize) -> reqwest::RequestBuilder {
     let body: String = (0..lines)
         .map(|i| {
@@ -220,7 +169,8 @@ fn ndjson_request(app: &TestApp, token: &str, key: &str, lines: usize) -> reqwes
 async fn while_the_first_request_runs_the_same_key_answers_409_on_every_replica() {
     let w = world().await;
     let replica = spawn_replica(&w.app).await;
-    let (socket, rest) = start_stream(&w.app.address, &w.token, "stream-1", 6_000).await;
+    let (socket, rest) =
+        start_ndjson_stream(&w.app.address, &w.token, Some("stream-1"), 6_000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     for app in [&w.app, &replica] {
         let response = ndjson_request(app, &w.token, "stream-1", 6_000)
@@ -230,7 +180,7 @@ async fn while_the_first_request_runs_the_same_key_answers_409_on_every_replica(
         assert!(response.headers().contains_key("retry-after"));
         assert_problem(response, 409, "idempotency_key_in_use").await;
     }
-    let answer = finish_stream(socket, rest).await;
+    let answer = finish_ndjson_stream(socket, rest).await;
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     // Now the retry, on the other replica, replays the answer.
     let response = ndjson_request(&replica, &w.token, "stream-1", 6_000)
@@ -250,14 +200,14 @@ async fn an_answer_to_retry_is_not_kept_and_the_retry_runs_again() {
         env.insert("INTAKE_MAX_BULK_REQUESTS".into(), "1".into());
     })
     .await;
-    let (socket, rest) = start_stream(&w.app.address, &w.token, "holder", 6_000).await;
+    let (socket, rest) = start_ndjson_stream(&w.app.address, &w.token, Some("holder"), 6_000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let busy = ndjson_request(&w.app, &w.token, "second", 10)
         .send()
         .await
         .expect("request");
     assert_problem(busy, 503, "server_busy").await;
-    let answer = finish_stream(socket, rest).await;
+    let answer = finish_ndjson_stream(socket, rest).await;
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     // The same key and request again: run, not replayed.
     let response = w
@@ -299,7 +249,7 @@ async fn a_replica_killed_mid_request_frees_the_key_and_the_retry_writes_once() 
     let mut replica = ReplicaProcess::start(&w.app, &[]).await;
     let address = format!("http://{}", replica.address);
 
-    let (socket, _rest) = start_stream(&address, &w.token, "killed", 6_000).await;
+    let (socket, _rest) = start_ndjson_stream(&address, &w.token, Some("killed"), 6_000).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     replica.process.kill().expect("kill");
     let _ = replica.process.wait();
@@ -440,6 +390,21 @@ fn csv_form(boundary: &str, group: &str, csv: &str) -> (String, Vec<u8>) {
     )
 }
 
+/// `POST /v1/cases/csv` of `csv` with this key and multipart boundary.
+async fn upload_csv(w: &World, key: &str, boundary: &str, csv: &str) -> reqwest::Response {
+    let (content_type, form) = csv_form(boundary, &w.group, csv);
+    w.app
+        .client
+        .post(w.app.url("/v1/cases/csv"))
+        .bearer_auth(&w.token)
+        .header("Idempotency-Key", key)
+        .header("content-type", content_type)
+        .body(form)
+        .send()
+        .await
+        .expect("request")
+}
+
 #[tokio::test]
 async fn a_csv_upload_sent_again_with_another_boundary_is_a_replay() {
     let w = world().await;
@@ -449,18 +414,7 @@ async fn a_csv_upload_sent_again_with_another_boundary_is_a_replay() {
         "------------------------d74496d66958873e",
         "------------------------0f2c5b1e77a94d10",
     ] {
-        let (content_type, form) = csv_form(boundary, &w.group, csv);
-        let response = w
-            .app
-            .client
-            .post(w.app.url("/v1/cases/csv"))
-            .bearer_auth(&w.token)
-            .header("Idempotency-Key", "upload-1")
-            .header("content-type", content_type)
-            .body(form)
-            .send()
-            .await
-            .expect("request");
+        let response = upload_csv(&w, "upload-1", boundary, csv).await;
         let replayed = response.headers().get("idempotent-replayed").cloned();
         answers.push((
             response.status(),
@@ -479,17 +433,6 @@ async fn a_csv_upload_sent_again_with_another_boundary_is_a_replay() {
     assert_eq!(count_cases(&w.app).await, 2);
 
     // The same key with another file: refused.
-    let (content_type, form) = csv_form("b1", &w.group, &csv.replace("again", "changed"));
-    let response = w
-        .app
-        .client
-        .post(w.app.url("/v1/cases/csv"))
-        .bearer_auth(&w.token)
-        .header("Idempotency-Key", "upload-1")
-        .header("content-type", content_type)
-        .body(form)
-        .send()
-        .await
-        .expect("request");
+    let response = upload_csv(&w, "upload-1", "b1", &csv.replace("again", "changed")).await;
     assert_problem(response, 422, "idempotency_key_reused").await;
 }
