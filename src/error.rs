@@ -474,6 +474,60 @@ pub fn excerpt(input: &str) -> String {
     }
 }
 
+/// A body (or NDJSON line) that is not the expected JSON: `malformed_json`
+/// for broken syntax, `unknown_field` or `invalid_body` for a wrong shape.
+/// serde's message says where (line and column).
+pub fn json_body_error(e: &serde_json::Error) -> ApiError {
+    json_part_error(e, None)
+}
+
+/// [`json_body_error`] for one part of the body, named by `part` (`cases[3]`,
+/// whose line and column the message then counts from).
+pub fn json_part_error(e: &serde_json::Error, part: Option<&str>) -> ApiError {
+    use serde_json::error::Category;
+    let part = part.map(|p| format!("{p}: ")).unwrap_or_default();
+    let message = json_message(e);
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("The body is not valid JSON ({part}{message})."),
+        ),
+        Category::Data => {
+            let code = if message.starts_with("unknown field") {
+                ErrorCode::UnknownField
+            } else {
+                ErrorCode::InvalidBody
+            };
+            ApiError::new(
+                code,
+                format!("The body does not have the expected shape: {part}{message}"),
+            )
+        }
+    }
+}
+
+/// The longest part of serde's message kept: it quotes the caller's input
+/// (an unknown key, a string of the wrong type) whole, and a 60 MB value
+/// would otherwise be echoed, and held once per listed error.
+const JSON_MESSAGE_CHARS: usize = 300;
+
+/// serde's message for `e`, cut to [`JSON_MESSAGE_CHARS`], with where it
+/// was found (line and column).
+pub fn json_message(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let place = format!(" at line {} column {}", e.line(), e.column());
+    let what = full.strip_suffix(&place).unwrap_or(&full);
+    let mut chars = what.chars();
+    let mut message: String = chars.by_ref().take(JSON_MESSAGE_CHARS).collect();
+    if chars.next().is_some() {
+        message.push('…');
+    }
+    if e.line() != 0 {
+        message.push_str(&place);
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -437,7 +437,7 @@ async fn finish_hash(
     let limit = body_limit(state);
     let mut seen = 0u64;
     while let Some(chunk) =
-        crate::routes::next_chunk(&mut payload, state.settings.body_timeout).await?
+        crate::ingest::input::next_chunk(&mut payload, state.settings.body_timeout).await?
     {
         seen += chunk.len() as u64;
         if seen > limit {

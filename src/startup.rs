@@ -44,6 +44,18 @@ pub struct AppState {
     pub idempotency: Arc<IdempotencyKeys>,
 }
 
+impl AppState {
+    /// What an ingestion run takes from the service.
+    pub fn services(&self) -> crate::ingest::Services<'_> {
+        crate::ingest::Services {
+            store: &self.store,
+            control: &self.access,
+            staff: &self.staff,
+            metrics: &self.metrics,
+        }
+    }
+}
+
 /// Deletes expired idempotency answers from the database every ten minutes
 /// (Redis expires its own), for as long as the process runs.
 fn purge_expired_keys(keys: Arc<IdempotencyKeys>) {

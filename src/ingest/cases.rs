@@ -12,9 +12,29 @@ use crate::auth::access::GroupAccess;
 use crate::domain::StaffRole;
 use crate::domain::case::{CaseInput, CaseRules, ValidCase, validate_case};
 use crate::error::{ApiError, ErrorCode, FieldError, excerpt};
+use crate::ingest::Services;
+use crate::ingest::engine::{
+    self, BatchWriter, Batching, Commits, Counted, Kind, Prepared, Resource, RowOutcome, RowResult,
+    RowSource, RunOptions, Shape, Summary,
+};
 use crate::ingest::staff::{StaffCache, StaffDirectory};
-use crate::store::Store;
-use crate::store::cases::{CaseRow, NewCaseList};
+use crate::store::cases::{CaseBatch, CaseRow, CaseWriter, NewCaseList};
+use crate::store::{Store, StoreError};
+
+/// The first batch of a run: nothing is written while it is validated, so
+/// it is small.
+pub const FIRST_BATCH: usize = 100;
+
+/// The smallest batch a run of known length is cut into after the first:
+/// smaller ones cost more lookups than they overlap.
+const MIN_BATCH: usize = 250;
+
+/// The largest batch of a run of known length (written while the next is
+/// validated).
+const MAX_BATCH: usize = 10_000;
+
+/// Cases per batch of a stream (one staff and one Case ID lookup each).
+const STREAM_BATCH: usize = 5_000;
 
 /// Rows validated between two yields to other tasks of the request.
 const YIELD_EVERY: usize = 256;
@@ -114,6 +134,8 @@ pub struct CaseIngest<'a> {
     assume_new: bool,
     /// The integration's groups' whole staff directory, from the cache.
     staff: Option<std::sync::Arc<StaffDirectory>>,
+    /// The new list the cases go into.
+    list: Option<NewCaseList>,
 }
 
 impl<'a> CaseIngest<'a> {
@@ -135,7 +157,18 @@ impl<'a> CaseIngest<'a> {
             rules_dates: dates,
             assume_new: false,
             staff: None,
+            list: None,
         })
+    }
+
+    /// The cases go into this new list (created by the run's writer).
+    pub fn into_list(mut self, list: Option<NewCaseList>) -> Self {
+        self.list = list;
+        self
+    }
+
+    pub fn list(&self) -> Option<&NewCaseList> {
+        self.list.as_ref()
     }
 
     /// Resolves staff from the cached directory of the integration's
@@ -164,7 +197,7 @@ impl<'a> CaseIngest<'a> {
     }
 
     /// Validates and resolves one batch of `(row, input)`.
-    pub async fn prepare(
+    async fn prepare_batch(
         &mut self,
         rows: Vec<(u64, CaseInput)>,
     ) -> Result<PreparedBatch, ApiError> {
@@ -303,6 +336,87 @@ impl<'a> CaseIngest<'a> {
             }
         }
         Ok(batch)
+    }
+}
+
+impl RowResult for Accepted {
+    fn row(&self) -> u64 {
+        self.row
+    }
+
+    fn outcome(&self) -> RowOutcome {
+        match self.outcome {
+            Outcome::Created => RowOutcome::Created,
+            Outcome::Updated => RowOutcome::Updated,
+            Outcome::Skipped => RowOutcome::Skipped,
+        }
+    }
+}
+
+impl Resource for CaseIngest<'_> {
+    type Input = CaseInput;
+    type Batch = CaseBatch;
+    type Row = Accepted;
+    type Writer = CaseWriter;
+
+    const KIND: Kind = Kind::Cases;
+
+    async fn prepare(
+        &mut self,
+        rows: Vec<(u64, CaseInput)>,
+    ) -> Result<Prepared<CaseBatch, Accepted>, ApiError> {
+        let batch = self.prepare_batch(rows).await?;
+        Ok(Prepared {
+            batch: CaseBatch {
+                inserts: batch.inserts,
+                updates: batch.updates,
+            },
+            results: batch.accepted,
+            errors: batch.errors,
+            failed_rows: batch.failed_rows,
+        })
+    }
+
+    /// A failed case is answered by its problems.
+    fn failed(&self, _row: u64, _errors: Vec<FieldError>) -> Option<Accepted> {
+        None
+    }
+
+    fn batching(&self, total: Option<usize>) -> Batching {
+        match total {
+            Some(total) => Batching::eighths(total, FIRST_BATCH, MIN_BATCH, MAX_BATCH),
+            None => Batching {
+                first: FIRST_BATCH,
+                then: STREAM_BATCH,
+            },
+        }
+    }
+
+    fn writer(&self, commits: Commits, shape: Shape) -> CaseWriter {
+        self.store.case_writer(
+            self.access.integration_id,
+            self.list.as_ref(),
+            commits,
+            shape,
+        )
+    }
+}
+
+impl BatchWriter for CaseWriter {
+    type Batch = CaseBatch;
+    type Row = Accepted;
+
+    async fn write(
+        &mut self,
+        batch: CaseBatch,
+        results: Vec<Accepted>,
+    ) -> Result<Vec<Accepted>, StoreError> {
+        CaseWriter::write(self, batch).await?;
+        Ok(results)
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        CaseWriter::commit(self).await
     }
 }
 
@@ -448,4 +562,121 @@ fn canonical_uuid(id: &str) -> String {
     Uuid::parse_str(id)
         .map(|u| u.to_string())
         .unwrap_or_else(|_| id.to_string())
+}
+
+/// What a run of cases is asked to do besides its rows.
+pub struct CaseRun<'a> {
+    pub access: &'a GroupAccess,
+    /// A new list for the cases, and where the request named it.
+    pub list: Option<&'a ListSpec>,
+    pub list_fields: ListFields,
+    /// The list's `source` (`api`, `csv`).
+    pub list_source: &'static str,
+    pub on_conflict: OnConflict,
+    pub dates: crate::domain::case::DateInput,
+    pub options: RunOptions,
+    /// The input's name in `/metrics` (`json`, `ndjson`, `csv`).
+    pub path: &'static str,
+}
+
+/// A run's summary and the list it created.
+pub struct CasesIngested {
+    pub summary: Summary<Accepted>,
+    pub list: Option<NewCaseList>,
+}
+
+/// Ingests the cases of `source`.
+pub async fn ingest_cases<S>(
+    services: Services<'_>,
+    run: &CaseRun<'_>,
+    source: &mut S,
+) -> Result<CasesIngested, ApiError>
+where
+    S: RowSource<Input = CaseInput>,
+{
+    run_cases(services, run, source, CaseIds::LookedUp).await
+}
+
+/// Ingests the cases of a source that can be read again (a body). A few
+/// new cases (the default `on_conflict: error`, no list) are written on the
+/// assumption that their Case IDs are new, without looking them up first;
+/// if one is not, the database refuses the insert and the run starts again
+/// with the lookup, to answer exactly as it would have (422 naming the row).
+pub async fn ingest_cases_optimistically<S>(
+    services: Services<'_>,
+    run: &CaseRun<'_>,
+    mut source: S,
+) -> Result<CasesIngested, ApiError>
+where
+    S: RowSource<Input = CaseInput> + Clone,
+{
+    let small = source.total().is_some_and(|n| n <= FIRST_BATCH);
+    if small && run.on_conflict == OnConflict::Error && run.list.is_none() {
+        match run_cases(services, run, &mut source.clone(), CaseIds::AssumedNew).await {
+            Err(e) if e.code == ErrorCode::DuplicateExternalId => {}
+            answer => return answer,
+        }
+    }
+    run_cases(services, run, &mut source, CaseIds::LookedUp).await
+}
+
+/// Whether a run looks up its Case IDs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CaseIds {
+    LookedUp,
+    AssumedNew,
+}
+
+#[tracing::instrument(name = "ingest_cases", skip_all, fields(integration = %run.access.integration_id, path = run.path))]
+async fn run_cases<S>(
+    services: Services<'_>,
+    run: &CaseRun<'_>,
+    source: &mut S,
+    ids: CaseIds,
+) -> Result<CasesIngested, ApiError>
+where
+    S: RowSource<Input = CaseInput>,
+{
+    // The list's checks and the validators' categories, side by side.
+    let (list, ingest) = tokio::try_join!(
+        async {
+            match run.list {
+                Some(spec) => resolve_list(
+                    services.store,
+                    run.access,
+                    spec,
+                    run.list_source,
+                    run.list_fields,
+                )
+                .await
+                .map(Some),
+                None => Ok(None),
+            }
+        },
+        CaseIngest::new(
+            services.store,
+            run.access,
+            services.control,
+            run.on_conflict,
+            run.dates
+        ),
+    )?;
+    let mut ingest = ingest.into_list(list);
+    if ids == CaseIds::AssumedNew {
+        ingest = ingest.assuming_new_case_ids();
+    }
+    if source.total().is_some_and(|n| n <= FIRST_BATCH) {
+        ingest = ingest.with_cached_staff(services.staff).await?;
+    }
+    let integration = run.access.integration_id.to_string();
+    let counted = Counted {
+        metrics: services.metrics,
+        integration: &integration,
+        path: run.path,
+    };
+    let summary = engine::run(&mut ingest, source, run.options, Some(counted)).await?;
+    Ok(CasesIngested {
+        summary,
+        list: ingest.list.take(),
+    })
 }

@@ -17,11 +17,18 @@ use crate::domain::customer::{
 };
 use crate::domain::{Region, TimeZoneName};
 use crate::error::{ApiError, ErrorCode, FieldError, excerpt};
+use crate::ingest::Services;
 use crate::ingest::cases::fingerprint;
-use crate::ingest::{MAX_REPORTED_ERRORS, RowErrors};
+use crate::ingest::engine::{
+    self, BatchWriter, Batching, Commits, Counted, Kind, Prepared, Resource, RowOutcome, RowResult,
+    RowSource, RunOptions, Shape, Summary,
+};
 use crate::store::customers::{CustomerRow, CustomerWriter, UpsertPolicy};
 use crate::store::models::Campaign;
 use crate::store::{Store, StoreError};
+
+/// Customers per batch: one lookup of each kind, one write.
+const BATCH: usize = 10_000;
 
 /// Rows validated between two yields to other tasks of the request.
 const YIELD_EVERY: usize = 256;
@@ -77,15 +84,6 @@ pub struct CustomersSummary {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
-}
-
-/// Which results an answer lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Listing {
-    /// Every row (a request of bounded size).
-    All,
-    /// Skipped and failed rows, the first [`MAX_REPORTED_ERRORS`] (streams).
-    Exceptions,
 }
 
 /// What an upload asks for besides its rows.
@@ -201,6 +199,9 @@ fn upload_rules(
 pub struct PreparedCustomers {
     pub rows: Vec<CustomerRow>,
     pub results: Vec<CustomerResult>,
+    /// Problems, each with its row.
+    pub errors: Vec<FieldError>,
+    pub failed_rows: u64,
 }
 
 /// Request-wide state carried from batch to batch.
@@ -216,6 +217,8 @@ pub struct CustomerIngest<'a> {
     agents: HashMap<String, Vec<String>>,
     /// Hashes of the E.164 phones seen so far in the request.
     seen: HashSet<u64>,
+    /// Take the campaign's lock when writing (see [`UpsertPolicy::exclusive`]).
+    exclusive: bool,
 }
 
 impl<'a> CustomerIngest<'a> {
@@ -240,7 +243,15 @@ impl<'a> CustomerIngest<'a> {
             region,
             agents,
             seen: HashSet::new(),
+            exclusive: true,
         })
+    }
+
+    /// An upload of one customer (not `move`): written without the
+    /// campaign's lock, so that it never waits behind a long upload.
+    pub fn single_row(mut self) -> Self {
+        self.exclusive = self.options.unique_mode == UniqueMode::Move;
+        self
     }
 
     /// The write policy of this upload.
@@ -253,7 +264,7 @@ impl<'a> CustomerIngest<'a> {
             update_contact_allowed: self.options.update_contact_allowed,
             move_from_groups: (self.options.unique_mode == UniqueMode::Move)
                 .then(|| self.groups.to_vec()),
-            exclusive: true,
+            exclusive: self.exclusive,
         }
     }
 
@@ -281,7 +292,7 @@ impl<'a> CustomerIngest<'a> {
     }
 
     /// Validates one batch of `(row, input)` and decides each row's outcome.
-    pub async fn prepare(
+    async fn prepare_batch(
         &mut self,
         rows: Vec<(u64, CustomerInput)>,
     ) -> Result<PreparedCustomers, ApiError> {
@@ -394,235 +405,159 @@ impl<'a> CustomerIngest<'a> {
 
 impl PreparedCustomers {
     fn fail(&mut self, row: u64, errors: Vec<FieldError>) {
-        self.results.push(CustomerResult {
+        self.failed_rows += 1;
+        self.errors
+            .extend(errors.into_iter().map(|e| e.at_row(row)));
+    }
+}
+
+impl RowResult for CustomerResult {
+    fn row(&self) -> u64 {
+        self.row
+    }
+
+    fn outcome(&self) -> RowOutcome {
+        match self.outcome {
+            CustomerOutcome::Created => RowOutcome::Created,
+            CustomerOutcome::Updated => RowOutcome::Updated,
+            CustomerOutcome::Skipped => RowOutcome::Skipped,
+            CustomerOutcome::Failed => RowOutcome::Failed,
+        }
+    }
+}
+
+impl Resource for CustomerIngest<'_> {
+    type Input = CustomerInput;
+    type Batch = Vec<CustomerRow>;
+    type Row = CustomerResult;
+    type Writer = CustomerBatchWriter;
+
+    const KIND: Kind = Kind::Customers;
+
+    async fn prepare(
+        &mut self,
+        rows: Vec<(u64, CustomerInput)>,
+    ) -> Result<Prepared<Vec<CustomerRow>, CustomerResult>, ApiError> {
+        let batch = self.prepare_batch(rows).await?;
+        Ok(Prepared {
+            batch: batch.rows,
+            results: batch.results,
+            errors: batch.errors,
+            failed_rows: batch.failed_rows,
+        })
+    }
+
+    /// A failed customer gets its result, with its problems.
+    fn failed(&self, row: u64, errors: Vec<FieldError>) -> Option<CustomerResult> {
+        Some(CustomerResult {
             row,
             outcome: CustomerOutcome::Failed,
             customer_id: None,
             reason: None,
-            errors: errors.into_iter().map(|e| e.at_row(row)).collect(),
-        });
+            errors,
+        })
     }
-}
 
-/// The write of a batch failed because of a concurrent change.
-pub fn write_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Duplicate(_) | StoreError::Reference(_) | StoreError::Contended(_) => {
-            ApiError::new(
-                ErrorCode::ConcurrentWrite,
-                "Another request changed some of these customers (or their agents) at the same time; nothing of this request was written. Retry.",
-            )
+    fn batching(&self, _total: Option<usize>) -> Batching {
+        Batching::fixed(BATCH)
+    }
+
+    /// Customers are written in one transaction whatever `commits` says.
+    fn writer(&self, _commits: Commits, _shape: Shape) -> CustomerBatchWriter {
+        CustomerBatchWriter {
+            store: self.store.clone(),
+            policy: self.policy(),
+            writer: None,
         }
-        other => other.into(),
     }
 }
 
-/// A batch ready to write, with the outcomes its rows will have unless a
-/// concurrent request changes them first.
-#[derive(Debug, Default)]
-struct Ready {
-    rows: Vec<CustomerRow>,
-    results: Vec<CustomerResult>,
-}
-
-/// One upload from its first batch to its answer: every batch goes into the
-/// request's one transaction (none with `dry_run`); an atomic upload with a
-/// failed row writes nothing and answers 422 with every problem. A batch is
-/// written while the next one is validated (validation yields now and then,
-/// so the database is kept busy meanwhile). The outcomes answered are those
-/// the write reported, not those expected from the lookups.
-pub struct CustomerUpsert<'a> {
-    pub ingest: CustomerIngest<'a>,
-    store: &'a Store,
+/// The writer of one run's customers: it opens the transaction (and takes
+/// the campaign's lock) at the first batch with something to write. The
+/// outcomes it answers are those the write reported, not those expected
+/// from the lookups.
+pub struct CustomerBatchWriter {
+    store: Store,
     policy: UpsertPolicy,
     writer: Option<CustomerWriter>,
-    /// The last validated batch, written while the next is validated.
-    ready: Option<Ready>,
-    dry_run: bool,
-    atomic: bool,
-    listing: Listing,
-    summary: CustomersSummary,
-    errors: RowErrors,
 }
 
-/// Writes a validated batch into the request's transaction (opened at the
-/// first batch with something to write) and answers its results as
-/// written.
-async fn write_ready(
-    writer: &mut Option<CustomerWriter>,
-    store: &Store,
-    policy: &UpsertPolicy,
-    ready: Option<Ready>,
-) -> Result<Vec<CustomerResult>, ApiError> {
-    let Some(mut ready) = ready else {
-        return Ok(Vec::new());
-    };
-    if ready.rows.is_empty() {
-        return Ok(ready.results);
-    }
-    if writer.is_none() {
-        *writer = Some(
-            store
-                .customer_writer(policy.clone())
-                .await
-                .map_err(write_error)?,
-        );
-    }
-    let Some(writer) = writer.as_mut() else {
-        return Ok(ready.results);
-    };
-    let written = writer.write(&ready.rows).await.map_err(write_error)?;
-    let sent: HashMap<Uuid, &str> = ready
-        .rows
-        .iter()
-        .map(|r| (r.id, r.phone.as_str()))
-        .collect();
-    for result in &mut ready.results {
-        let sent_phone = result.customer_id.and_then(|id| sent.get(&id).copied());
-        let (Some(phone), CustomerOutcome::Created | CustomerOutcome::Updated) =
-            (sent_phone, result.outcome)
-        else {
-            continue;
-        };
-        match written.get(phone) {
-            Some(w) => {
-                result.customer_id = Some(w.id);
-                result.outcome = if w.created {
-                    CustomerOutcome::Created
-                } else {
-                    CustomerOutcome::Updated
-                };
-            }
-            // Without `override_existing`, a customer a concurrent
-            // request created first is left as it is.
-            None => {
-                result.outcome = CustomerOutcome::Skipped;
-                result.reason = Some(ErrorCode::AlreadyExists);
-                result.customer_id = None;
-            }
-        }
-    }
-    Ok(ready.results)
-}
+impl BatchWriter for CustomerBatchWriter {
+    type Batch = Vec<CustomerRow>;
+    type Row = CustomerResult;
 
-impl<'a> CustomerUpsert<'a> {
-    pub fn new(ingest: CustomerIngest<'a>, atomic: bool, dry_run: bool, listing: Listing) -> Self {
-        Self {
-            store: ingest.store,
-            policy: ingest.policy(),
-            ingest,
-            writer: None,
-            ready: None,
-            dry_run,
-            atomic,
-            listing,
-            summary: CustomersSummary::default(),
-            errors: RowErrors::default(),
-        }
-    }
-
-    /// An upload of one customer (not `move`): written without the
-    /// campaign's lock, so that it never waits behind a long upload.
-    pub fn single_row(mut self) -> Self {
-        if self.policy.move_from_groups.is_none() {
-            self.policy.exclusive = false;
-        }
-        self
-    }
-
-    /// Rows seen so far (written or waiting to be).
-    pub fn rows(&self) -> u64 {
-        let s = &self.summary;
-        let pending = self.ready.as_ref().map_or(0, |r| r.results.len() as u64);
-        s.created + s.updated + s.skipped + s.failed + pending
-    }
-
-    /// Validates and decides one batch while the previous one is written.
-    /// `broken` are rows that could not even be read (NDJSON lines that are
-    /// not JSON).
-    pub async fn feed(
+    #[tracing::instrument(name = "write_customers", skip_all, fields(rows = rows.len()))]
+    async fn write(
         &mut self,
-        rows: Vec<(u64, CustomerInput)>,
-        broken: Vec<FieldError>,
-    ) -> Result<(), ApiError> {
-        let ready = self.ready.take();
-        let (written, prepared) = tokio::join!(
-            write_ready(&mut self.writer, self.store, &self.policy, ready),
-            self.ingest.prepare(rows)
-        );
-        self.tally(written?);
-        let mut batch = prepared?;
-        for error in broken {
-            let row = error.row.unwrap_or_default();
-            batch.results.push(CustomerResult {
-                row,
-                outcome: CustomerOutcome::Failed,
-                customer_id: None,
-                reason: None,
-                errors: vec![error],
-            });
+        rows: Vec<CustomerRow>,
+        mut results: Vec<CustomerResult>,
+    ) -> Result<Vec<CustomerResult>, StoreError> {
+        if rows.is_empty() {
+            return Ok(results);
         }
-        batch.results.sort_by_key(|r| r.row);
-        let mut failed_errors = Vec::new();
-        let mut failed_rows = 0;
-        for result in &batch.results {
-            if result.outcome == CustomerOutcome::Failed {
-                failed_rows += 1;
-                failed_errors.extend(result.errors.iter().cloned());
-            }
-        }
-        self.errors.add(failed_errors, failed_rows);
-        if self.dry_run || (self.atomic && !self.errors.is_empty()) {
-            // Nothing will be written: roll back what was.
-            self.writer = None;
-            self.tally(batch.results);
-            return Ok(());
-        }
-        self.ready = Some(Ready {
-            rows: batch.rows,
-            results: batch.results,
-        });
-        Ok(())
-    }
-
-    /// Counts and lists the results of a batch (written, or never to be).
-    fn tally(&mut self, results: Vec<CustomerResult>) {
-        for result in results {
-            match result.outcome {
-                CustomerOutcome::Created => self.summary.created += 1,
-                CustomerOutcome::Updated => self.summary.updated += 1,
-                CustomerOutcome::Skipped => self.summary.skipped += 1,
-                CustomerOutcome::Failed => self.summary.failed += 1,
-            }
-            let exception = matches!(
-                result.outcome,
-                CustomerOutcome::Skipped | CustomerOutcome::Failed
-            );
-            match self.listing {
-                Listing::All => self.summary.results.push(result),
-                Listing::Exceptions if exception => {
-                    if self.summary.results.len() < MAX_REPORTED_ERRORS {
-                        self.summary.results.push(result);
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => self
+                .writer
+                .insert(self.store.customer_writer(self.policy.clone()).await?),
+        };
+        let written = writer.write(&rows).await?;
+        let sent: HashMap<Uuid, &str> = rows.iter().map(|r| (r.id, r.phone.as_str())).collect();
+        for result in &mut results {
+            let sent_phone = result.customer_id.and_then(|id| sent.get(&id).copied());
+            let (Some(phone), CustomerOutcome::Created | CustomerOutcome::Updated) =
+                (sent_phone, result.outcome)
+            else {
+                continue;
+            };
+            match written.get(phone) {
+                Some(w) => {
+                    result.customer_id = Some(w.id);
+                    result.outcome = if w.created {
+                        CustomerOutcome::Created
                     } else {
-                        self.summary.results_not_listed += 1;
-                    }
+                        CustomerOutcome::Updated
+                    };
                 }
-                Listing::Exceptions => {}
+                // Without `override_existing`, a customer a concurrent
+                // request created first is left as it is.
+                None => {
+                    result.outcome = CustomerOutcome::Skipped;
+                    result.reason = Some(ErrorCode::AlreadyExists);
+                    result.customer_id = None;
+                }
             }
         }
+        Ok(results)
     }
 
-    /// Writes the last batch and commits, or answers the atomic upload's 422.
-    pub async fn finish(mut self) -> Result<CustomersSummary, ApiError> {
-        if self.atomic && !self.errors.is_empty() {
-            return Err(self.errors.into_rejection(ErrorCode::ValidationFailed));
+    async fn commit(self) -> Result<(), StoreError> {
+        match self.writer {
+            Some(writer) => writer.commit().await,
+            None => Ok(()),
         }
-        let ready = self.ready.take();
-        let written = write_ready(&mut self.writer, self.store, &self.policy, ready).await?;
-        self.tally(written);
-        if let Some(writer) = self.writer {
-            writer.commit().await.map_err(write_error)?;
-        }
-        Ok(self.summary)
     }
+}
+
+/// Ingests the customers of `source` into the campaign `ingest` was made
+/// for (its status and options already checked).
+#[tracing::instrument(name = "ingest_customers", skip_all, fields(campaign = %ingest.campaign.id, path))]
+pub async fn ingest_customers<S>(
+    services: Services<'_>,
+    mut ingest: CustomerIngest<'_>,
+    source: &mut S,
+    options: RunOptions,
+    integration: uuid::Uuid,
+    path: &'static str,
+) -> Result<Summary<CustomerResult>, ApiError>
+where
+    S: RowSource<Input = CustomerInput>,
+{
+    let integration = integration.to_string();
+    let counted = Counted {
+        metrics: services.metrics,
+        integration: &integration,
+        path,
+    };
+    engine::run(&mut ingest, source, options, Some(counted)).await
 }

@@ -1,6 +1,6 @@
-//! Ingestion: turning rows of any format into validated, authorized batches
-//! ready for the store. Formats (JSON, NDJSON, CSV) only produce
-//! `CaseInput`s with their row numbers; everything after that is shared.
+//! Ingestion, with or without a request: sources (JSON, NDJSON, CSV) yield
+//! numbered rows, one engine ([`engine::run`]) validates and resolves them
+//! by resource (cases, customers) and hands them to the store's writers.
 
 pub mod admission;
 pub mod case_csv;
@@ -8,11 +8,27 @@ pub mod cases;
 pub mod csv;
 pub mod customer_csv;
 pub mod customers;
+pub mod engine;
+pub mod input;
 pub mod ndjson;
-pub mod pipeline;
+pub mod sources;
 pub mod staff;
 
+use crate::auth::access::AccessControl;
 use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What a run takes from the service around it.
+#[derive(Clone, Copy)]
+pub struct Services<'a> {
+    pub store: &'a Store,
+    /// The configured categories (and access generations).
+    pub control: &'a AccessControl,
+    /// The staff directories of small runs.
+    pub staff: &'a staff::StaffCache,
+    pub metrics: &'a Metrics,
+}
 
 /// The most row problems one answer lists (the count says how many more).
 pub const MAX_REPORTED_ERRORS: usize = 1_000;

@@ -3,11 +3,17 @@
 //! as in lines, and a stall timeout (memory stays bounded on a stream of
 //! any length and any line length).
 
-use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::web::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, ErrorCode, FieldError};
-use crate::routes::{json_body_error, next_chunk};
+use crate::error::{ApiError, ErrorCode, FieldError, json_body_error, json_message};
+use crate::ingest::input::next_chunk;
+
+/// A stream of bytes an NDJSON body arrives in (a request's payload, a
+/// file read in chunks).
+pub trait ByteStream: futures_util::Stream<Item = std::io::Result<Bytes>> + Unpin {}
+
+impl<S: futures_util::Stream<Item = std::io::Result<Bytes>> + Unpin> ByteStream for S {}
 
 /// The most bytes of lines one batch takes (besides its line count): a
 /// batch of long lines is cut short, so that the few batches in flight
@@ -15,8 +21,8 @@ use crate::routes::{json_body_error, next_chunk};
 pub const BATCH_BYTES: usize = 4 << 20;
 
 /// The lines of a streamed body.
-pub struct NdjsonLines {
-    payload: web::Payload,
+pub struct NdjsonLines<S> {
+    payload: S,
     pending: BytesMut,
     /// Bytes of `pending` already searched for a line break.
     scanned: usize,
@@ -30,9 +36,9 @@ pub struct NdjsonLines {
     pub rows: u64,
 }
 
-impl NdjsonLines {
+impl<S: ByteStream> NdjsonLines<S> {
     pub fn new(
-        payload: web::Payload,
+        payload: S,
         line_limit: usize,
         stream_limit: u64,
         stall: std::time::Duration,
@@ -141,7 +147,7 @@ impl NdjsonLines {
                     column: None,
                     field: None,
                     code: json_body_error(&e).code,
-                    message: crate::routes::json_message(&e),
+                    message: json_message(&e),
                 }),
             }
         }

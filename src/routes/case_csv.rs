@@ -1,22 +1,28 @@
 //! `POST /v1/cases/csv`: the CSV case uploader, for partners with curl.
 
-use actix_multipart::{Multipart, MultipartError};
+use actix_multipart::Multipart;
 use actix_web::{HttpResponse, post, web};
-use futures_util::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::auth::access::GroupAccess;
 use crate::auth::{Authorized, CasesWrite};
 use crate::domain::case::DateInput;
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ingest::case_csv::CaseColumns;
-use crate::ingest::cases::{CaseIngest, ListFields, OnConflict, resolve_list};
-use crate::ingest::csv::{Detected, invalid_csv, read_table};
-use crate::ingest::pipeline::{CasePipeline, FIRST_BATCH, Writes, batch_size};
+use crate::ingest::cases::{
+    CaseRun, CasesIngested, ListFields, ListSpec, OnConflict, ingest_cases,
+};
+use crate::ingest::csv::{CsvTable, Detected, invalid_csv, read_table};
+use crate::ingest::engine::{Keep, Problems, RunOptions, Writes};
+use crate::ingest::sources::CsvRows;
 use crate::routes::cases::StreamOptions;
+use crate::routes::extract::form::{read_form, truthy};
 use crate::startup::AppState;
+use crate::store::Store;
 use crate::store::cases::ListAssignment;
+use crate::store::models::CsvLimits;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(upload_cases_csv)
@@ -90,124 +96,6 @@ pub struct CsvChecked {
     pub detected: Detected,
 }
 
-/// The smallest batch an upload is cut into after the first (a 1,000-record
-/// file: 100, then 250 at a time), one written while the next is validated;
-/// smaller ones cost more lookups than they overlap.
-const CSV_MIN_BATCH: usize = 250;
-
-/// Longest text form field.
-const MAX_FORM_FIELD_BYTES: usize = 64 * 1024;
-
-/// Most parts a form may have (the uploaders take at most a dozen): with
-/// [`MAX_FORM_FIELD_BYTES`], what a form holds besides its file stays small.
-const MAX_FORM_PARTS: usize = 32;
-
-fn multipart_error(e: MultipartError) -> ApiError {
-    match e {
-        MultipartError::ContentTypeMissing
-        | MultipartError::ContentTypeParse
-        | MultipartError::ContentTypeIncompatible => ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "Send the upload as multipart/form-data (curl -F file=@cases.csv).",
-        ),
-        other => ApiError::new(
-            ErrorCode::InvalidBody,
-            format!("The form could not be read: {other}"),
-        ),
-    }
-}
-
-/// A form field read as a boolean (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
-pub(crate) fn truthy(field: &str, value: &str) -> Result<bool, ApiError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" | "" => Ok(false),
-        other => Err(ApiError::validation(
-            ErrorCode::ValidationFailed,
-            vec![FieldError::field(
-                field,
-                ErrorCode::InvalidEnum,
-                format!(
-                    "{field} must be true or false, not {:?}",
-                    crate::error::excerpt(other)
-                ),
-            )],
-        )),
-    }
-}
-
-/// A multipart form: the file (if any) and the text fields, in order.
-pub(crate) struct Form {
-    pub file: Option<Vec<u8>>,
-    pub fields: Vec<(String, String)>,
-}
-
-/// Reads a multipart form: `file` up to `file_limit` bytes (413
-/// `file_too_large`), each other field up to 64 KiB, trimmed; 408
-/// `body_timeout` when nothing arrives for `stall`.
-pub(crate) async fn read_form(
-    mut form: Multipart,
-    file_limit: usize,
-    stall: std::time::Duration,
-) -> Result<Form, ApiError> {
-    use tokio::time::timeout;
-    let mut out = Form {
-        file: None,
-        fields: Vec::new(),
-    };
-    let mut parts = 0;
-    while let Some(field) = timeout(stall, form.next())
-        .await
-        .map_err(|_| crate::routes::body_timeout(stall))?
-    {
-        let mut field = field.map_err(multipart_error)?;
-        parts += 1;
-        if parts > MAX_FORM_PARTS {
-            return Err(ApiError::new(
-                ErrorCode::InvalidBody,
-                format!("The form has more than {MAX_FORM_PARTS} parts."),
-            ));
-        }
-        let name = field.name().unwrap_or_default().to_string();
-        let limit = if name == "file" {
-            file_limit
-        } else {
-            MAX_FORM_FIELD_BYTES
-        };
-        let mut value = Vec::new();
-        while let Some(chunk) = timeout(stall, field.next())
-            .await
-            .map_err(|_| crate::routes::body_timeout(stall))?
-        {
-            let chunk = chunk.map_err(multipart_error)?;
-            if value.len() + chunk.len() > limit {
-                return Err(if name == "file" {
-                    ApiError::new(
-                        ErrorCode::FileTooLarge,
-                        format!("The file exceeds the limit of {limit} bytes."),
-                    )
-                } else {
-                    ApiError::new(
-                        ErrorCode::InvalidBody,
-                        format!(
-                            "The form field {:?} is longer than {limit} bytes.",
-                            crate::error::excerpt(&name)
-                        ),
-                    )
-                });
-            }
-            value.extend_from_slice(&chunk);
-        }
-        if name == "file" {
-            out.file = Some(value);
-        } else {
-            out.fields
-                .push((name, String::from_utf8_lossy(&value).trim().to_string()));
-        }
-    }
-    Ok(out)
-}
-
 /// Upload cases as CSV
 ///
 /// The spreadsheet uploader's rules: the first three headers are `Staff ID`,
@@ -245,183 +133,173 @@ pub async fn upload_cases_csv(
     form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let access = &auth.principal.access;
-    // The integration's limits and the validators' categories are read
-    // while the file arrives, not one round trip after another once it has.
-    let (form, limits, mut ingest) = tokio::try_join!(
-        read_form(
-            form,
-            state.settings.max_body_bytes,
-            state.settings.body_timeout
-        ),
-        async {
-            let integration = state.store.get_integration(access.integration_id).await?;
-            Ok::<_, ApiError>(integration.map(|i| i.csv_limits).unwrap_or_default())
-        },
-        CaseIngest::new(
-            &state.store,
-            access,
-            &state.access,
-            OnConflict::Error,
-            DateInput::Spreadsheet,
-        ),
+    let settings = &state.settings;
+    // The integration's limits are read while the file arrives.
+    let (form, limits) = tokio::try_join!(
+        read_form(form, settings.max_body_bytes, settings.body_timeout),
+        csv_limits(&state.store, access.integration_id),
     )?;
-    let mut options = StreamOptions::default();
-    let mut dry_run = false;
-    for (name, text) in &form.fields {
-        let text = text.clone();
-        match name.as_str() {
-            "list_name" => options.list_name = Some(text),
-            "assign_group" => options.assign_group = Some(text),
-            "assign_team" => options.assign_team = Some(text),
-            "assign_evaluator" => options.assign_evaluator = Some(text),
-            "dry_run" => dry_run = truthy("dry_run", &text)?,
-            other => {
-                return Err(ApiError::new(
-                    ErrorCode::UnknownField,
-                    format!(
-                        "Unknown form field {other:?}; expected file, list_name, assign_group, assign_team, assign_evaluator, dry_run."
-                    ),
-                ));
+    let upload = Upload::from_fields(&form.fields)?;
+    let file = form
+        .file
+        .ok_or_else(|| required_field("file", "attach the CSV as the form field `file`"))?;
+    let list = upload.options.list_spec()?;
+    if list.is_none() && !upload.dry_run {
+        return Err(required_field(
+            "list_name",
+            "name the list (list_name) and who may score it (assign_group, assign_team or assign_evaluator)",
+        ));
+    }
+    let _bulk = (!upload.dry_run).then(|| state.bulk.enter()).transpose()?;
+    let mut table = read_case_table(file, limits).await?;
+    let columns_read = table.columns.is_some();
+    let records = std::mem::take(&mut table.table.records);
+    let problems = std::mem::take(&mut table.table.errors);
+    let mut source = CsvRows::new(records, table.columns, problems);
+    let run = upload.run(access, list.as_ref());
+    let ingested = ingest_cases(state.services(), &run, &mut source).await?;
+    let table = table.table;
+    let detected = table.detected.unwrap_or_default();
+    answer(
+        ingested,
+        columns_read,
+        table.warnings,
+        detected,
+        upload.dry_run,
+    )
+}
+
+/// The uploader's options, from the form's text fields.
+struct Upload {
+    options: StreamOptions,
+    dry_run: bool,
+}
+
+impl Upload {
+    fn from_fields(fields: &[(String, String)]) -> Result<Self, ApiError> {
+        let mut options = StreamOptions::default();
+        let mut dry_run = false;
+        for (name, text) in fields {
+            let text = text.clone();
+            match name.as_str() {
+                "list_name" => options.list_name = Some(text),
+                "assign_group" => options.assign_group = Some(text),
+                "assign_team" => options.assign_team = Some(text),
+                "assign_evaluator" => options.assign_evaluator = Some(text),
+                "dry_run" => dry_run = truthy("dry_run", &text)?,
+                other => {
+                    return Err(ApiError::new(
+                        ErrorCode::UnknownField,
+                        format!(
+                            "Unknown form field {other:?}; expected file, list_name, assign_group, assign_team, assign_evaluator, dry_run."
+                        ),
+                    ));
+                }
             }
         }
+        Ok(Self { options, dry_run })
     }
-    let file = form.file;
-    let Some(file) = file else {
-        return Err(ApiError::validation(
-            ErrorCode::ValidationFailed,
-            vec![FieldError::field(
-                "file",
-                ErrorCode::Required,
-                "attach the CSV as the form field `file`",
-            )],
-        ));
-    };
-    let list = match options.list_spec()? {
-        Some(spec) => {
-            Some(resolve_list(&state.store, access, &spec, "csv", ListFields::Parameters).await?)
+
+    fn run<'a>(&self, access: &'a GroupAccess, list: Option<&'a ListSpec>) -> CaseRun<'a> {
+        CaseRun {
+            access,
+            list,
+            list_fields: ListFields::Parameters,
+            list_source: "csv",
+            on_conflict: OnConflict::Error,
+            dates: DateInput::Spreadsheet,
+            options: RunOptions {
+                // A file breaking the CSV rules writes nothing; its rows are
+                // still checked, to report every problem at once.
+                writes: if self.dry_run {
+                    Writes::Nothing
+                } else {
+                    Writes::Atomic
+                },
+                keep: Keep::All,
+                problems: Problems::Every,
+            },
+            path: "csv",
         }
-        None if dry_run => None,
-        None => {
-            return Err(ApiError::validation(
-                ErrorCode::ValidationFailed,
-                vec![FieldError::field(
-                    "list_name",
-                    ErrorCode::Required,
-                    "name the list (list_name) and who may score it (assign_group, assign_team or assign_evaluator)",
-                )],
-            ));
-        }
-    };
-    let _bulk = if dry_run {
-        None
-    } else {
-        Some(state.bulk.enter()?)
-    };
-    // Decoding and reading the table is CPU work: off the async workers.
-    let (mut table, columns) = web::block(move || {
+    }
+}
+
+/// A 422 `validation_failed` naming a missing form field.
+fn required_field(field: &str, message: &str) -> ApiError {
+    ApiError::validation(
+        ErrorCode::ValidationFailed,
+        vec![FieldError::field(field, ErrorCode::Required, message)],
+    )
+}
+
+/// The integration's CSV limits.
+async fn csv_limits(store: &Store, integration: Uuid) -> Result<CsvLimits, ApiError> {
+    let integration = store.get_integration(integration).await?;
+    Ok(integration.map(|i| i.csv_limits).unwrap_or_default())
+}
+
+/// A file read as a table and its case columns.
+struct CaseTable {
+    table: CsvTable,
+    columns: Option<CaseColumns>,
+}
+
+/// Decodes and reads the file: CPU work, off the async workers.
+async fn read_case_table(file: Vec<u8>, limits: CsvLimits) -> Result<CaseTable, ApiError> {
+    web::block(move || {
         let mut table = read_table(&file, &limits);
         let columns = if table.errors.is_empty() || table.detected.is_some() {
             CaseColumns::read(&mut table)
         } else {
             None
         };
-        (table, columns)
+        CaseTable { table, columns }
     })
     .await
-    .map_err(|e| ApiError::internal(anyhow::anyhow!("reading the CSV: {e}")))?;
-    let integration = access.integration_id.to_string();
-    let record_count = table.records.len() as u64;
-    let table_errors = std::mem::take(&mut table.errors);
-    let located_from = table_errors.len();
-    let writes = if dry_run {
-        Writes::None
-    } else {
-        Writes::Atomic
-    };
-    let mut pipeline = CasePipeline::new(
-        &state.store,
-        access.integration_id,
-        list.as_ref(),
-        writes,
-        true,
-    )
-    .listing_every_problem();
-    if !table_errors.is_empty() {
-        // A file breaking the CSV rules writes nothing; its rows are still
-        // checked, to report every problem at once.
-        pipeline.reject(table_errors, 0);
+    .map_err(|e| ApiError::internal(anyhow::anyhow!("reading the CSV: {e}")))
+}
+
+/// The answer: the new list and its cases, what a dry run would create, or
+/// every problem of the file and its rows, line by line.
+fn answer(
+    ingested: CasesIngested,
+    columns_read: bool,
+    warnings: Vec<FieldError>,
+    detected: Detected,
+    dry_run: bool,
+) -> Result<HttpResponse, ApiError> {
+    let CasesIngested { summary, list } = ingested;
+    if !columns_read || !summary.errors.is_empty() {
+        return Err(invalid_csv(summary.errors.listed));
     }
-    if let Some(columns) = &columns {
-        let batch_size = batch_size(table.records.len(), CSV_MIN_BATCH, usize::MAX);
-        // Nothing is written while the first batch is validated: a small
-        // one sets the writer going sooner.
-        let mut size = FIRST_BATCH.min(batch_size);
-        let mut records = table.records.drain(..);
-        loop {
-            let rows: Vec<_> = records
-                .by_ref()
-                .filter(|r| !r.broken) // already reported
-                .take(std::mem::replace(&mut size, batch_size))
-                .map(|r| (r.line, columns.case(r.cells)))
-                .collect();
-            if rows.is_empty() {
-                break;
-            }
-            pipeline.feed(&mut ingest, rows, Vec::new()).await?;
-        }
-    }
-    pipeline.finish().await?;
-    if columns.is_none() || !pipeline.errors.is_empty() {
-        state
-            .metrics
-            .count_rows(&integration, "csv", 0, record_count);
-        let mut errors = std::mem::take(&mut pipeline.errors.listed);
-        if let Some(columns) = &columns {
-            let row_errors = errors.split_off(located_from.min(errors.len()));
-            errors.extend(row_errors.into_iter().map(|e| columns.locate(e)));
-            // The file's problems and the validators', line by line.
-            errors.sort_by_key(|e| e.row.unwrap_or_default());
-        }
-        return Err(invalid_csv(errors));
-    }
-    let detected = table.detected.clone().unwrap_or_default();
-    let warnings = std::mem::take(&mut table.warnings);
+    let created = summary.created;
     if dry_run {
         return Ok(HttpResponse::Ok().json(CsvChecked {
             valid: true,
-            would_create: pipeline.created,
+            would_create: created,
             warnings,
             detected,
         }));
     }
-    let created = pipeline.created;
-    let accepted = std::mem::take(&mut pipeline.accepted);
-    drop(pipeline);
-    let Some(list) = list else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a CSV import without a list"
-        )));
-    };
-    state.metrics.count_rows(&integration, "csv", created, 0);
+    let list =
+        list.ok_or_else(|| ApiError::internal(anyhow::anyhow!("a CSV import without a list")))?;
+    let cases = summary.results.into_iter().map(|a| UploadedCase {
+        id: a.id,
+        external_id: a.external_id,
+        line: a.row,
+    });
     Ok(HttpResponse::Created().json(CsvImported {
         list: UploadedList {
             id: list.id,
-            name: list.name.clone(),
+            name: list.name,
             assignment: ListAssignment {
                 kind: list.assignment_kind.to_string(),
-                id: list.assignment_id.clone(),
+                id: list.assignment_id,
             },
             case_count: created,
         },
         created,
-        cases: accepted
-            .into_iter()
-            .map(|a| UploadedCase {
-                id: a.id,
-                external_id: a.external_id,
-                line: a.row,
-            })
-            .collect(),
+        cases: cases.collect(),
         warnings,
         detected,
     }))

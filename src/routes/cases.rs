@@ -10,14 +10,16 @@ use uuid::Uuid;
 use crate::auth::access::GroupAccess;
 use crate::auth::{Authorized, CasesRead, CasesWrite};
 use crate::domain::case::{CaseInput, DateInput};
-use crate::error::{ApiError, ErrorCode, FieldError, Problem};
+use crate::error::{ApiError, ErrorCode, FieldError, Problem, json_body_error};
 use crate::ingest::cases::{
-    Accepted, AssignmentKind, AssignmentSpec, CaseIngest, ListFields, ListSpec, OnConflict,
-    Outcome, resolve_list,
+    Accepted, AssignmentKind, AssignmentSpec, CaseRun, CasesIngested, FIRST_BATCH, ListFields,
+    ListSpec, OnConflict, Outcome, ingest_cases, ingest_cases_optimistically,
 };
+use crate::ingest::engine::{Commits, Keep, Problems, RunOptions, Writes};
 use crate::ingest::ndjson::NdjsonLines;
-use crate::ingest::pipeline::{CasePipeline, FIRST_BATCH, Writes, batch_size};
-use crate::routes::{Page, PageQuery, json_body_error, json_part_error, read_body};
+use crate::ingest::sources::{JsonArray, Ndjson};
+use crate::routes::extract::body::{BodyKind, body_kind, payload_stream, read_body};
+use crate::routes::{Page, PageQuery};
 use crate::startup::AppState;
 use crate::store::cases::{Case, CaseFilter, CaseList};
 
@@ -210,33 +212,6 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-pub(crate) enum BodyKind {
-    Json,
-    Ndjson,
-}
-
-pub(crate) fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
-    let mime = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    match mime.as_str() {
-        "application/json" => Ok(BodyKind::Json),
-        m if m.starts_with("application/") && m.ends_with("+json") => Ok(BodyKind::Json),
-        "application/x-ndjson"
-        | "application/ndjson"
-        | "application/jsonl"
-        | "application/x-jsonlines" => Ok(BodyKind::Ndjson),
-        _ => Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "Send the body as `Content-Type: application/json` or `application/x-ndjson`.",
-        )),
-    }
-}
-
 /// Insert cases
 ///
 /// Validates every case (the same validators as the CSV uploader), resolves
@@ -278,6 +253,8 @@ pub async fn create_cases(
     payload: web::Payload,
     options: web::Query<StreamOptions>,
 ) -> Result<HttpResponse, ApiError> {
+    let access = &auth.principal.access;
+    let services = state.services();
     match body_kind(&req)? {
         BodyKind::Json => {
             if !options.is_empty() {
@@ -287,44 +264,30 @@ pub async fn create_cases(
                 ));
             }
             let body = read_body(&req, payload, &state.settings).await?.freeze();
-            // A large body is parsed on a blocking thread, not on a worker
-            // that serves other requests meanwhile.
-            let request = if body.len() > BLOCKING_PARSE_BYTES {
-                web::block(move || ParsedCases::parse(body))
-                    .await
-                    .map_err(|e| ApiError::internal(anyhow::anyhow!("parsing the body: {e}")))??
-            } else {
-                ParsedCases::parse(body)?
-            };
+            let mut request = off_the_worker(body, ParsedCases::parse).await?;
             // More than one batch holds a writer for a while: bulk.
-            let _bulk = if request.cases.len() > FIRST_BATCH {
-                Some(state.bulk.enter()?)
-            } else {
-                None
-            };
-            // A few new cases (the default `on_conflict: error`, no list):
-            // written on the assumption that their Case IDs are new, without
-            // looking them up first. If one is not, the database refuses
-            // the insert and the request runs again with the lookup, to
-            // answer exactly as it would have (422 naming the row).
-            let optimistic = request.cases.len() <= FIRST_BATCH
-                && request.on_conflict == OnConflict::Error
-                && request.list.is_none();
-            if optimistic {
-                let retry = request.clone();
-                match create_from_json(&auth.principal.access, &state, request, true).await {
-                    Err(e) if e.code == ErrorCode::DuplicateExternalId => {
-                        create_from_json(&auth.principal.access, &state, retry, false).await
-                    }
-                    answer => answer,
-                }
-            } else {
-                create_from_json(&auth.principal.access, &state, request, false).await
-            }
+            let _bulk = (request.cases.len() > FIRST_BATCH)
+                .then(|| state.bulk.enter())
+                .transpose()?;
+            let cases = std::mem::take(&mut request.cases);
+            let source = JsonArray::new(request.body.clone(), cases, "cases");
+            let run = request.run(access);
+            let ingested = ingest_cases_optimistically(services, &run, source).await?;
+            answer_json(ingested, request.atomic).await
         }
         BodyKind::Ndjson => {
             let _bulk = state.bulk.enter()?;
-            create_from_ndjson(&auth.principal.access, &state, payload, &options).await
+            let spec = options.list_spec()?;
+            let run = options.run(access, spec.as_ref());
+            let lines = NdjsonLines::new(
+                payload_stream(payload),
+                state.settings.max_body_bytes,
+                state.settings.max_stream_bytes,
+                state.settings.body_timeout,
+            );
+            let mut source = Ndjson::new(lines, "cases", "case");
+            let ingested = ingest_cases(services, &run, &mut source).await?;
+            answer_stream(ingested, run.options.writes == Writes::Atomic)
         }
     }
 }
@@ -332,10 +295,23 @@ pub async fn create_cases(
 /// Bodies larger than this are parsed on a blocking thread.
 const BLOCKING_PARSE_BYTES: usize = 1 << 20;
 
+/// Parses a body: a large one on a blocking thread, not on a worker that
+/// serves other requests meanwhile.
+async fn off_the_worker<T: Send + 'static>(
+    body: web::Bytes,
+    parse: fn(web::Bytes) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    if body.len() <= BLOCKING_PARSE_BYTES {
+        return parse(body);
+    }
+    web::block(move || parse(body))
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("parsing the body: {e}")))?
+}
+
 /// A JSON cases request, parsed: its options, and where each case's JSON
 /// lies in the body (each is parsed when its batch comes, so that parsing
 /// overlaps the writing of earlier batches).
-#[derive(Clone)]
 struct ParsedCases {
     list: Option<ListSpec>,
     on_conflict: OnConflict,
@@ -348,6 +324,16 @@ impl ParsedCases {
     fn parse(body: web::Bytes) -> Result<ParsedCases, ApiError> {
         let request: CasesRequest =
             serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
+        if request.cases.is_empty() {
+            return Err(ApiError::validation(
+                ErrorCode::ValidationFailed,
+                vec![FieldError::field(
+                    "cases",
+                    ErrorCode::Required,
+                    "`cases` must hold at least one case",
+                )],
+            ));
+        }
         // A raw value borrows its text from the body: its place in it.
         let base = body.as_ptr() as usize;
         let cases = request
@@ -366,120 +352,81 @@ impl ParsedCases {
             body,
         })
     }
+
+    fn run<'a>(&'a self, access: &'a GroupAccess) -> CaseRun<'a> {
+        CaseRun {
+            access,
+            list: self.list.as_ref(),
+            list_fields: ListFields::Body,
+            list_source: "api",
+            on_conflict: self.on_conflict,
+            dates: DateInput::Rfc3339,
+            options: RunOptions {
+                writes: if self.atomic {
+                    Writes::Atomic
+                } else {
+                    Writes::ValidRows(Commits::Once)
+                },
+                keep: Keep::All,
+                // Every row gets its result, the failed ones too: no cap on
+                // the problems listed (the body limit bounds them).
+                problems: if self.atomic {
+                    Problems::FirstThousand
+                } else {
+                    Problems::Every
+                },
+            },
+            path: "json",
+        }
+    }
 }
 
-/// `assume_new`: the Case IDs are not looked up (see `create_cases`).
-async fn create_from_json(
-    access: &GroupAccess,
-    state: &AppState,
-    request: ParsedCases,
-    assume_new: bool,
-) -> Result<HttpResponse, ApiError> {
-    if request.cases.is_empty() {
-        return Err(ApiError::validation(
-            ErrorCode::ValidationFailed,
-            vec![FieldError::field(
-                "cases",
-                ErrorCode::Required,
-                "`cases` must hold at least one case",
-            )],
-        ));
-    }
-    // The list's checks and the validators' categories, side by side.
-    let (list, mut ingest) = tokio::try_join!(
-        async {
-            match &request.list {
-                Some(spec) => resolve_list(&state.store, access, spec, "api", ListFields::Body)
-                    .await
-                    .map(Some),
-                None => Ok(None),
-            }
-        },
-        CaseIngest::new(
-            &state.store,
+impl StreamOptions {
+    fn run<'a>(&self, access: &'a GroupAccess, list: Option<&'a ListSpec>) -> CaseRun<'a> {
+        let atomic = self.atomic.unwrap_or(true);
+        CaseRun {
             access,
-            &state.access,
-            request.on_conflict,
-            DateInput::Rfc3339
-        ),
-    )?;
-    if assume_new {
-        ingest = ingest.assuming_new_case_ids();
-    }
-    if request.cases.len() <= FIRST_BATCH {
-        ingest = ingest.with_cached_staff(&state.staff).await?;
-    }
-    let total = request.cases.len() as u64;
-    let integration = access.integration_id.to_string();
-    let writes = if request.atomic {
-        Writes::Atomic
-    } else {
-        Writes::ValidRows
-    };
-    let mut pipeline = CasePipeline::new(
-        &state.store,
-        access.integration_id,
-        list.as_ref(),
-        writes,
-        true,
-    );
-    if !request.atomic {
-        // Every row gets its result, the failed ones too: no cap on the
-        // problems listed (the body limit bounds them).
-        pipeline = pipeline.listing_every_problem();
-    }
-    if request.cases.len() <= FIRST_BATCH {
-        pipeline = pipeline.single_batch();
-    }
-    let batch_size = batch_size(request.cases.len(), MIN_WRITE_BATCH, WRITE_BATCH);
-    // Nothing is written while the first batch is validated: a small one
-    // sets the writer going sooner.
-    let mut size = FIRST_BATCH.min(batch_size);
-    let body = request.body;
-    let mut cases = request.cases.into_iter().enumerate();
-    loop {
-        let rows: Vec<(u64, CaseInput)> = cases
-            .by_ref()
-            .take(std::mem::replace(&mut size, batch_size))
-            .map(|(i, raw)| {
-                serde_json::from_slice(&body[raw])
-                    .map(|case| (i as u64 + 1, case))
-                    .map_err(|e| json_part_error(&e, Some(&format!("cases[{i}]"))))
-            })
-            .collect::<Result<_, _>>()?;
-        if rows.is_empty() {
-            break;
+            list,
+            list_fields: ListFields::Parameters,
+            list_source: "api",
+            on_conflict: self.on_conflict.unwrap_or_default(),
+            dates: DateInput::Rfc3339,
+            options: RunOptions {
+                writes: if atomic {
+                    Writes::Atomic
+                } else {
+                    Writes::ValidRows(Commits::EachBatch)
+                },
+                keep: Keep::Counts,
+                problems: Problems::FirstThousand,
+            },
+            path: "ndjson",
         }
-        pipeline.feed(&mut ingest, rows, Vec::new()).await?;
     }
-    if pipeline.rejected() {
-        state.metrics.count_rows(&integration, "json", 0, total);
-        return Err(pipeline.errors.into_rejection(ErrorCode::ValidationFailed));
+}
+
+/// The answer to a JSON request: every case (atomic), or every row's
+/// result. Serialized on another thread (a megabyte for 10,000 cases).
+async fn answer_json(ingested: CasesIngested, atomic: bool) -> Result<HttpResponse, ApiError> {
+    let CasesIngested { summary, list } = ingested;
+    if summary.rejected {
+        return Err(summary.errors.into_rejection(ErrorCode::ValidationFailed));
     }
-    let accepted = std::mem::take(&mut pipeline.accepted);
-    let errors = std::mem::take(&mut pipeline.errors);
-    let (taken, failed) = (accepted.len() as u64, errors.failed_rows);
-    let (created, updated, skipped) = (pipeline.created, pipeline.updated, pipeline.skipped);
-    let list_id = list.as_ref().map(|l| l.id);
-    let atomic = request.atomic;
-    // The answer (every case's id: a megabyte for 10,000) is serialized on
-    // another thread while the database finishes the last batch, and sent
-    // once the transaction is committed.
+    let list_id = list.map(|l| l.id);
+    let (created, updated, skipped) = (summary.created, summary.updated, summary.skipped);
     let answer = web::block(move || {
         if atomic {
+            let cases = summary.results.into_iter().map(|a| CaseRef {
+                id: a.id,
+                external_id: a.external_id,
+                outcome: a.outcome,
+            });
             return serde_json::to_vec(&CasesCreated {
                 list_id,
                 created,
                 updated,
                 skipped,
-                cases: accepted
-                    .into_iter()
-                    .map(|a| CaseRef {
-                        id: a.id,
-                        external_id: a.external_id,
-                        outcome: a.outcome,
-                    })
-                    .collect(),
+                cases: cases.collect(),
             });
         }
         serde_json::to_vec(&CasesResults {
@@ -487,18 +434,13 @@ async fn create_from_json(
             created,
             updated,
             skipped,
-            failed: errors.failed_rows,
-            results: row_results(accepted, errors.listed),
+            failed: summary.errors.failed_rows,
+            results: row_results(summary.results, summary.errors.listed),
         })
-    });
-    let (written, answer) = tokio::join!(pipeline.finish(), answer);
-    written?;
-    let answer = answer
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
-        .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
-    state
-        .metrics
-        .count_rows(&integration, "json", taken, failed);
+    })
+    .await
+    .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
+    .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
     let mut response = if atomic {
         HttpResponse::Created()
     } else {
@@ -507,6 +449,29 @@ async fn create_from_json(
     Ok(response
         .content_type(header::ContentType::json())
         .body(answer))
+}
+
+/// The answer to an NDJSON stream: counts and the first problems.
+fn answer_stream(ingested: CasesIngested, atomic: bool) -> Result<HttpResponse, ApiError> {
+    let CasesIngested { summary, list } = ingested;
+    if summary.rejected {
+        return Err(summary.errors.into_rejection(ErrorCode::ValidationFailed));
+    }
+    let unlisted = summary.errors.unlisted();
+    let answer = StreamSummary {
+        list_id: list.map(|l| l.id),
+        created: summary.created,
+        updated: summary.updated,
+        skipped: summary.skipped,
+        failed: summary.errors.failed_rows,
+        errors: summary.errors.listed,
+        errors_not_listed: unlisted,
+    };
+    Ok(if atomic {
+        HttpResponse::Created().json(answer)
+    } else {
+        HttpResponse::Ok().json(answer)
+    })
 }
 
 /// The per-row answer of a non-atomic request, in row order.
@@ -534,115 +499,6 @@ fn row_results(accepted: Vec<Accepted>, errors: Vec<FieldError>) -> Vec<RowResul
     }
     results.sort_by_key(|r| r.row);
     results
-}
-
-/// Cases per batch of a JSON request (written while the next is validated).
-const WRITE_BATCH: usize = 10_000;
-
-/// The smallest batch a JSON request is cut into (two lookups each).
-const MIN_WRITE_BATCH: usize = 500;
-
-/// Cases per batch of an NDJSON stream (one staff and one Case ID lookup each).
-const STREAM_BATCH: usize = 5_000;
-
-async fn create_from_ndjson(
-    access: &GroupAccess,
-    state: &AppState,
-    payload: web::Payload,
-    options: &StreamOptions,
-) -> Result<HttpResponse, ApiError> {
-    let atomic = options.atomic.unwrap_or(true);
-    let spec = options.list_spec()?;
-    let (list, mut ingest) = tokio::try_join!(
-        async {
-            match &spec {
-                Some(spec) => {
-                    resolve_list(&state.store, access, spec, "api", ListFields::Parameters)
-                        .await
-                        .map(Some)
-                }
-                None => Ok(None),
-            }
-        },
-        CaseIngest::new(
-            &state.store,
-            access,
-            &state.access,
-            options.on_conflict.unwrap_or_default(),
-            DateInput::Rfc3339
-        ),
-    )?;
-    let writes = if atomic {
-        Writes::Atomic
-    } else {
-        Writes::ValidRowsEachBatch
-    };
-    let mut pipeline = CasePipeline::new(
-        &state.store,
-        access.integration_id,
-        list.as_ref(),
-        writes,
-        false,
-    );
-    let mut lines = NdjsonLines::new(
-        payload,
-        state.settings.max_body_bytes,
-        state.settings.max_stream_bytes,
-        state.settings.body_timeout,
-    );
-    loop {
-        // A small first batch sets the writer going sooner.
-        let size = if lines.rows == 0 {
-            FIRST_BATCH
-        } else {
-            STREAM_BATCH
-        };
-        let (batch, broken) = lines.next_batch::<CaseInput>(size).await?;
-        if batch.is_empty() && broken.is_empty() {
-            break;
-        }
-        pipeline.feed(&mut ingest, batch, broken).await?;
-    }
-    if lines.rows == 0 {
-        return Err(ApiError::validation(
-            ErrorCode::ValidationFailed,
-            vec![FieldError::field(
-                "cases",
-                ErrorCode::Required,
-                "the stream holds no case",
-            )],
-        ));
-    }
-    pipeline.finish().await?;
-    let integration = access.integration_id.to_string();
-    if pipeline.rejected() {
-        state
-            .metrics
-            .count_rows(&integration, "ndjson", 0, lines.rows);
-        return Err(pipeline.errors.into_rejection(ErrorCode::ValidationFailed));
-    }
-    let accepted = pipeline.created + pipeline.updated + pipeline.skipped;
-    state.metrics.count_rows(
-        &integration,
-        "ndjson",
-        accepted,
-        pipeline.errors.failed_rows,
-    );
-    let unlisted = pipeline.errors.unlisted();
-    let summary = StreamSummary {
-        list_id: list.as_ref().map(|l| l.id),
-        created: pipeline.created,
-        updated: pipeline.updated,
-        skipped: pipeline.skipped,
-        failed: pipeline.errors.failed_rows,
-        errors: pipeline.errors.listed,
-        errors_not_listed: unlisted,
-    };
-    Ok(if atomic {
-        HttpResponse::Created().json(summary)
-    } else {
-        HttpResponse::Ok().json(summary)
-    })
 }
 
 /// Filters of the case collection.

@@ -11,17 +11,19 @@ use crate::auth::access::GroupAccess;
 use crate::auth::{Authorized, CustomersCreate, CustomersRead, CustomersWrite};
 use crate::domain::canonical_enum;
 use crate::domain::customer::{CustomerInput, CustomerOptions, UniqueMode, normalize_phone};
-use crate::error::{ApiError, ErrorCode, FieldError, Problem, excerpt};
+use crate::error::{ApiError, ErrorCode, FieldError, Problem, excerpt, json_body_error};
+use crate::ingest::cases::FIRST_BATCH;
 use crate::ingest::csv::{Detected, invalid_csv, read_table};
 use crate::ingest::customer_csv::CustomerColumns;
 use crate::ingest::customers::{
-    CustomerIngest, CustomerOutcome, CustomerUpsert, CustomersSummary, Listing, UploadSpec,
+    CustomerIngest, CustomerOutcome, CustomerResult, CustomersSummary, UploadSpec, ingest_customers,
 };
+use crate::ingest::engine::{Commits, Keep, Problems, RunOptions, Summary, Writes};
 use crate::ingest::ndjson::NdjsonLines;
-use crate::ingest::pipeline::FIRST_BATCH;
-use crate::routes::case_csv::{read_form, truthy};
-use crate::routes::cases::{BodyKind, body_kind};
-use crate::routes::{Page, PageQuery, json_body_error, read_body};
+use crate::ingest::sources::{CsvRows, Listed, Ndjson};
+use crate::routes::extract::body::{BodyKind, body_kind, payload_stream, read_body};
+use crate::routes::extract::form::{read_form, truthy};
+use crate::routes::{Page, PageQuery};
 use crate::startup::AppState;
 use crate::store::customers::{Customer, CustomerFilter};
 use crate::store::models::Campaign;
@@ -32,9 +34,6 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(upload_customers_csv)
         .service(list_customers);
 }
-
-/// Customers per batch: one lookup of each kind, one COPY.
-const BATCH: usize = 10_000;
 
 /// The campaign, if the caller's groups hold it.
 async fn campaign(state: &AppState, access: &GroupAccess, id: Uuid) -> Result<Campaign, ApiError> {
@@ -85,7 +84,37 @@ pub struct CustomerStreamOptions {
     pub atomic: Option<bool>,
 }
 
+impl CustomersRequest {
+    fn spec(&self) -> UploadSpec {
+        UploadSpec {
+            status: self.status.clone(),
+            options: self.options.clone(),
+            atomic: self.atomic,
+            spreadsheet_dates: false,
+            option_prefix: "options.",
+        }
+    }
+}
+
 impl CustomerStreamOptions {
+    fn spec(&self) -> UploadSpec {
+        UploadSpec {
+            status: self.status.clone(),
+            options: CustomerOptions {
+                international_format: self.international_format.unwrap_or(false),
+                override_existing: self.override_existing.unwrap_or(false),
+                update_contact_allowed: self.update_contact_allowed.unwrap_or(false),
+                reset_status: self.reset_status.unwrap_or(false),
+                unique_mode: self.unique_mode.unwrap_or_default(),
+                date_format: None,
+                timezone: None,
+            },
+            atomic: self.atomic.unwrap_or(false),
+            spreadsheet_dates: false,
+            option_prefix: "",
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.status.is_none()
             && self.international_format.is_none()
@@ -144,8 +173,9 @@ pub async fn upsert_customers(
     let access = &auth.principal.access;
     let kind = body_kind(&req)?;
     let campaign = campaign(&state, access, *id).await?;
-    let integration = access.integration_id.to_string();
-    match kind {
+    let services = state.services();
+    let integration = access.integration_id;
+    let summary = match kind {
         BodyKind::Json => {
             if !query.is_empty() {
                 return Err(ApiError::new(
@@ -153,129 +183,107 @@ pub async fn upsert_customers(
                     "With application/json the options go in the body (`status`, `options`, `atomic`).",
                 ));
             }
-            let body = read_body(&req, payload, &state.settings).await?;
-            let request_len = body.len();
-            let parse = move || {
-                serde_json::from_slice::<CustomersRequest>(&body).map_err(|e| json_body_error(&e))
-            };
-            // A large body is parsed on a blocking thread, not on a worker
-            // that serves other requests meanwhile.
-            let request = if request_len > 1 << 20 {
-                web::block(parse)
-                    .await
-                    .map_err(|e| ApiError::internal(anyhow::anyhow!("parsing the body: {e}")))??
-            } else {
-                parse()?
-            };
-            if request.customers.is_empty() {
-                return Err(ApiError::validation(
-                    ErrorCode::ValidationFailed,
-                    vec![FieldError::field(
-                        "customers",
-                        ErrorCode::Required,
-                        "`customers` must hold at least one customer",
-                    )],
-                ));
-            }
-            let spec = UploadSpec {
-                status: request.status,
-                options: request.options,
-                atomic: request.atomic,
-                spreadsheet_dates: false,
-                option_prefix: "options.",
-            };
+            let body = read_body(&req, payload, &state.settings).await?.freeze();
+            let request = parse_customers(body).await?;
             // More than one batch holds a writer for a while: bulk.
-            let _bulk = if request.customers.len() > FIRST_BATCH {
-                Some(state.bulk.enter()?)
-            } else {
-                None
-            };
+            let _bulk = (request.customers.len() > FIRST_BATCH)
+                .then(|| state.bulk.enter())
+                .transpose()?;
+            let spec = request.spec();
             let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
-            let mut upsert = CustomerUpsert::new(ingest, spec.atomic, false, Listing::All);
-            let mut rows = request
-                .customers
-                .into_iter()
-                .enumerate()
-                .map(|(i, c)| (i as u64 + 1, c));
-            loop {
-                let batch: Vec<(u64, CustomerInput)> = rows.by_ref().take(BATCH).collect();
-                if batch.is_empty() {
-                    break;
-                }
-                upsert.feed(batch, Vec::new()).await?;
-            }
-            let summary = finish(&state, &integration, "customers_json", upsert).await?;
-            Ok(HttpResponse::Ok().json(summary))
+            let mut source = Listed::new(request.customers);
+            let options = run_options(spec.atomic, false, Keep::All);
+            ingest_customers(
+                services,
+                ingest,
+                &mut source,
+                options,
+                integration,
+                "customers_json",
+            )
+            .await?
         }
         BodyKind::Ndjson => {
-            let spec = UploadSpec {
-                status: query.status.clone(),
-                options: CustomerOptions {
-                    international_format: query.international_format.unwrap_or(false),
-                    override_existing: query.override_existing.unwrap_or(false),
-                    update_contact_allowed: query.update_contact_allowed.unwrap_or(false),
-                    reset_status: query.reset_status.unwrap_or(false),
-                    unique_mode: query.unique_mode.unwrap_or_default(),
-                    date_format: None,
-                    timezone: None,
-                },
-                atomic: query.atomic.unwrap_or(false),
-                spreadsheet_dates: false,
-                option_prefix: "",
-            };
+            let spec = query.spec();
             let _bulk = state.bulk.enter()?;
             let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
-            let mut upsert = CustomerUpsert::new(ingest, spec.atomic, false, Listing::Exceptions);
-            let mut lines = NdjsonLines::new(
-                payload,
+            let lines = NdjsonLines::new(
+                payload_stream(payload),
                 state.settings.max_body_bytes,
                 state.settings.max_stream_bytes,
                 state.settings.body_timeout,
             );
-            loop {
-                let (batch, broken) = lines.next_batch::<CustomerInput>(BATCH).await?;
-                if batch.is_empty() && broken.is_empty() {
-                    break;
-                }
-                upsert.feed(batch, broken).await?;
-            }
-            if upsert.rows() == 0 {
-                return Err(ApiError::validation(
-                    ErrorCode::ValidationFailed,
-                    vec![FieldError::field(
-                        "customers",
-                        ErrorCode::Required,
-                        "the stream holds no customer",
-                    )],
-                ));
-            }
-            let summary = finish(&state, &integration, "customers_ndjson", upsert).await?;
-            Ok(HttpResponse::Ok().json(summary))
+            let mut source = Ndjson::new(lines, "customers", "customer");
+            let options = run_options(spec.atomic, false, Keep::Exceptions);
+            ingest_customers(
+                services,
+                ingest,
+                &mut source,
+                options,
+                integration,
+                "customers_ndjson",
+            )
+            .await?
         }
+    };
+    Ok(HttpResponse::Ok().json(answer(summary)?))
+}
+
+/// How a customer upload runs: one transaction, all or nothing where
+/// `atomic`, nothing written in a dry run.
+fn run_options(atomic: bool, dry_run: bool, keep: Keep) -> RunOptions {
+    RunOptions {
+        writes: match (dry_run, atomic) {
+            (true, _) => Writes::Nothing,
+            (false, true) => Writes::Atomic,
+            (false, false) => Writes::ValidRows(Commits::Once),
+        },
+        keep,
+        problems: Problems::FirstThousand,
     }
 }
 
-/// Commits (or rejects) and counts the rows in `/metrics`.
-async fn finish(
-    state: &AppState,
-    integration: &str,
-    path: &str,
-    upsert: CustomerUpsert<'_>,
-) -> Result<CustomersSummary, ApiError> {
-    let rows = upsert.rows();
-    match upsert.finish().await {
-        Ok(summary) => {
-            let accepted = summary.created + summary.updated + summary.skipped;
-            state
-                .metrics
-                .count_rows(integration, path, accepted, summary.failed);
-            Ok(summary)
-        }
-        Err(e) => {
-            state.metrics.count_rows(integration, path, 0, rows);
-            Err(e)
-        }
+/// A run's summary as the answer, or the 422 of an atomic upload with
+/// failed rows.
+fn answer(summary: Summary<CustomerResult>) -> Result<CustomersSummary, ApiError> {
+    if summary.rejected {
+        return Err(summary.errors.into_rejection(ErrorCode::ValidationFailed));
     }
+    Ok(CustomersSummary {
+        created: summary.created,
+        updated: summary.updated,
+        skipped: summary.skipped,
+        failed: summary.failed,
+        results: summary.results,
+        results_not_listed: summary.results_not_listed,
+    })
+}
+
+/// Parses a JSON body: a large one on a blocking thread, not on a worker
+/// that serves other requests meanwhile.
+async fn parse_customers(body: web::Bytes) -> Result<CustomersRequest, ApiError> {
+    let small = body.len() <= 1 << 20;
+    let parse = move || {
+        let request =
+            serde_json::from_slice::<CustomersRequest>(&body).map_err(|e| json_body_error(&e))?;
+        if request.customers.is_empty() {
+            return Err(ApiError::validation(
+                ErrorCode::ValidationFailed,
+                vec![FieldError::field(
+                    "customers",
+                    ErrorCode::Required,
+                    "`customers` must hold at least one customer",
+                )],
+            ));
+        }
+        Ok(request)
+    };
+    if small {
+        return parse();
+    }
+    web::block(parse)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("parsing the body: {e}")))?
 }
 
 /// One new customer: the fields of `CustomerInput` and the customer's
@@ -330,39 +338,30 @@ pub async fn add_customer(
     }
     let campaign = campaign(&state, access, *id).await?;
     let body = read_body(&req, payload, &state.settings).await?;
-    let mut object: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?;
-    let status = match object.remove("status") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(_) => {
-            return Err(ApiError::validation(
-                ErrorCode::ValidationFailed,
-                vec![FieldError::field(
-                    "status",
-                    ErrorCode::InvalidType,
-                    "status must be text",
-                )],
-            ));
-        }
-    };
-    let input: CustomerInput = serde_json::from_value(serde_json::Value::Object(object))
-        .map_err(|e| json_body_error(&e))?;
+    let (input, status) = one_customer(&body)?;
     let spec = UploadSpec {
         status,
         atomic: true,
         ..Default::default()
     };
-    let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
-    let mut upsert = CustomerUpsert::new(ingest, true, false, Listing::All).single_row();
-    upsert.feed(vec![(1, input)], Vec::new()).await?;
-    let integration = access.integration_id.to_string();
-    let summary = finish(&state, &integration, "customers_one", upsert).await?;
-    let result = summary
-        .results
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no result for one customer")))?;
+    let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec)
+        .await?
+        .single_row();
+    let mut source = Listed::new(vec![input]);
+    let options = run_options(true, false, Keep::All);
+    let path = "customers_one";
+    let summary = ingest_customers(
+        state.services(),
+        ingest,
+        &mut source,
+        options,
+        access.integration_id,
+        path,
+    )
+    .await?;
+    let result = answer(summary)?.results.into_iter().next();
+    let result =
+        result.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no result for one customer")))?;
     match (result.outcome, result.customer_id) {
         (CustomerOutcome::Created, Some(id)) => {
             let customer = state.store.get_customer(id).await?.ok_or_else(|| {
@@ -380,6 +379,29 @@ pub async fn add_customer(
             },
         )),
     }
+}
+
+/// One customer's body: its fields and its `status`.
+fn one_customer(body: &[u8]) -> Result<(CustomerInput, Option<String>), ApiError> {
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| json_body_error(&e))?;
+    let status = match object.remove("status") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => {
+            return Err(ApiError::validation(
+                ErrorCode::ValidationFailed,
+                vec![FieldError::field(
+                    "status",
+                    ErrorCode::InvalidType,
+                    "status must be text",
+                )],
+            ));
+        }
+    };
+    let input: CustomerInput = serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|e| json_body_error(&e))?;
+    Ok((input, status))
 }
 
 /// The form of the customers uploader.
@@ -458,140 +480,136 @@ pub async fn upload_customers_csv(
 ) -> Result<HttpResponse, ApiError> {
     let access = &auth.principal.access;
     let campaign = campaign(&state, access, *id).await?;
-    let form = read_form(
-        form,
-        state.settings.max_body_bytes,
-        state.settings.body_timeout,
-    )
-    .await?;
-    let mut spec = UploadSpec {
-        spreadsheet_dates: true,
-        ..Default::default()
-    };
-    let mut mapping = None;
-    let mut dry_run = false;
-    for (name, value) in &form.fields {
-        let options = &mut spec.options;
-        let given = || (!value.is_empty()).then(|| value.clone());
-        match name.as_str() {
-            "status" => spec.status = given(),
-            "mapping" if !value.is_empty() => {
-                let parsed: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(value).map_err(|e| {
-                        ApiError::validation(
-                            ErrorCode::InvalidMapping,
-                            vec![FieldError::field(
-                                "mapping",
-                                ErrorCode::InvalidMapping,
-                                format!("mapping must be a JSON object of header → field: {e}"),
-                            )],
-                        )
-                    })?;
-                mapping = Some(parsed);
-            }
-            "mapping" => {}
-            "international_format" => options.international_format = truthy(name, value)?,
-            "override_existing" => options.override_existing = truthy(name, value)?,
-            "update_contact_allowed" => options.update_contact_allowed = truthy(name, value)?,
-            "reset_status" => options.reset_status = truthy(name, value)?,
-            "unique_mode" => {
-                options.unique_mode = if value.is_empty() {
-                    UniqueMode::Allow
-                } else {
-                    UniqueMode::parse(value).ok_or_else(|| {
-                        ApiError::validation(
-                            ErrorCode::ValidationFailed,
-                            vec![FieldError::field(
-                                "unique_mode",
-                                ErrorCode::InvalidEnum,
-                                format!(
-                                    "{:?} is not a unique_mode; expected allow, move or skip_if_elsewhere",
-                                    excerpt(value)
-                                ),
-                            )],
-                        )
-                    })?
-                }
-            }
-            "date_format" => options.date_format = given(),
-            "timezone" => options.timezone = given(),
-            "atomic" => spec.atomic = truthy(name, value)?,
-            "dry_run" => dry_run = truthy(name, value)?,
-            other => {
-                return Err(ApiError::new(
-                    ErrorCode::UnknownField,
-                    format!(
-                        "Unknown form field {:?}; expected file, status, mapping, international_format, override_existing, update_contact_allowed, reset_status, unique_mode, date_format, timezone, atomic, dry_run.",
-                        excerpt(other)
-                    ),
-                ));
-            }
-        }
-    }
-    let Some(file) = form.file else {
-        return Err(ApiError::validation(
-            ErrorCode::ValidationFailed,
-            vec![FieldError::field(
-                "file",
-                ErrorCode::Required,
-                "attach the CSV as the form field `file`",
-            )],
-        ));
-    };
+    let settings = &state.settings;
+    let form = read_form(form, settings.max_body_bytes, settings.body_timeout).await?;
+    let upload = CustomerUpload::from_fields(&form.fields)?;
+    let file = form.file.ok_or_else(missing_file)?;
     // Status and options first: a bad one answers before the file is read.
-    let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
-    let limits = state
-        .store
-        .get_integration(access.integration_id)
-        .await?
-        .map(|i| i.csv_limits)
-        .unwrap_or_default();
-    let _bulk = if dry_run {
-        None
-    } else {
-        Some(state.bulk.enter()?)
-    };
+    let ingest = CustomerIngest::new(&state.store, access, &campaign, &upload.spec).await?;
+    let integration = state.store.get_integration(access.integration_id).await?;
+    let limits = integration.map(|i| i.csv_limits).unwrap_or_default();
+    let _bulk = (!upload.dry_run).then(|| state.bulk.enter()).transpose()?;
     // Decoding and reading the table is CPU work: off the async workers.
     let mut table = web::block(move || read_table(&file, &limits))
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("reading the CSV: {e}")))?;
-    let integration = access.integration_id.to_string();
     if !table.errors.is_empty() {
-        state
-            .metrics
-            .count_rows(&integration, "customers_csv", 0, table.records.len() as u64);
         return Err(invalid_csv(std::mem::take(&mut table.errors)));
     }
-    let columns = CustomerColumns::read(&mut table, mapping.as_ref())?;
-    let rows: Vec<(u64, CustomerInput)> = table
-        .records
-        .drain(..)
-        .map(|r| (r.line, columns.customer(r.cells)))
-        .collect();
-    let mut upsert = CustomerUpsert::new(ingest, spec.atomic, dry_run, Listing::All);
-    upsert.feed(rows, Vec::new()).await.map_err(|mut e| {
-        e.errors = e.errors.into_iter().map(|x| columns.locate(x)).collect();
-        e
-    })?;
-    let mut summary = finish(&state, &integration, "customers_csv", upsert)
-        .await
-        .map_err(|mut e| {
-            e.errors = e.errors.into_iter().map(|x| columns.locate(x)).collect();
-            e
-        })?;
-    for result in &mut summary.results {
-        result.errors = std::mem::take(&mut result.errors)
-            .into_iter()
-            .map(|e| columns.locate(e))
-            .collect();
-    }
-    let detected = table.detected.clone().unwrap_or_default();
+    let columns = CustomerColumns::read(&mut table, upload.mapping.as_ref())?;
+    let mut source = CsvRows::new(
+        std::mem::take(&mut table.records),
+        Some(columns),
+        Vec::new(),
+    );
+    let options = run_options(upload.spec.atomic, upload.dry_run, Keep::All);
+    let path = "customers_csv";
+    let summary = ingest_customers(
+        state.services(),
+        ingest,
+        &mut source,
+        options,
+        access.integration_id,
+        path,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(CustomersCsvSummary {
-        summary,
-        dry_run,
-        warnings: std::mem::take(&mut table.warnings),
-        detected,
+        summary: answer(summary)?,
+        dry_run: upload.dry_run,
+        warnings: table.warnings,
+        detected: table.detected.unwrap_or_default(),
     }))
+}
+
+fn missing_file() -> ApiError {
+    ApiError::validation(
+        ErrorCode::ValidationFailed,
+        vec![FieldError::field(
+            "file",
+            ErrorCode::Required,
+            "attach the CSV as the form field `file`",
+        )],
+    )
+}
+
+/// The uploader's options, from the form's text fields.
+struct CustomerUpload {
+    spec: UploadSpec,
+    mapping: Option<serde_json::Map<String, serde_json::Value>>,
+    dry_run: bool,
+}
+
+impl CustomerUpload {
+    fn from_fields(fields: &[(String, String)]) -> Result<Self, ApiError> {
+        let mut upload = CustomerUpload {
+            spec: UploadSpec {
+                spreadsheet_dates: true,
+                ..Default::default()
+            },
+            mapping: None,
+            dry_run: false,
+        };
+        for (name, value) in fields {
+            let options = &mut upload.spec.options;
+            let given = || (!value.is_empty()).then(|| value.clone());
+            match name.as_str() {
+                "status" => upload.spec.status = given(),
+                "mapping" if !value.is_empty() => upload.mapping = Some(mapping(value)?),
+                "mapping" => {}
+                "international_format" => options.international_format = truthy(name, value)?,
+                "override_existing" => options.override_existing = truthy(name, value)?,
+                "update_contact_allowed" => options.update_contact_allowed = truthy(name, value)?,
+                "reset_status" => options.reset_status = truthy(name, value)?,
+                "unique_mode" => options.unique_mode = unique_mode(value)?,
+                "date_format" => options.date_format = given(),
+                "timezone" => options.timezone = given(),
+                "atomic" => upload.spec.atomic = truthy(name, value)?,
+                "dry_run" => upload.dry_run = truthy(name, value)?,
+                other => {
+                    return Err(ApiError::new(
+                        ErrorCode::UnknownField,
+                        format!(
+                            "Unknown form field {:?}; expected file, status, mapping, international_format, override_existing, update_contact_allowed, reset_status, unique_mode, date_format, timezone, atomic, dry_run.",
+                            excerpt(other)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(upload)
+    }
+}
+
+fn mapping(value: &str) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    serde_json::from_str(value).map_err(|e| {
+        ApiError::validation(
+            ErrorCode::InvalidMapping,
+            vec![FieldError::field(
+                "mapping",
+                ErrorCode::InvalidMapping,
+                format!("mapping must be a JSON object of header → field: {e}"),
+            )],
+        )
+    })
+}
+
+fn unique_mode(value: &str) -> Result<UniqueMode, ApiError> {
+    if value.is_empty() {
+        return Ok(UniqueMode::Allow);
+    }
+    UniqueMode::parse(value).ok_or_else(|| {
+        ApiError::validation(
+            ErrorCode::ValidationFailed,
+            vec![FieldError::field(
+                "unique_mode",
+                ErrorCode::InvalidEnum,
+                format!(
+                    "{:?} is not a unique_mode; expected allow, move or skip_if_elsewhere",
+                    excerpt(value)
+                ),
+            )],
+        )
+    })
 }
 
 /// Filters of the customer collection.

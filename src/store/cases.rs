@@ -8,8 +8,10 @@
 //! format) serve the customers' writer.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::future::{Either, select};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -17,7 +19,7 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Pool, Store, StoreError, group_clause, now, with_pool};
+use super::{Commits, Pool, Shape, Store, StoreError, group_clause, now, with_pool};
 use crate::auth::access::InGroup;
 
 /// How many values one batched lookup binds (well under both databases' limits).
@@ -380,35 +382,49 @@ impl Store {
         Ok(found)
     }
 
-    /// A writer of the cases of one request. Batches sent to the sink are
-    /// written in order, in one transaction (or, `commit_each_batch`, each
-    /// committed on its own, counted in `committed` once it is) that first
-    /// creates `list`, if any.
-    /// On PostgreSQL one `COPY` stays open while batches bring only new
-    /// cases, so a request cut into batches pays for one statement.
-    ///
-    /// Nothing is written unless the future is polled: drive it alongside
-    /// the work that feeds the sink. Once the sink is dropped it ends with
-    /// the transaction still open: commit it, or drop it to roll back.
+    /// A writer of the cases of one run: its batches are written in order,
+    /// in one transaction (or, [`Commits::EachBatch`], each committed on
+    /// its own) that first creates `list`, if any. It connects at its first
+    /// write; dropped before [`CaseWriter::commit`], it rolls back.
     pub fn case_writer(
         &self,
         integration_id: Uuid,
         list: Option<&NewCaseList>,
-        commit_each_batch: bool,
-        committed: Arc<AtomicU64>,
-    ) -> (
-        CaseSink,
-        impl Future<Output = Result<OpenCases, StoreError>> + Send + 'static,
-    ) {
-        let (sink, batches) = tokio::sync::mpsc::channel(1);
+        commits: Commits,
+        shape: Shape,
+    ) -> CaseWriter {
+        CaseWriter {
+            store: self.clone(),
+            integration_id,
+            list: list.cloned(),
+            commits,
+            shape,
+            running: None,
+        }
+    }
+
+    /// The writer's work, as one future: batches arrive through the
+    /// channel, each acknowledged in `written` once written (committed,
+    /// with [`Commits::EachBatch`]). On PostgreSQL one `COPY` stays open
+    /// while batches bring only new cases, so a run cut into batches pays
+    /// for one statement. It ends, its transaction still open, once the
+    /// channel is closed.
+    fn case_writer_task(
+        &self,
+        integration_id: Uuid,
+        list: Option<NewCaseList>,
+        commits: Commits,
+        batches: tokio::sync::mpsc::Receiver<CaseBatch>,
+        written: tokio::sync::watch::Sender<u64>,
+    ) -> impl Future<Output = Result<OpenCases, StoreError>> + Send + 'static {
         let store = self.clone();
-        let list = list.cloned();
-        let writer = async move {
+        async move {
             let mut writer = Writer {
                 integration_id,
                 list_id: list.as_ref().map(|l| l.id),
                 at: now(),
                 batches,
+                written,
             };
             let mut tx = begin(&store).await?;
             if let Some(list) = &list {
@@ -422,11 +438,11 @@ impl Store {
                     }
                 }
             }
-            if commit_each_batch {
+            if commits == Commits::EachBatch {
                 while let Some(batch) = writer.batches.recv().await {
                     writer.write(&mut tx, batch).await?;
                     commit(tx).await?;
-                    committed.fetch_add(1, Ordering::Release);
+                    writer.acknowledge();
                     tx = begin(&store).await?;
                 }
                 return Ok(OpenCases(tx));
@@ -436,12 +452,12 @@ impl Store {
                 WriterTx::Sqlite(_) => {
                     while let Some(batch) = writer.batches.recv().await {
                         writer.write(&mut tx, batch).await?;
+                        writer.acknowledge();
                     }
                 }
             }
             Ok(OpenCases(tx))
-        };
-        (sink, writer)
+        }
     }
 
     /// Writes new cases in one statement, in its own transaction, on a
@@ -612,9 +628,6 @@ pub(super) enum WriterTx {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
-/// Batches of cases on their way to a writer.
-pub type CaseSink = tokio::sync::mpsc::Sender<CaseBatch>;
-
 /// One batch for a writer: new cases, and cases that update stored ones.
 #[derive(Debug, Default)]
 pub struct CaseBatch {
@@ -622,11 +635,114 @@ pub struct CaseBatch {
     pub updates: Vec<CaseRow>,
 }
 
-/// The transaction a writer leaves open: commit it, or drop it (rollback).
-pub struct OpenCases(WriterTx);
+/// The transaction a writer's task leaves open: commit it, or drop it
+/// (rollback).
+struct OpenCases(WriterTx);
+
+type WriterTask = Pin<Box<dyn Future<Output = Result<OpenCases, StoreError>> + Send>>;
+
+/// The writer of one run's cases (see [`Store::case_writer`]).
+pub struct CaseWriter {
+    store: Store,
+    integration_id: Uuid,
+    list: Option<NewCaseList>,
+    commits: Commits,
+    shape: Shape,
+    running: Option<Running>,
+}
+
+/// A writer's task and what feeds it.
+struct Running {
+    sink: tokio::sync::mpsc::Sender<CaseBatch>,
+    task: WriterTask,
+    written: tokio::sync::watch::Receiver<u64>,
+    sent: u64,
+}
+
+impl CaseWriter {
+    fn start(&mut self) -> &mut Running {
+        self.running.get_or_insert_with(|| {
+            let (sink, batches) = tokio::sync::mpsc::channel(1);
+            let (acknowledge, written) = tokio::sync::watch::channel(0);
+            let task = self.store.case_writer_task(
+                self.integration_id,
+                self.list.clone(),
+                self.commits,
+                batches,
+                acknowledge,
+            );
+            Running {
+                sink,
+                task: Box::pin(task),
+                written,
+                sent: 0,
+            }
+        })
+    }
+
+    /// Writes one batch (returns once it is written: a run validates the
+    /// next batch meanwhile). A run of one batch with only new cases and
+    /// no list is written by one statement, in a transaction of its own.
+    #[tracing::instrument(name = "write_cases", skip_all, fields(inserts = batch.inserts.len(), updates = batch.updates.len()))]
+    pub async fn write(&mut self, batch: CaseBatch) -> Result<(), StoreError> {
+        if self.shape == Shape::OneBatch
+            && self.running.is_none()
+            && self.list.is_none()
+            && self.commits == Commits::Once
+            && batch.updates.is_empty()
+        {
+            return self
+                .store
+                .insert_cases(self.integration_id, &batch.inserts)
+                .await;
+        }
+        let running = self.start();
+        running.sent += 1;
+        let sent = running.sent;
+        let (sink, mut written) = (running.sink.clone(), running.written.clone());
+        let handed = async move {
+            if sink.send(batch).await.is_err() {
+                return false;
+            }
+            written.wait_for(|n| *n >= sent).await.is_ok()
+        };
+        let handed = std::pin::pin!(handed);
+        let ended = match select(running.task.as_mut(), handed).await {
+            Either::Right((true, _)) => return Ok(()),
+            Either::Left((ended, _)) => Some(ended),
+            Either::Right((false, _)) => None,
+        };
+        // The task ended: its error, or (never expected) it stopped early.
+        let ended = match (ended, self.running.take()) {
+            (Some(ended), _) => ended,
+            (None, Some(running)) => running.task.await,
+            (None, None) => return Err(stopped_early()),
+        };
+        Err(ended.err().unwrap_or_else(stopped_early))
+    }
+
+    /// Commits what was written; a run that wrote nothing still creates
+    /// its list (empty).
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        if self.running.is_none() && self.list.is_none() {
+            return Ok(());
+        }
+        self.start();
+        let Some(Running { sink, task, .. }) = self.running.take() else {
+            return Ok(());
+        };
+        // The task ends once its channel is closed.
+        drop(sink);
+        task.await?.commit().await
+    }
+}
+
+fn stopped_early() -> StoreError {
+    StoreError::Other(anyhow::anyhow!("the case writer stopped early"))
+}
 
 impl OpenCases {
-    pub async fn commit(self) -> Result<(), StoreError> {
+    async fn commit(self) -> Result<(), StoreError> {
         commit(self.0).await
     }
 }
@@ -655,9 +771,15 @@ struct Writer {
     list_id: Option<Uuid>,
     at: DateTime<Utc>,
     batches: tokio::sync::mpsc::Receiver<CaseBatch>,
+    /// Batches written so far.
+    written: tokio::sync::watch::Sender<u64>,
 }
 
 impl Writer {
+    fn acknowledge(&self) {
+        self.written.send_modify(|n| *n += 1);
+    }
+
     /// PostgreSQL, one transaction: a `COPY` into `cases` is kept open
     /// across batches that bring only new cases; a batch with updates
     /// closes it (the updates go through a staging table) and the next new
@@ -674,15 +796,20 @@ impl Writer {
                     .await?;
             }
             if batch.inserts.is_empty() {
+                self.acknowledge();
                 next = self.batches.recv().await;
                 continue;
             }
             let mut copy =
                 CopyRows::open(tx, "cases", self.integration_id, self.list_id, self.at).await?;
             copy.send(&batch.inserts).await?;
+            self.written.send_modify(|n| *n += 1);
             next = loop {
                 match self.batches.recv().await {
-                    Some(batch) if batch.updates.is_empty() => copy.send(&batch.inserts).await?,
+                    Some(batch) if batch.updates.is_empty() => {
+                        copy.send(&batch.inserts).await?;
+                        self.written.send_modify(|n| *n += 1);
+                    }
                     other => break other,
                 }
             };

@@ -146,6 +146,26 @@ fn private_files(main: &std::path::Path) {
     }
 }
 
+/// How a bulk writer commits a run's batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commits {
+    /// One transaction for the whole run.
+    Once,
+    /// Each batch committed on its own (long streams make progress and
+    /// hold no lock for their whole length).
+    EachBatch,
+}
+
+/// How many batches a run has, when known before it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// One batch: a writer may write it by one statement, in a
+    /// transaction of its own.
+    OneBatch,
+    /// Several, or not known.
+    Batches,
+}
+
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
