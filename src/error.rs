@@ -12,8 +12,6 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::telemetry::current_request_id;
-
 /// How many characters of a caller's input an error message may quote.
 pub const EXCERPT_CHARS: usize = 100;
 
@@ -351,6 +349,19 @@ pub struct Problem {
     /// committed (those rows are stored; the rest of the stream is not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub committed: Option<Committed>,
+}
+
+tokio::task_local! {
+    /// The id of the request being handled (set by the telemetry
+    /// middleware), for error bodies built deep down.
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id, or `"none"` outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "none".to_string())
 }
 
 /// Rows a request committed before it stopped.

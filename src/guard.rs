@@ -28,7 +28,7 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use futures_util::Stream;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{Authentication, Principal, authenticate_request};
+use crate::auth::{Authentication, Principal};
 use crate::error::{ApiError, ErrorCode, Transient};
 use crate::idempotency::{Claim, Lease, StoredAnswer, valid_key};
 use crate::rate_limit::{Decision, RatePolicy};
@@ -62,7 +62,7 @@ pub async fn guard(
     if !req.headers().contains_key(header::AUTHORIZATION) {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
-    let authenticated = authenticate_request(&state, req.request()).await;
+    let authenticated = state.auth.authenticate_request(req.request()).await;
     let principal = authenticated.as_ref().ok().map(|(p, _)| p.clone());
     req.extensions_mut()
         .insert(Authentication(Some(authenticated)));

@@ -17,43 +17,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::redis_client::{RedisClient, eval};
 
-/// A sustained rate and a burst. A rate of 0 means no limit.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"per_second": 100.0, "burst": 200}))]
-pub struct RatePolicy {
-    /// Requests per second, sustained (0: no limit).
-    pub per_second: f64,
-    /// Requests that may arrive at once (at least 1).
-    pub burst: u32,
-}
-
-impl RatePolicy {
-    pub fn is_unlimited(&self) -> bool {
-        self.per_second <= 0.0
-    }
-
-    /// Microseconds between two requests at the sustained rate.
-    fn interval_us(&self) -> f64 {
-        1_000_000.0 / self.per_second
-    }
-
-    /// How far ahead of now the TAT may run: `burst` intervals.
-    fn tolerance_us(&self) -> f64 {
-        self.interval_us() * f64::from(self.burst.max(1))
-    }
-
-    /// The window the `RateLimit-Policy` header states: the time a full
-    /// burst takes to come back, in whole seconds (at least 1).
-    pub fn window_seconds(&self) -> u64 {
-        ((f64::from(self.burst.max(1)) / self.per_second).ceil() as u64).max(1)
-    }
-}
+pub use crate::settings::RatePolicy;
 
 /// What the limiter decided for one request.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -12,6 +12,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::auth::Authenticator;
 use crate::auth::access::AccessControl;
 use crate::auth::jwt::JwtKeys;
 use crate::guard::guard;
@@ -29,10 +30,13 @@ use crate::telemetry::observe_request;
 pub struct AppState {
     pub settings: Settings,
     pub store: Store,
-    pub jwt: JwtKeys,
-    pub metrics: Metrics,
+    pub jwt: Arc<JwtKeys>,
+    pub metrics: web::Data<Metrics>,
     pub redis: Option<Arc<RedisClient>>,
-    pub access: AccessControl,
+    pub access: Arc<AccessControl>,
+    /// Token verification, shared with the [`crate::auth::Authorized`]
+    /// extractor (its own `web::Data`).
+    pub auth: web::Data<Authenticator>,
     pub routes: RouteTable,
     /// How many bulk ingestions run at once.
     pub bulk: BulkAdmission,
@@ -87,7 +91,7 @@ impl Application {
             .migrate()
             .await
             .with_context(|| format!("migrating {}", settings.database_url))?;
-        let jwt = JwtKeys::from_settings(&settings)?;
+        let jwt = Arc::new(JwtKeys::from_settings(&settings)?);
         let redis = match &settings.redis_url {
             // Short time limits and a breaker: a Redis that hangs must not
             // hang requests (they go on with the database).
@@ -97,7 +101,14 @@ impl Application {
             )),
             None => None,
         };
-        let access = AccessControl::load(store.clone(), redis.clone()).await?;
+        let access = Arc::new(AccessControl::load(store.clone(), redis.clone()).await?);
+        let auth = web::Data::new(Authenticator {
+            jwt: jwt.clone(),
+            access: access.clone(),
+            store: store.clone(),
+            admin_token_max_ttl: settings.admin_token_max_ttl,
+            default_rate_limit: settings.default_rate_limit(),
+        });
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("INTAKE_BIND: cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -123,11 +134,12 @@ impl Application {
             rate_limiter: RateLimiter::new(redis.clone()),
             idempotency,
             routes: RouteTable::from_openapi(&doc),
-            metrics: Metrics::new()?,
+            metrics: web::Data::new(Metrics::new()?),
             store,
             jwt,
             redis,
             access,
+            auth,
             settings,
         });
         let (json, query, path) = routes::extractor_configs(state.settings.max_body_bytes);
@@ -136,6 +148,8 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(app_state.auth.clone())
+                .app_data(app_state.metrics.clone())
                 .app_data(json.clone())
                 .app_data(query.clone())
                 .app_data(path.clone())

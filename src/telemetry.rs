@@ -25,22 +25,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::error::REQUEST_ID;
+use crate::metrics::Metrics;
 use crate::settings::{LogFormat, Settings};
-use crate::startup::AppState;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-tokio::task_local! {
-    /// The id of the request being handled, for error bodies built deep down.
-    static REQUEST_ID: String;
-}
-
-/// The current request's id, or `"none"` outside a request.
-pub fn current_request_id() -> String {
-    REQUEST_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| "none".to_string())
-}
 
 /// Keeps the trace exporter alive; flushes it when dropped.
 pub struct TelemetryGuard {
@@ -235,7 +224,7 @@ pub async fn observe_request(
     });
     span.record("request_id", request_id.as_str());
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let docs = req.path().starts_with("/docs");
 
     let result = REQUEST_ID
@@ -254,10 +243,8 @@ pub async fn observe_request(
                     .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
             }
             security_headers(response.headers_mut(), docs);
-            if let Some(state) = state {
-                state
-                    .metrics
-                    .observe_request(&method, &route, status, latency);
+            if let Some(metrics) = metrics {
+                metrics.observe_request(&method, &route, status, latency);
             }
             let latency_ms = latency.as_secs_f64() * 1000.0;
             span.record("latency_ms", latency_ms);

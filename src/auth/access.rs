@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::AsyncCommands;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::redis_client::{RedisClient, RedisError};
@@ -40,15 +39,7 @@ fn integration_key(id: Uuid) -> String {
     format!("intake:integration:{id}")
 }
 
-/// What an integration may do right now.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct IntegrationAccess {
-    pub enabled: bool,
-    pub groups: Vec<Uuid>,
-    /// Its own rate limit; `None`: the default of the settings.
-    #[serde(default)]
-    pub rate_limit: Option<crate::rate_limit::RatePolicy>,
-}
+pub use crate::store::integrations::IntegrationAccess;
 
 /// What [`AccessControl::check`] found.
 #[derive(Clone, Debug)]
@@ -56,51 +47,6 @@ pub struct Checked {
     pub revoked: bool,
     pub access: Option<IntegrationAccess>,
     pub staff_generation: Option<u64>,
-}
-
-/// The groups a caller sees. Every lookup of group-owned data made for an
-/// integration goes through one of these: rows outside it do not exist.
-#[derive(Clone, Debug)]
-pub struct GroupAccess {
-    pub integration_id: Uuid,
-    groups: Arc<[Uuid]>,
-    /// The staff directory's generation when the request was authorized
-    /// (`None`: unknown; nothing cached of the staff is used).
-    pub staff_generation: Option<u64>,
-}
-
-/// Data that belongs to one group.
-pub trait InGroup {
-    fn group_id(&self) -> Uuid;
-}
-
-impl GroupAccess {
-    pub fn new(integration_id: Uuid, groups: Vec<Uuid>) -> Self {
-        Self {
-            integration_id,
-            groups: groups.into(),
-            staff_generation: None,
-        }
-    }
-
-    /// The same access, knowing the staff directory's generation.
-    pub fn with_staff_generation(mut self, generation: Option<u64>) -> Self {
-        self.staff_generation = generation;
-        self
-    }
-
-    pub fn groups(&self) -> &[Uuid] {
-        &self.groups
-    }
-
-    pub fn contains(&self, group_id: Uuid) -> bool {
-        self.groups.contains(&group_id)
-    }
-
-    /// The row if the caller may see it; `None` exactly as if it did not exist.
-    pub fn visible<T: InGroup>(&self, row: Option<T>) -> Option<T> {
-        row.filter(|r| self.contains(r.group_id()))
-    }
 }
 
 pub struct AccessControl {

@@ -17,11 +17,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::access::GroupAccess;
 use crate::error::{ApiError, ErrorCode};
-use crate::rate_limit::RatePolicy;
-use crate::startup::AppState;
-use access::GroupAccess;
+use crate::settings::RatePolicy;
+use crate::store::Store;
 use jwt::Claims;
+use jwt::JwtKeys;
 
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -104,7 +105,7 @@ pub struct IntegrationPrincipal {
 }
 
 /// The outcome of verifying a request's token, left in the request's
-/// extensions by the `/v1` gate ([`crate::guard`]) so that the handler's
+/// extensions by the `/v1` gate (the `guard` middleware) so that the handler's
 /// [`Authorized`] takes it instead of verifying the token again.
 pub struct Authentication(pub Option<Result<(Principal, Claims), ApiError>>);
 
@@ -181,7 +182,7 @@ impl<S: RequiredScope + 'static> FromRequest for Authorized<S> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let authenticator = req.app_data::<web::Data<Authenticator>>().cloned();
         let done = req
             .extensions_mut()
             .get_mut::<Authentication>()
@@ -191,10 +192,10 @@ impl<S: RequiredScope + 'static> FromRequest for Authorized<S> {
             let (principal, claims) = match done {
                 Some(done) => done?,
                 None => {
-                    let state = state.ok_or_else(|| {
-                        ApiError::internal(anyhow::anyhow!("application state missing"))
+                    let authenticator = authenticator.ok_or_else(|| {
+                        ApiError::internal(anyhow::anyhow!("authenticator missing"))
                     })?;
-                    authenticate(&state, &token?).await?
+                    authenticator.authenticate(&token?).await?
                 }
             };
             let has_scope = S::SCOPES.iter().any(|scope| claims.has_scope(*scope));
@@ -211,68 +212,81 @@ impl<S: RequiredScope + 'static> FromRequest for Authorized<S> {
     }
 }
 
-/// Verifies a request's bearer token and finds who it speaks for.
-pub async fn authenticate_request(
-    state: &AppState,
-    req: &HttpRequest,
-) -> Result<(Principal, Claims), ApiError> {
-    authenticate(state, bearer_token(req)?).await
+/// What verifying a token takes: the keys, the integrations' access (and
+/// revocations), the recorded admin tokens, and two settings. Registered as
+/// its own `web::Data`, read by the [`Authorized`] extractor.
+pub struct Authenticator {
+    pub jwt: std::sync::Arc<JwtKeys>,
+    pub access: std::sync::Arc<access::AccessControl>,
+    pub store: Store,
+    /// `INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS`.
+    pub admin_token_max_ttl: std::time::Duration,
+    /// The rate limit of an integration without one of its own.
+    pub default_rate_limit: RatePolicy,
 }
 
-/// Verifies the token and finds who it speaks for.
-async fn authenticate(state: &AppState, token: &str) -> Result<(Principal, Claims), ApiError> {
-    let refuse = |reason: &str| {
-        tracing::info!(%reason, "token refused");
-        invalid_token("The bearer token is invalid, expired or revoked.")
-    };
-    let claims = state.jwt.verify(token).map_err(|reason| refuse(&reason))?;
-    if claims.sub == "admin" {
-        // An admin token is accepted while it is recorded (minted by this
-        // deployment), not revoked, and no longer-lived than allowed.
+impl Authenticator {
+    /// Verifies a request's bearer token and finds who it speaks for.
+    pub async fn authenticate_request(
+        &self,
+        req: &HttpRequest,
+    ) -> Result<(Principal, Claims), ApiError> {
+        self.authenticate(bearer_token(req)?).await
+    }
+
+    /// Verifies the token and finds who it speaks for.
+    async fn authenticate(&self, token: &str) -> Result<(Principal, Claims), ApiError> {
+        let refuse = |reason: &str| {
+            tracing::info!(%reason, "token refused");
+            invalid_token("The bearer token is invalid, expired or revoked.")
+        };
+        let claims = self.jwt.verify(token).map_err(|reason| refuse(&reason))?;
+        if claims.sub == "admin" {
+            // An admin token is accepted while it is recorded (minted by this
+            // deployment), not revoked, and no longer-lived than allowed.
+            let jti = Uuid::parse_str(&claims.jti).map_err(|_| refuse("malformed jti"))?;
+            let lifetime = claims.exp.saturating_sub(claims.iat);
+            if lifetime > self.admin_token_max_ttl.as_secs() as i64 {
+                return Err(refuse(
+                    "admin token outlives INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS",
+                ));
+            }
+            if !self.store.admin_token_live(jti).await? {
+                return Err(refuse("admin token not recorded, revoked or expired"));
+            }
+            tracing::Span::current().record("integration_id", "admin");
+            return Ok((Principal::Admin(Admin), claims));
+        }
+        let Some(id) = claims
+            .sub
+            .strip_prefix("integration:")
+            .and_then(|id| Uuid::parse_str(id).ok())
+        else {
+            return Err(refuse("unknown subject"));
+        };
         let jti = Uuid::parse_str(&claims.jti).map_err(|_| refuse("malformed jti"))?;
-        let lifetime = claims.exp.saturating_sub(claims.iat);
-        if lifetime > state.settings.admin_token_max_ttl.as_secs() as i64 {
-            return Err(refuse(
-                "admin token outlives INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS",
-            ));
+        let checked = self.access.check(jti, id).await?;
+        if checked.revoked {
+            return Err(refuse("revoked"));
         }
-        if !state.store.admin_token_live(jti).await? {
-            return Err(refuse("admin token not recorded, revoked or expired"));
-        }
-        tracing::Span::current().record("integration_id", "admin");
-        return Ok((Principal::Admin(Admin), claims));
+        let access = match checked.access {
+            None => return Err(refuse("integration deleted")),
+            Some(access) if !access.enabled => return Err(refuse("integration disabled")),
+            Some(access) => access,
+        };
+        tracing::Span::current().record("integration_id", id.to_string().as_str());
+        self.access.touch(jti);
+        Ok((
+            Principal::Integration(IntegrationPrincipal {
+                id,
+                jti,
+                access: GroupAccess::new(id, access.groups)
+                    .with_staff_generation(checked.staff_generation),
+                rate_limit: access.rate_limit.unwrap_or(self.default_rate_limit),
+            }),
+            claims,
+        ))
     }
-    let Some(id) = claims
-        .sub
-        .strip_prefix("integration:")
-        .and_then(|id| Uuid::parse_str(id).ok())
-    else {
-        return Err(refuse("unknown subject"));
-    };
-    let jti = Uuid::parse_str(&claims.jti).map_err(|_| refuse("malformed jti"))?;
-    let checked = state.access.check(jti, id).await?;
-    if checked.revoked {
-        return Err(refuse("revoked"));
-    }
-    let access = match checked.access {
-        None => return Err(refuse("integration deleted")),
-        Some(access) if !access.enabled => return Err(refuse("integration disabled")),
-        Some(access) => access,
-    };
-    tracing::Span::current().record("integration_id", id.to_string().as_str());
-    state.access.touch(jti);
-    Ok((
-        Principal::Integration(IntegrationPrincipal {
-            id,
-            jti,
-            access: GroupAccess::new(id, access.groups)
-                .with_staff_generation(checked.staff_generation),
-            rate_limit: access
-                .rate_limit
-                .unwrap_or_else(|| state.settings.default_rate_limit()),
-        }),
-        claims,
-    ))
 }
 
 fn insufficient_scope(scopes: &[Scope]) -> ApiError {

@@ -11,7 +11,7 @@ use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::case::{DataColumns, Scalar, data_json, scalar, text, within_years};
+use super::values::{DataColumns, Scalar, data_json, scalar, text, within_years};
 use crate::error::{ErrorCode, FieldError, excerpt};
 
 /// The longest customer name.

@@ -3,14 +3,14 @@
 //! [`FieldError`] with a stable code, so that every path reports a bad value
 //! the same way.
 
+pub mod access;
 pub mod case;
 pub mod customer;
+pub mod values;
 
 use std::borrow::Cow;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use validator::{ValidationError, ValidationErrors, ValidationErrorsKind};
 
 use crate::error::{ErrorCode, FieldError, excerpt};
@@ -34,46 +34,7 @@ pub fn canonical_enum(input: &str) -> String {
     out
 }
 
-/// The role of a staff member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StaffRole {
-    Agent,
-    Supervisor,
-    Evaluator,
-}
-
-impl StaffRole {
-    pub const ALL: [StaffRole; 3] = [
-        StaffRole::Agent,
-        StaffRole::Supervisor,
-        StaffRole::Evaluator,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StaffRole::Agent => "agent",
-            StaffRole::Supervisor => "supervisor",
-            StaffRole::Evaluator => "evaluator",
-        }
-    }
-}
-
-impl TryFrom<String> for StaffRole {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        let canonical = canonical_enum(&value);
-        StaffRole::ALL
-            .into_iter()
-            .find(|r| r.as_str() == canonical)
-            .ok_or_else(|| {
-                format!(
-                    "{:?} is not a role (agent, supervisor, evaluator)",
-                    excerpt(&value)
-                )
-            })
-    }
-}
+pub use crate::store::models::StaffRole;
 
 /// An ISO 3166-1 alpha-2 country code that has a telephone numbering plan,
 /// upper case (`IL`, `GB`, `US`).

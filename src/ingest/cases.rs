@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::access::GroupAccess;
 use crate::domain::StaffRole;
+use crate::domain::access::GroupAccess;
 use crate::domain::case::{CaseInput, CaseRules, ValidCase, validate_case};
 use crate::error::{ApiError, ErrorCode, FieldError, excerpt};
 use crate::ingest::Services;

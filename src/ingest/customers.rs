@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::access::GroupAccess;
+use crate::domain::access::GroupAccess;
 use crate::domain::canonical_enum;
 use crate::domain::customer::{
     CustomerInput, CustomerOptions, CustomerRules, DEFAULT_DATE_FORMAT, DateFormat, DateRule,

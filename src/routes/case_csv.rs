@@ -6,8 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::access::GroupAccess;
 use crate::auth::{Authorized, CasesWrite};
+use crate::domain::access::GroupAccess;
 use crate::domain::case::DateInput;
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ingest::case_csv::CaseColumns;

@@ -7,8 +7,8 @@ use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::access::GroupAccess;
 use crate::auth::{Authorized, CasesRead, CasesWrite};
+use crate::domain::access::GroupAccess;
 use crate::domain::case::{CaseInput, DateInput};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem, json_body_error};
 use crate::ingest::cases::{

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::access::GroupAccess;
 use crate::auth::{Authorized, CustomersCreate, CustomersRead, CustomersWrite};
+use crate::domain::access::GroupAccess;
 use crate::domain::canonical_enum;
 use crate::domain::customer::{CustomerInput, CustomerOptions, UniqueMode, normalize_phone};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem, excerpt, json_body_error};

@@ -6,9 +6,9 @@ use utoipa::ToSchema;
 
 use crate::auth::{AnyIntegration, Authorized};
 use crate::error::ApiError;
-use crate::rate_limit::RatePolicy;
 use crate::routes::MAX_PAGE_SIZE;
 use crate::routes::me::caller_integration;
+use crate::settings::RatePolicy;
 use crate::startup::AppState;
 use crate::store::models::CsvLimits;
 

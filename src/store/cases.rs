@@ -20,7 +20,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{Commits, Pool, Shape, Store, StoreError, group_clause, now, with_pool};
-use crate::auth::access::InGroup;
 
 /// How many values one batched lookup binds (well under both databases' limits).
 const LOOKUP_CHUNK: usize = 2_000;
@@ -155,18 +154,6 @@ impl From<CaseListRow> for CaseList {
             case_count: row.case_count,
             created_at: row.created_at,
         }
-    }
-}
-
-impl InGroup for Case {
-    fn group_id(&self) -> Uuid {
-        self.group_id
-    }
-}
-
-impl InGroup for CaseList {
-    fn group_id(&self) -> Uuid {
-        self.group_id
     }
 }
 

@@ -1,12 +1,22 @@
 //! Integrations, their groups and their tokens. Same SQL on both backends.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::models::{AdminToken, CsvLimits, Integration, IntegrationFields, TokenInfo};
 use super::{Store, StoreError, now, with_pool};
-use crate::auth::access::IntegrationAccess;
-use crate::rate_limit::RatePolicy;
+use crate::settings::RatePolicy;
+
+/// What an integration may do right now.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IntegrationAccess {
+    pub enabled: bool,
+    pub groups: Vec<Uuid>,
+    /// Its own rate limit; `None`: the default of the settings.
+    #[serde(default)]
+    pub rate_limit: Option<crate::settings::RatePolicy>,
+}
 
 #[derive(sqlx::FromRow)]
 struct IntegrationRow {

@@ -11,7 +11,7 @@ mod admin;
 pub mod cases;
 pub mod customers;
 pub mod idempotency;
-mod integrations;
+pub mod integrations;
 pub mod models;
 mod nodelay;
 

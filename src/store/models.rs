@@ -1,12 +1,52 @@
 //! The stored entities, as read back and as answered.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::StaffRole;
+/// The role of a staff member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StaffRole {
+    Agent,
+    Supervisor,
+    Evaluator,
+}
+
+impl StaffRole {
+    pub const ALL: [StaffRole; 3] = [
+        StaffRole::Agent,
+        StaffRole::Supervisor,
+        StaffRole::Evaluator,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffRole::Agent => "agent",
+            StaffRole::Supervisor => "supervisor",
+            StaffRole::Evaluator => "evaluator",
+        }
+    }
+}
+
+impl TryFrom<String> for StaffRole {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        // Matched leniently: letter case and surrounding blanks aside.
+        let canonical = value.trim().to_lowercase();
+        StaffRole::ALL
+            .into_iter()
+            .find(|r| r.as_str() == canonical)
+            .ok_or_else(|| {
+                format!(
+                    "{:?} is not a role (agent, supervisor, evaluator)",
+                    crate::error::excerpt(&value)
+                )
+            })
+    }
+}
 
 /// A group: the unit of access.
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -149,7 +189,7 @@ pub struct Integration {
     pub csv_limits: CsvLimits,
     /// Its own rate limit; `null`: the server's default (`GET /v1/limits`
     /// shows the one in force).
-    pub rate_limit: Option<crate::rate_limit::RatePolicy>,
+    pub rate_limit: Option<crate::settings::RatePolicy>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -162,7 +202,7 @@ pub struct IntegrationFields {
     pub groups: Vec<Uuid>,
     pub enabled: bool,
     pub csv_limits: CsvLimits,
-    pub rate_limit: Option<crate::rate_limit::RatePolicy>,
+    pub rate_limit: Option<crate::settings::RatePolicy>,
 }
 
 /// A minted token as stored: never the token itself.
@@ -194,22 +234,4 @@ pub struct AdminToken {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
-}
-
-impl crate::auth::access::InGroup for Campaign {
-    fn group_id(&self) -> Uuid {
-        self.group_id
-    }
-}
-
-impl crate::auth::access::InGroup for Staff {
-    fn group_id(&self) -> Uuid {
-        self.group_id
-    }
-}
-
-impl crate::auth::access::InGroup for Team {
-    fn group_id(&self) -> Uuid {
-        self.group_id
-    }
 }

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use intake::auth::access::GroupAccess;
+use intake::domain::access::GroupAccess;
 use intake::domain::case::{CaseInput, DateInput};
 use intake::domain::customer::CustomerInput;
 use intake::ingest::case_csv::CaseColumns;
@@ -98,7 +98,10 @@ async fn a_csv_file_on_disk_becomes_a_list_of_cases_with_no_request() {
     let bytes = std::fs::read(&path).expect("read");
     let mut table = read_table(&bytes, &Default::default());
     // The default uploader limits stop at 1,000 records: a job has none of its own.
-    assert!(!table.errors.is_empty(), "the uploader's limit applies here");
+    assert!(
+        !table.errors.is_empty(),
+        "the uploader's limit applies here"
+    );
     let limits = intake::store::models::CsvLimits {
         max_records: 10_000,
         ..Default::default()
@@ -122,7 +125,10 @@ async fn a_csv_file_on_disk_becomes_a_list_of_cases_with_no_request() {
 
     let summary = &ingested.summary;
     assert!(!summary.rejected);
-    assert_eq!((summary.created, summary.failed, summary.rows), (1_200, 0, 1_200));
+    assert_eq!(
+        (summary.created, summary.failed, summary.rows),
+        (1_200, 0, 1_200)
+    );
     // Every result names its line in the file (the header is line 1).
     assert_eq!(summary.results.first().map(|r| r.row), Some(2));
     assert_eq!(summary.results.last().map(|r| r.row), Some(1_201));
@@ -256,7 +262,10 @@ async fn customers_run_through_the_same_engine() {
             (3, CustomerOutcome::Failed)
         ]
     );
-    assert_eq!(summary.results[1].errors[0].code.to_string(), "invalid_phone");
+    assert_eq!(
+        summary.results[1].errors[0].code.to_string(),
+        "invalid_phone"
+    );
     assert_eq!(
         summary.results[2].errors[0].code.to_string(),
         "duplicate_in_file"

@@ -16,8 +16,8 @@ use crate::auth::tokens::{
 use crate::auth::{AdminScope, Authorized};
 use crate::domain::{free_text, not_blank};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
-use crate::rate_limit::RatePolicy;
 use crate::routes::{Page, PageQuery};
+use crate::settings::RatePolicy;
 use crate::startup::AppState;
 use crate::store::models::{CsvLimits, Integration, IntegrationFields, TokenInfo};
 
