@@ -1,8 +1,11 @@
 //! intake: a public REST/OpenAPI ingestion API for cases and customers.
 //!
-//! A request flows one way: `routes` (HTTP, one module per resource) →
-//! `domain` (validated values shared by every input format) → `auth`
-//! (token, scope, groups) → `store` (SQLite or PostgreSQL).
+//! Modules only look down: `routes` (HTTP, one module per resource) →
+//! `ingest` (sources → one engine → writers, with or without a request) →
+//! `domain` (validated values, the groups a caller sees) and `auth` (token,
+//! scope, access) → `store` (SQLite or PostgreSQL) → `error`, `telemetry`,
+//! `settings`. `startup` assembles the application; `guard` is the `/v1`
+//! gate (authentication, rate limits, idempotency).
 
 pub mod api_doc;
 pub mod auth;

@@ -1,11 +1,13 @@
-//! Cases and case lists: batched lookups and the bulk write path.
+//! Cases and case lists: the answer types, batched lookups, read queries
+//! and the bulk writer's façade.
 //!
-//! The write path takes a request's validated batches and writes them in
-//! one transaction: on PostgreSQL by `COPY … FROM STDIN (FORMAT binary)`
-//! into `cases` (new rows, one COPY kept open across batches) or into a
-//! temporary staging table joined by one `UPDATE` (rows to update); on
-//! SQLite by prepared multi-row `INSERT`s. `copy_row`/`copy_time` (text
-//! format) serve the customers' writer.
+//! The writer takes a request's validated batches and writes them in one
+//! transaction (see [`Store::case_writer`]); each backend's statements live
+//! in its own module: `postgres::cases` (`COPY … FROM STDIN (FORMAT
+//! binary)` into `cases`, one COPY kept open across batches, or into a
+//! temporary staging table joined by one `UPDATE`) and `sqlite::cases`
+//! (prepared multi-row `INSERT`s). The SQL both backends share (the
+//! multi-row `INSERT` of cases, the new list) is here.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,14 +21,11 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::writer::{WriterTx, begin, commit};
 use super::{Commits, Pool, Shape, Store, StoreError, group_clause, now, with_pool};
 
 /// How many values one batched lookup binds (well under both databases' limits).
 const LOOKUP_CHUNK: usize = 2_000;
-/// Rows per multi-row INSERT on SQLite (15 columns each: under 32,766 variables).
-const SQLITE_INSERT_ROWS: usize = 500;
-/// Bytes buffered before a COPY chunk is sent.
-const COPY_CHUNK_BYTES: usize = 1 << 20;
 
 /// A staff member as a case sees it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -217,12 +216,17 @@ macro_rules! bind_case_rows {
         query
     }};
 }
+pub(super) use bind_case_rows;
+
+/// Columns of a case row, in the order of the `COPY` statement (and of
+/// [`insert_cases_sql`]).
+pub(super) const COPY_COLUMNS: i16 = 15;
 
 /// A multi-row `INSERT INTO cases` of `rows` rows. PostgreSQL: numbered
 /// placeholders, `data` cast from text. SQLite: anonymous `?` placeholders
 /// (SQLite finds a numbered parameter's name by a linear scan, which made
 /// binding 7,500 `$N` parameters quadratic).
-fn insert_cases_sql(postgres: bool, rows: usize) -> String {
+pub(super) fn insert_cases_sql(postgres: bool, rows: usize) -> String {
     let columns = COPY_COLUMNS as usize;
     let values: Vec<String> = (0..rows)
         .map(|i| {
@@ -549,72 +553,6 @@ impl Store {
     }
 }
 
-/// A timestamp as COPY text (RFC 3339, UTC, microseconds) in `buffer`,
-/// without chrono's strftime, which parses its format on every call.
-pub(super) fn copy_time(t: DateTime<Utc>, buffer: &mut String) -> &str {
-    use chrono::{Datelike, Timelike};
-    use std::fmt::Write;
-    buffer.clear();
-    let _ = write!(
-        buffer,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 1_000
-    );
-    buffer
-}
-
-/// Appends one COPY text row (tab-separated, escaped, `\\N` for NULL).
-pub(super) fn copy_row(buffer: &mut Vec<u8>, fields: &[Option<&str>]) {
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            buffer.push(b'\t');
-        }
-        copy_field(buffer, *field);
-    }
-    buffer.push(b'\n');
-}
-
-/// Appends `value` to a COPY text row, escaped (`\N` for NULL).
-fn copy_field(out: &mut Vec<u8>, value: Option<&str>) {
-    let Some(text) = value else {
-        out.extend_from_slice(b"\\N");
-        return;
-    };
-    let bytes = text.as_bytes();
-    // Most fields need no escape: one pass the compiler vectorizes decides.
-    let special = |b: &u8| matches!(b, b'\\' | b'\t' | b'\n' | b'\r');
-    if !bytes.iter().fold(false, |found, b| found | special(b)) {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    let mut plain = 0;
-    for (i, byte) in bytes.iter().enumerate() {
-        let escaped: &[u8] = match byte {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[plain..i]);
-        out.extend_from_slice(escaped);
-        plain = i + 1;
-    }
-    out.extend_from_slice(&bytes[plain..]);
-}
-
-/// The open transaction of a bulk writer, on either backend.
-pub(super) enum WriterTx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-}
-
 /// One batch for a writer: new cases, and cases that update stored ones.
 #[derive(Debug, Default)]
 pub struct CaseBatch {
@@ -734,323 +672,27 @@ impl OpenCases {
     }
 }
 
-/// A transaction of the writers' pool, for a writer. On SQLite it takes
-/// the database's write lock at once (`BEGIN IMMEDIATE`): a deferred
-/// transaction that read first could not take it later without failing.
-pub(super) async fn begin(store: &Store) -> Result<WriterTx, StoreError> {
-    Ok(match &store.writes {
-        Pool::Postgres(pool) => WriterTx::Postgres(pool.begin().await?),
-        Pool::Sqlite(pool) => WriterTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-    })
-}
-
-pub(super) async fn commit(tx: WriterTx) -> Result<(), StoreError> {
-    match tx {
-        WriterTx::Postgres(tx) => tx.commit().await?,
-        WriterTx::Sqlite(tx) => tx.commit().await?,
-    }
-    Ok(())
-}
-
-/// The state of one request's writer.
-struct Writer {
-    integration_id: Uuid,
-    list_id: Option<Uuid>,
-    at: DateTime<Utc>,
-    batches: tokio::sync::mpsc::Receiver<CaseBatch>,
+/// The state of one request's writer (its backend arms: `postgres::cases`,
+/// `sqlite::cases`).
+pub(super) struct Writer {
+    pub(super) integration_id: Uuid,
+    pub(super) list_id: Option<Uuid>,
+    pub(super) at: DateTime<Utc>,
+    pub(super) batches: tokio::sync::mpsc::Receiver<CaseBatch>,
     /// Batches written so far.
-    written: tokio::sync::watch::Sender<u64>,
+    pub(super) written: tokio::sync::watch::Sender<u64>,
 }
 
 impl Writer {
-    fn acknowledge(&self) {
+    pub(super) fn acknowledge(&self) {
         self.written.send_modify(|n| *n += 1);
-    }
-
-    /// PostgreSQL, one transaction: a `COPY` into `cases` is kept open
-    /// across batches that bring only new cases; a batch with updates
-    /// closes it (the updates go through a staging table) and the next new
-    /// cases open another.
-    async fn stream_postgres(
-        &mut self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    ) -> Result<(), StoreError> {
-        let mut staging_ready = false;
-        let mut next = self.batches.recv().await;
-        while let Some(batch) = next.take() {
-            if !batch.updates.is_empty() {
-                self.update_postgres(tx, &mut staging_ready, &batch.updates)
-                    .await?;
-            }
-            if batch.inserts.is_empty() {
-                self.acknowledge();
-                next = self.batches.recv().await;
-                continue;
-            }
-            let mut copy =
-                CopyRows::open(tx, "cases", self.integration_id, self.list_id, self.at).await?;
-            copy.send(&batch.inserts).await?;
-            self.written.send_modify(|n| *n += 1);
-            next = loop {
-                match self.batches.recv().await {
-                    Some(batch) if batch.updates.is_empty() => {
-                        copy.send(&batch.inserts).await?;
-                        self.written.send_modify(|n| *n += 1);
-                    }
-                    other => break other,
-                }
-            };
-            copy.finish().await?;
-        }
-        Ok(())
     }
 
     /// Writes one batch into `tx`, statements of its own.
     async fn write(&mut self, tx: &mut WriterTx, batch: CaseBatch) -> Result<(), StoreError> {
-        let (integration_id, list_id, at) = (self.integration_id, self.list_id, self.at);
-        let (inserts, updates) = (&batch.inserts, &batch.updates);
         match tx {
-            WriterTx::Postgres(tx) => {
-                if !inserts.is_empty() {
-                    let mut copy = CopyRows::open(tx, "cases", integration_id, list_id, at).await?;
-                    copy.send(inserts).await?;
-                    copy.finish().await?;
-                }
-                if !updates.is_empty() {
-                    self.update_postgres(tx, &mut false, updates).await?;
-                }
-            }
-            WriterTx::Sqlite(tx) => {
-                for chunk in inserts.chunks(SQLITE_INSERT_ROWS) {
-                    // Full chunks share one SQL text, so one prepared statement.
-                    let sql = insert_cases_sql(false, chunk.len());
-                    let query = bind_case_rows!(
-                        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())),
-                        chunk,
-                        list_id,
-                        integration_id,
-                        at
-                    );
-                    query.execute(&mut **tx).await?;
-                }
-                for row in updates {
-                    sqlx::query(
-                        "UPDATE cases SET staff_id = $2, external_staff_id = $3, list_id = COALESCE($4, list_id), \
-                         group_id = $5, channel = $6, status = $7, priority = $8, category = $9, occurred_at = $10, \
-                         data = $11, updated_at = $12 WHERE id = $1",
-                    )
-                    .bind(row.id)
-                    .bind(&row.staff_id)
-                    .bind(&row.external_staff_id)
-                    .bind(list_id)
-                    .bind(row.group_id)
-                    .bind(row.channel)
-                    .bind(row.status)
-                    .bind(row.priority)
-                    .bind(&row.category)
-                    .bind(row.occurred_at)
-                    .bind(&row.data)
-                    .bind(at)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-            }
+            WriterTx::Postgres(tx) => self.write_postgres(tx, &batch).await,
+            WriterTx::Sqlite(tx) => self.write_sqlite(tx, &batch).await,
         }
-        Ok(())
-    }
-
-    /// Stored cases take the values of `rows`: COPY into a staging table,
-    /// then one `UPDATE … FROM` it.
-    async fn update_postgres(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-        staging_ready: &mut bool,
-        rows: &[CaseRow],
-    ) -> Result<(), StoreError> {
-        // Dropped at commit; a transaction that writes several batches of
-        // updates empties it between them.
-        if *staging_ready {
-            sqlx::query("TRUNCATE cases_stage")
-                .execute(&mut **tx)
-                .await?;
-        } else {
-            sqlx::query(
-                "CREATE TEMP TABLE cases_stage (LIKE cases INCLUDING DEFAULTS) ON COMMIT DROP",
-            )
-            .execute(&mut **tx)
-            .await?;
-            *staging_ready = true;
-        }
-        let mut copy = CopyRows::open(
-            tx,
-            "cases_stage",
-            self.integration_id,
-            self.list_id,
-            self.at,
-        )
-        .await?;
-        copy.send(rows).await?;
-        copy.finish().await?;
-        sqlx::query(
-            "UPDATE cases c SET staff_id = s.staff_id, external_staff_id = s.external_staff_id, \
-             list_id = COALESCE(s.list_id, c.list_id), group_id = s.group_id, channel = s.channel, \
-             status = s.status, priority = s.priority, category = s.category, \
-             occurred_at = s.occurred_at, data = s.data, updated_at = s.updated_at \
-             FROM cases_stage s WHERE c.id = s.id",
-        )
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-}
-
-/// An open `COPY … FROM STDIN (FORMAT binary)` of case rows: values go as
-/// PostgreSQL's binary forms (16-byte uuids, microsecond timestamps, text
-/// unescaped), so neither side formats or parses them as text.
-struct CopyRows<'c> {
-    copy: sqlx::postgres::PgCopyIn<&'c mut sqlx::PgConnection>,
-    integration: Uuid,
-    list: Option<Uuid>,
-    at: i64,
-    buffer: Vec<u8>,
-}
-
-/// Columns of a case row, in the order of the `COPY` statement.
-const COPY_COLUMNS: i16 = 15;
-
-impl<'c> CopyRows<'c> {
-    async fn open(
-        tx: &'c mut sqlx::Transaction<'static, sqlx::Postgres>,
-        table: &str,
-        integration_id: Uuid,
-        list_id: Option<Uuid>,
-        at: DateTime<Utc>,
-    ) -> Result<Self, StoreError> {
-        let statement = format!(
-            "COPY {table} (id, external_id, staff_id, external_staff_id, list_id, integration_id, group_id, channel, \
-             status, priority, category, occurred_at, data, created_at, updated_at) FROM STDIN (FORMAT binary)"
-        );
-        let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024);
-        // Signature, flags, no header extension.
-        buffer.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-        buffer.extend_from_slice(&0i32.to_be_bytes());
-        buffer.extend_from_slice(&0i32.to_be_bytes());
-        Ok(Self {
-            copy: tx.copy_in_raw(&statement).await?,
-            integration: integration_id,
-            list: list_id,
-            at: pg_micros(at),
-            buffer,
-        })
-    }
-
-    /// Sends `rows` (in chunks of about [`COPY_CHUNK_BYTES`]).
-    async fn send(&mut self, rows: &[CaseRow]) -> Result<(), StoreError> {
-        for row in rows {
-            let out = &mut self.buffer;
-            out.extend_from_slice(&COPY_COLUMNS.to_be_bytes());
-            binary_field(out, Some(row.id.as_bytes()));
-            binary_field(out, Some(row.external_id.as_bytes()));
-            binary_field(out, Some(row.staff_id.as_bytes()));
-            binary_field(out, row.external_staff_id.as_deref().map(str::as_bytes));
-            binary_field(out, self.list.as_ref().map(|l| l.as_bytes().as_slice()));
-            binary_field(out, Some(self.integration.as_bytes()));
-            binary_field(out, Some(row.group_id.as_bytes()));
-            binary_field(out, row.channel.map(str::as_bytes));
-            binary_field(out, Some(row.status.as_bytes()));
-            binary_field(out, row.priority.map(str::as_bytes));
-            binary_field(out, row.category.as_deref().map(str::as_bytes));
-            let occurred = row.occurred_at.map(|t| pg_micros(t).to_be_bytes());
-            binary_field(out, occurred.as_ref().map(|t| t.as_slice()));
-            // `json`'s binary form is its text.
-            binary_field(out, Some(row.data.as_bytes()));
-            binary_field(out, Some(&self.at.to_be_bytes()));
-            binary_field(out, Some(&self.at.to_be_bytes()));
-            if self.buffer.len() >= COPY_CHUNK_BYTES {
-                self.flush().await?;
-            }
-        }
-        // The batch goes out now, not with the next one.
-        self.flush().await
-    }
-
-    async fn flush(&mut self) -> Result<(), StoreError> {
-        if !self.buffer.is_empty() {
-            // sqlx copies the bytes into its own buffer: ours is reused
-            // (a fresh megabyte each time was paid for in page faults).
-            self.copy.send(self.buffer.as_slice()).await?;
-            self.buffer.clear();
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self) -> Result<(), StoreError> {
-        // The trailer: a tuple of -1 fields.
-        self.buffer.extend_from_slice(&(-1i16).to_be_bytes());
-        self.flush().await?;
-        self.copy.finish().await?;
-        Ok(())
-    }
-}
-
-/// One field of a binary COPY tuple: its length and bytes, or -1 for NULL.
-fn binary_field(out: &mut Vec<u8>, value: Option<&[u8]>) {
-    match value {
-        Some(bytes) => {
-            // Every value is far under 2 GiB (the body limit caps a case).
-            let len = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(bytes);
-        }
-        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
-    }
-}
-
-/// A timestamp as PostgreSQL's binary form: microseconds since 2000-01-01 UTC.
-fn pg_micros(t: DateTime<Utc>) -> i64 {
-    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-    t.timestamp_micros() - PG_EPOCH_MICROS
-}
-
-#[cfg(test)]
-mod tests {
-    use super::copy_field;
-
-    #[test]
-    fn copy_times_are_rfc_3339_with_microseconds() {
-        let t = chrono::DateTime::parse_from_rfc3339("2026-03-09T07:05:03.123456+02:00")
-            .expect("time")
-            .with_timezone(&chrono::Utc);
-        let mut buffer = String::new();
-        assert_eq!(
-            super::copy_time(t, &mut buffer),
-            "2026-03-09T05:05:03.123456Z"
-        );
-    }
-
-    #[test]
-    fn binary_copy_values_are_postgres_binary_forms() {
-        let epoch = chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z")
-            .expect("time")
-            .with_timezone(&chrono::Utc);
-        assert_eq!(super::pg_micros(epoch), 0);
-        let later = chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:01.000002Z")
-            .expect("time")
-            .with_timezone(&chrono::Utc);
-        assert_eq!(super::pg_micros(later), 1_000_002);
-        let mut out = Vec::new();
-        super::binary_field(&mut out, Some(b"ab"));
-        super::binary_field(&mut out, None);
-        assert_eq!(out, [0, 0, 0, 2, b'a', b'b', 0xff, 0xff, 0xff, 0xff]);
-    }
-
-    #[test]
-    fn copy_text_escapes_what_would_break_a_row() {
-        let mut out = Vec::new();
-        copy_field(&mut out, Some("a\tb\nc\\d\re"));
-        assert_eq!(out, b"a\\tb\\nc\\\\d\\re");
-        out.clear();
-        copy_field(&mut out, None);
-        assert_eq!(out, b"\\N");
     }
 }

@@ -1,11 +1,14 @@
-//! Customers: batched lookups and the bulk upsert.
+//! Customers: the answer types, batched lookups, read queries and the
+//! bulk upsert's façade.
 //!
-//! A batch is written in the request's transaction. On PostgreSQL it is
-//! COPied into a temporary staging table and moved into `customers` by one
-//! `INSERT … SELECT … ON CONFLICT (campaign_id, phone)`; on SQLite by
-//! prepared multi-row `INSERT … ON CONFLICT`. Either way an update touches
-//! only the fields the input carried: a field not sent is NULL in the batch
-//! and `COALESCE` keeps the stored value; custom fields are merged.
+//! A batch is written in the request's transaction. On PostgreSQL
+//! (`postgres::customers`) it is COPied into a temporary staging table and
+//! moved into `customers` by one `INSERT … SELECT … ON CONFLICT
+//! (campaign_id, phone)`; on SQLite (`sqlite::customers`) by prepared
+//! multi-row `INSERT … ON CONFLICT`. Either way an update touches only the
+//! fields the input carried: a field not sent is NULL in the batch and
+//! `COALESCE` keeps the stored value; custom fields are merged (the
+//! `ON CONFLICT` text, shared, is here).
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,15 +18,11 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::cases::{WriterTx, begin, commit, copy_row, copy_time};
-use super::{Pool, Store, StoreError, now, with_pool};
+use super::writer::{WriterTx, begin, commit};
+use super::{Pool, Store, StoreError, now, postgres, sqlite, with_pool};
 
 /// Values bound by one SQLite lookup (well under its variable limit).
-const SQLITE_CHUNK: usize = 2_000;
-/// Rows per multi-row upsert on SQLite (14 columns each).
-const SQLITE_UPSERT_ROWS: usize = 500;
-/// Bytes buffered before a COPY chunk is sent.
-const COPY_CHUNK_BYTES: usize = 1 << 20;
+pub(super) const SQLITE_CHUNK: usize = 2_000;
 
 /// A stored customer.
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -56,7 +55,7 @@ pub struct Customer {
     pub updated_at: DateTime<Utc>,
 }
 
-const CUSTOMER_COLUMNS: &str = "id, campaign_id, name, phone, phone_raw, status, agent_staff_id, follow_up_at, \
+pub(super) const CUSTOMER_COLUMNS: &str = "id, campaign_id, name, phone, phone_raw, status, agent_staff_id, follow_up_at, \
      source_created_at, do_not_call, contact_allowed_at, fields, created_at, updated_at";
 
 /// A customer to create, or the carried fields of one to update.
@@ -292,7 +291,7 @@ fn lock_key(campaign_id: Uuid) -> i64 {
     i64::from_be_bytes(tail)
 }
 
-fn marks(n: usize) -> String {
+pub(super) fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
@@ -365,96 +364,20 @@ impl CustomerWriter {
         let at = now();
         let contact_allowed_at = self.policy.update_contact_allowed.then_some(at);
         let on_conflict = self.on_conflict();
-        let policy = &self.policy;
-        let mut stored: Vec<(Uuid, String, DateTime<Utc>)> = Vec::with_capacity(rows.len());
-        match &mut self.tx {
+        let batch = UpsertBatch {
+            policy: &self.policy,
+            rows,
+            moved: &moved,
+            at,
+            contact_allowed_at,
+            on_conflict: &on_conflict,
+        };
+        let stored = match &mut self.tx {
             WriterTx::Postgres(tx) => {
-                if let (Some(groups), false) = (&policy.move_from_groups, moved.is_empty()) {
-                    sqlx::query(
-                        "DELETE FROM customers WHERE phone = ANY($1) AND campaign_id <> $2 \
-                         AND campaign_id IN (SELECT id FROM campaigns WHERE group_id = ANY($3))",
-                    )
-                    .bind(&moved)
-                    .bind(policy.campaign_id)
-                    .bind(groups)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                if !rows.is_empty() {
-                    if self.staging_ready {
-                        sqlx::query("TRUNCATE customers_stage")
-                            .execute(&mut **tx)
-                            .await?;
-                    } else {
-                        sqlx::query(
-                            "CREATE TEMP TABLE customers_stage (LIKE customers INCLUDING DEFAULTS) ON COMMIT DROP",
-                        )
-                        .execute(&mut **tx)
-                        .await?;
-                        self.staging_ready = true;
-                    }
-                    copy_customers(tx, policy, rows, at, contact_allowed_at).await?;
-                    // In phone order: rows are locked in one order.
-                    let sql = format!(
-                        "INSERT INTO customers ({CUSTOMER_COLUMNS}) SELECT {CUSTOMER_COLUMNS} FROM customers_stage \
-                         ORDER BY phone {on_conflict} RETURNING id, phone, created_at"
-                    );
-                    stored = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                        .fetch_all(&mut **tx)
-                        .await?;
-                }
+                postgres::customers::write(tx, &mut self.staging_ready, &batch).await?
             }
-            WriterTx::Sqlite(tx) => {
-                if let (Some(groups), false) = (&policy.move_from_groups, moved.is_empty()) {
-                    for chunk in moved.chunks(SQLITE_CHUNK) {
-                        let sql = format!(
-                            "DELETE FROM customers WHERE phone IN ({}) AND campaign_id <> ? \
-                             AND campaign_id IN (SELECT id FROM campaigns WHERE group_id IN ({}))",
-                            marks(chunk.len()),
-                            marks(groups.len())
-                        );
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                        for phone in chunk {
-                            query = query.bind(*phone);
-                        }
-                        query = query.bind(policy.campaign_id);
-                        for group in groups {
-                            query = query.bind(*group);
-                        }
-                        query.execute(&mut **tx).await?;
-                    }
-                }
-                for chunk in rows.chunks(SQLITE_UPSERT_ROWS) {
-                    let values =
-                        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?)"; chunk.len()];
-                    let sql = format!(
-                        "INSERT INTO customers ({CUSTOMER_COLUMNS}) VALUES {} {on_conflict} \
-                         RETURNING id, phone, created_at",
-                        values.join(", ")
-                    );
-                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
-                    for row in chunk {
-                        query = query
-                            .bind(row.id)
-                            .bind(policy.campaign_id)
-                            .bind(&row.name)
-                            .bind(&row.phone)
-                            .bind(&row.phone_raw)
-                            .bind(&policy.status)
-                            .bind(&row.agent_staff_id)
-                            .bind(row.follow_up_at)
-                            .bind(row.source_created_at)
-                            .bind(contact_allowed_at)
-                            .bind(&row.fields)
-                            .bind(at)
-                            .bind(at);
-                    }
-                    let chunk_stored: Vec<(Uuid, String, DateTime<Utc>)> =
-                        query.fetch_all(&mut **tx).await?;
-                    stored.extend(chunk_stored);
-                }
-            }
-        }
+            WriterTx::Sqlite(tx) => sqlite::customers::write(tx, &batch).await?,
+        };
         // A row is new when it was created by this statement: a stored
         // customer keeps its earlier `created_at`.
         Ok(stored
@@ -476,54 +399,15 @@ impl CustomerWriter {
     }
 }
 
-async fn copy_customers(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    policy: &UpsertPolicy,
-    rows: &[CustomerRow],
-    at: DateTime<Utc>,
-    contact_allowed_at: Option<DateTime<Utc>>,
-) -> Result<(), StoreError> {
-    let statement = format!("COPY customers_stage ({CUSTOMER_COLUMNS}) FROM STDIN");
-    let mut copy = tx.copy_in_raw(&statement).await?;
-    let campaign = policy.campaign_id.to_string();
-    let mut at_text = String::new();
-    let at: &str = copy_time(at, &mut at_text);
-    let mut contact_text = String::new();
-    let contact = contact_allowed_at.map(|t| copy_time(t, &mut contact_text));
-    let (mut follow_up_text, mut source_created_text) = (String::new(), String::new());
-    let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024);
-    let mut id_text = Uuid::encode_buffer();
-    for row in rows {
-        let id: &str = row.id.hyphenated().encode_lower(&mut id_text);
-        let follow_up = row.follow_up_at.map(|t| copy_time(t, &mut follow_up_text));
-        let source_created = row
-            .source_created_at
-            .map(|t| copy_time(t, &mut source_created_text));
-        let fields: [Option<&str>; 14] = [
-            Some(id),
-            Some(&campaign),
-            Some(&row.name),
-            Some(&row.phone),
-            Some(&row.phone_raw),
-            Some(&policy.status),
-            row.agent_staff_id.as_deref(),
-            follow_up,
-            source_created,
-            Some("f"),
-            contact,
-            Some(&row.fields),
-            Some(at),
-            Some(at),
-        ];
-        copy_row(&mut buffer, &fields);
-        if buffer.len() >= COPY_CHUNK_BYTES {
-            copy.send(std::mem::take(&mut buffer)).await?;
-            buffer.reserve(COPY_CHUNK_BYTES + 64 * 1024);
-        }
-    }
-    if !buffer.is_empty() {
-        copy.send(buffer).await?;
-    }
-    copy.finish().await?;
-    Ok(())
+/// One batch of an upsert, as each backend's arm writes it.
+#[derive(Clone, Copy)]
+pub(super) struct UpsertBatch<'a> {
+    pub(super) policy: &'a UpsertPolicy,
+    pub(super) rows: &'a [CustomerRow],
+    /// `unique_mode: move`: the phones the other campaigns lose (else empty).
+    pub(super) moved: &'a [&'a str],
+    pub(super) at: DateTime<Utc>,
+    pub(super) contact_allowed_at: Option<DateTime<Utc>>,
+    /// [`CustomerWriter::on_conflict`].
+    pub(super) on_conflict: &'a str,
 }

@@ -6,6 +6,15 @@
 //! COPY on PostgreSQL, batched prepared inserts on SQLite) a method matches on
 //! the backend and each arm lives in its own module. Each backend has its own
 //! migrations folder, embedded in the binary and run at start-up.
+//!
+//! - `cases`, `customers`: the answer types, lookups, read queries, the SQL
+//!   both backends share, and the bulk writers' façades, which dispatch per
+//!   backend;
+//! - `writer`: the writers' transaction (`WriterTx`) on either backend;
+//! - `postgres`: the PostgreSQL arms of the writers (COPY encoders, cases,
+//!   customers) and the socket option (`TCP_NODELAY`);
+//! - `sqlite`: the SQLite arms of the writers (multi-row statements);
+//! - `admin`, `idempotency`, `integrations`, `models`: the rest, written once.
 
 mod admin;
 pub mod cases;
@@ -13,7 +22,9 @@ pub mod customers;
 pub mod idempotency;
 pub mod integrations;
 pub mod models;
-mod nodelay;
+mod postgres;
+mod sqlite;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -300,7 +311,7 @@ impl Store {
                         })
                     })
                     .after_connect(move |connection, _| {
-                        Box::pin(nodelay::disable_nagle(connection, port))
+                        Box::pin(postgres::nodelay::disable_nagle(connection, port))
                     })
             };
             let reads = pool(reads).connect_lazy_with(options.clone());

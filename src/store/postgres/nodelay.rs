@@ -14,7 +14,7 @@ use sqlx::PgConnection;
 
 /// Turns Nagle's algorithm off on `connection`'s socket, where it can be
 /// found. `server_port`: the port connected to.
-pub(super) async fn disable_nagle(
+pub(in crate::store) async fn disable_nagle(
     connection: &mut PgConnection,
     server_port: u16,
 ) -> Result<(), sqlx::Error> {
