@@ -1,5 +1,8 @@
 //! Settings: built-in defaults, then an optional `intake.toml`, then `INTAKE_*`
-//! environment variables (the last one wins).
+//! environment variables (the last one wins). The file and the environment
+//! are figment layers ([`Layer`]), merged and read through serde; each
+//! value keeps its layer, so that a message names the setting as it was
+//! spelled where it came from.
 //!
 //! Every setting is named the same way in all three places: `max_body_bytes`
 //! in the file is `INTAKE_MAX_BODY_BYTES` in the environment. A value that
@@ -13,6 +16,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -292,32 +297,38 @@ impl Settings {
         config_file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
-        let mut values: BTreeMap<&'static str, Value> = BTreeMap::new();
-
         let explicit = config_file.is_some() || env("INTAKE_CONFIG").is_some();
         let path = config_file
             .map(Path::to_path_buf)
             .or_else(|| env("INTAKE_CONFIG").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("intake.toml"));
+        // The layers, the last one winning: the file, then the environment
+        // (the defaults are the parsers' own, below).
+        let mut figment = Figment::new();
         if path.exists() {
-            read_file(&path, &mut values)?;
+            figment = figment.merge(Layer::file(&path)?);
         } else if explicit {
             return Err(SettingsError(format!(
                 "INTAKE_CONFIG: the settings file {} does not exist",
                 path.display()
             )));
         }
-        for key in KEYS {
-            if let Some(raw) = env(&format!("INTAKE_{}", key.to_uppercase())) {
-                values.insert(
-                    key,
-                    Value {
-                        raw,
-                        source: Source::Env,
-                    },
-                );
-            }
-        }
+        figment = figment.merge(Layer::environment(&env));
+        let given: BTreeMap<String, String> = figment
+            .extract()
+            .map_err(|e| SettingsError(format!("the settings cannot be read: {e}")))?;
+        // Each value with where it came from, for the messages.
+        let values: BTreeMap<&str, Value> = given
+            .into_iter()
+            .filter_map(|(key, raw)| {
+                let key = KEYS.iter().find(|k| **k == key)?;
+                let source = match figment.find_metadata(key).and_then(|m| m.source.as_ref()) {
+                    Some(figment::Source::File(path)) => Source::File(path.clone()),
+                    _ => Source::Env,
+                };
+                Some((*key, Value { raw, source }))
+            })
+            .collect();
 
         let get = |key: &str| values.get(key).filter(|v| !v.raw.trim().is_empty());
 
@@ -565,41 +576,76 @@ impl Settings {
     }
 }
 
-fn read_file(path: &Path, values: &mut BTreeMap<&'static str, Value>) -> Result<(), SettingsError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SettingsError(format!("{}: cannot be read: {e}", path.display())))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| SettingsError(format!("{}: not valid TOML: {e}", path.display())))?;
-    for (key, value) in table {
-        let Some(known) = KEYS.iter().find(|k| **k == key) else {
-            return Err(SettingsError(format!(
-                "{}: unknown setting `{key}` (known: {})",
-                path.display(),
-                KEYS.join(", ")
-            )));
-        };
-        let raw = match value {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            other => {
+/// One layer of settings for figment: raw values by setting name, and
+/// where they came from.
+struct Layer {
+    metadata: Metadata,
+    values: Dict,
+}
+
+impl Layer {
+    /// The settings file: known keys only, each a string, a number or a
+    /// boolean (read as text, checked by the setting's parser).
+    fn file(path: &Path) -> Result<Layer, SettingsError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SettingsError(format!("{}: cannot be read: {e}", path.display())))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| SettingsError(format!("{}: not valid TOML: {e}", path.display())))?;
+        let mut values = Dict::new();
+        for (key, value) in table {
+            if !KEYS.contains(&key.as_str()) {
                 return Err(SettingsError(format!(
-                    "`{key}` in {}: expected a string or a number, got a {}",
+                    "{}: unknown setting `{key}` (known: {})",
                     path.display(),
-                    other.type_str()
+                    KEYS.join(", ")
                 )));
             }
-        };
-        values.insert(
-            known,
-            Value {
-                raw,
-                source: Source::File(path.to_path_buf()),
-            },
-        );
+            let raw = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(SettingsError(format!(
+                        "`{key}` in {}: expected a string or a number, got a {}",
+                        path.display(),
+                        other.type_str()
+                    )));
+                }
+            };
+            values.insert(key, raw.into());
+        }
+        Ok(Layer {
+            metadata: Metadata::named("settings file")
+                .source(figment::Source::File(path.to_path_buf())),
+            values,
+        })
     }
-    Ok(())
+
+    /// The `INTAKE_*` variables of `env` (only the known settings).
+    fn environment(env: &impl Fn(&str) -> Option<String>) -> Layer {
+        let values = KEYS
+            .iter()
+            .filter_map(|key| {
+                let raw = env(&format!("INTAKE_{}", key.to_uppercase()))?;
+                Some((key.to_string(), raw.into()))
+            })
+            .collect();
+        Layer {
+            metadata: Metadata::named("environment"),
+            values,
+        }
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.values.clone()))
+    }
 }
 
 /// A PEM given inline, or the path of a file holding one.
@@ -766,6 +812,39 @@ mod tests {
         .expect("loads");
         assert_eq!(s.bind.to_string(), "0.0.0.0:9000");
         assert_eq!(s.max_body_bytes, 8192);
+
+        // A bad value is named as it is spelled in the layer that gave it.
+        std::fs::write(&file, "body_timeout_ms = 5\nbind = \"nowhere\"\n").expect("write");
+        let err = Settings::load_from(Some(&file), |_| None).expect_err("bad bind");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "`bind` in {}: expected an address",
+                file.display()
+            )),
+            "{err}"
+        );
+        let err = Settings::load_from(Some(&file), |k| {
+            (k == "INTAKE_BIND").then(|| "127.0.0.1:1".to_string())
+        })
+        .expect_err("bad timeout");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "`body_timeout_ms` in {}: expected a whole number from 100",
+                file.display()
+            )),
+            "{err}"
+        );
+        let err = Settings::load_from(Some(&file), |k| match k {
+            "INTAKE_BIND" => Some("127.0.0.1:1".to_string()),
+            "INTAKE_BODY_TIMEOUT_MS" => Some("7".to_string()),
+            _ => None,
+        })
+        .expect_err("bad timeout from the environment");
+        assert!(
+            err.to_string()
+                .starts_with("INTAKE_BODY_TIMEOUT_MS: expected a whole number from 100"),
+            "{err}"
+        );
 
         std::fs::write(&file, "bnd = \"0.0.0.0:9000\"\n").expect("write");
         let err = Settings::load_from(Some(&file), |_| None).expect_err("typo rejected");

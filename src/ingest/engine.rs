@@ -10,7 +10,7 @@
 //! Nothing here knows of HTTP: a request handler and an import job drive
 //! the same [`run`].
 
-use std::future::Future;
+use futures_util::future::join;
 
 use crate::error::{ApiError, Committed, ErrorCode, FieldError};
 use crate::ingest::{MAX_REPORTED_ERRORS, RowErrors};
@@ -365,7 +365,7 @@ impl<R: Resource> Run<R> {
             };
             ready = self.accept(resource, source, read, prepared);
         }
-        self.write(ready.take()).await?;
+        // The last batch was written beside the read that found the end.
         self.summary.rows = source.rows_read();
         if self.summary.rows == 0
             && let Some(error) = source.when_empty()
@@ -557,11 +557,6 @@ where
         last_row,
     };
     Ok(Some((read, prepared)))
-}
-
-/// Both futures, side by side.
-async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
-    futures_util::future::join(a, b).await
 }
 
 /// The one mapping of a failed write to its answer: a concurrent request
