@@ -7,6 +7,10 @@
 //! `settings`. `startup` assembles the application; `guard` is the `/v1`
 //! gate (authentication, rate limits, idempotency).
 
+// The handlers' futures nest the engine's (sources, resources, writers):
+// deeper than the compiler's default query depth in release builds.
+#![recursion_limit = "256"]
+
 pub mod api_doc;
 pub mod auth;
 pub mod demo;

@@ -309,7 +309,9 @@ where
         committed: Committed::default(),
         summary: Summary::new(options.problems),
     };
-    let answer = run.drive(resource, source, shape, total).await;
+    // Boxed: the run's future is deep (source, resource and writer futures
+    // side by side), and a caller's future stays small and shallow.
+    let answer = Box::pin(run.drive(resource, source, shape, total)).await;
     let rows = source.rows_read();
     tracing::Span::current().record("rows", rows);
     // A failed write is not counted: the rows are neither accepted nor
