@@ -167,10 +167,6 @@ impl<'a> CaseIngest<'a> {
         self
     }
 
-    pub fn list(&self) -> Option<&NewCaseList> {
-        self.list.as_ref()
-    }
-
     /// Resolves staff from the cached directory of the integration's
     /// groups (where the request's access knows the directory's generation
     /// and the groups are small enough), not by a lookup per batch: for

@@ -219,6 +219,8 @@ pub struct CustomerIngest<'a> {
     seen: HashSet<u64>,
     /// Take the campaign's lock when writing (see [`UpsertPolicy::exclusive`]).
     exclusive: bool,
+    /// The integration the upload is for (its rows are counted under it).
+    integration_id: Uuid,
 }
 
 impl<'a> CustomerIngest<'a> {
@@ -244,6 +246,7 @@ impl<'a> CustomerIngest<'a> {
             agents,
             seen: HashSet::new(),
             exclusive: true,
+            integration_id: access.integration_id,
         })
     }
 
@@ -547,13 +550,12 @@ pub async fn ingest_customers<S>(
     mut ingest: CustomerIngest<'_>,
     source: &mut S,
     options: RunOptions,
-    integration: uuid::Uuid,
     path: &'static str,
 ) -> Result<Summary<CustomerResult>, ApiError>
 where
     S: RowSource<Input = CustomerInput>,
 {
-    let integration = integration.to_string();
+    let integration = ingest.integration_id.to_string();
     let counted = Counted {
         metrics: services.metrics,
         integration: &integration,

@@ -237,8 +237,6 @@ pub struct Summary<R> {
     pub created: u64,
     pub updated: u64,
     pub skipped: u64,
-    /// Rows with a problem.
-    pub failed: u64,
     /// The results kept ([`Keep`]), in row order within each batch.
     pub results: Vec<R>,
     /// Results not kept for want of room ([`Keep::Exceptions`]).
@@ -257,7 +255,6 @@ impl<R> Summary<R> {
             created: 0,
             updated: 0,
             skipped: 0,
-            failed: 0,
             results: Vec::new(),
             results_not_listed: 0,
             errors: match problems {
@@ -272,6 +269,11 @@ impl<R> Summary<R> {
     /// Rows created, updated or skipped.
     pub fn accepted(&self) -> u64 {
         self.created + self.updated + self.skipped
+    }
+
+    /// Rows with a problem.
+    pub fn failed(&self) -> u64 {
+        self.errors.failed_rows
     }
 }
 
@@ -320,7 +322,7 @@ where
         let (accepted, failed) = if summary.rejected {
             (0, rows)
         } else {
-            (summary.accepted(), summary.failed)
+            (summary.accepted(), summary.failed())
         };
         counted
             .metrics
@@ -422,9 +424,9 @@ impl<R: Resource> Run<R> {
         }
         results.sort_by_key(RowResult::row);
         problems.append(&mut errors);
-        let failed = read.failed_rows + failed_rows;
-        self.summary.failed += failed;
-        self.summary.errors.add(problems, failed);
+        self.summary
+            .errors
+            .add(problems, read.failed_rows + failed_rows);
         if self.options.writes == Writes::Atomic && !self.summary.errors.is_empty() {
             // Dropping the writer rolls back what it wrote.
             self.writer = None;

@@ -219,10 +219,6 @@ impl<C: Columns> CsvRows<C> {
             read: 0,
         }
     }
-
-    pub fn columns(&self) -> Option<&C> {
-        self.columns.as_ref()
-    }
 }
 
 impl<C: Columns> RowSource for CsvRows<C> {

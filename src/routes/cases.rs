@@ -18,7 +18,9 @@ use crate::ingest::cases::{
 use crate::ingest::engine::{Commits, Keep, Problems, RunOptions, Writes};
 use crate::ingest::ndjson::NdjsonLines;
 use crate::ingest::sources::{JsonArray, Ndjson};
-use crate::routes::extract::body::{BodyKind, body_kind, payload_stream, read_body};
+use crate::routes::extract::body::{
+    BodyKind, body_kind, parse_off_the_worker, payload_stream, read_body,
+};
 use crate::routes::{Page, PageQuery};
 use crate::startup::AppState;
 use crate::store::cases::{Case, CaseFilter, CaseList};
@@ -264,7 +266,7 @@ pub async fn create_cases(
                 ));
             }
             let body = read_body(&req, payload, &state.settings).await?.freeze();
-            let mut request = off_the_worker(body, ParsedCases::parse).await?;
+            let mut request = parse_off_the_worker(body, ParsedCases::parse).await?;
             // More than one batch holds a writer for a while: bulk.
             let _bulk = (request.cases.len() > FIRST_BATCH)
                 .then(|| state.bulk.enter())
@@ -290,23 +292,6 @@ pub async fn create_cases(
             answer_stream(ingested, run.options.writes == Writes::Atomic)
         }
     }
-}
-
-/// Bodies larger than this are parsed on a blocking thread.
-const BLOCKING_PARSE_BYTES: usize = 1 << 20;
-
-/// Parses a body: a large one on a blocking thread, not on a worker that
-/// serves other requests meanwhile.
-async fn off_the_worker<T: Send + 'static>(
-    body: web::Bytes,
-    parse: fn(web::Bytes) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    if body.len() <= BLOCKING_PARSE_BYTES {
-        return parse(body);
-    }
-    web::block(move || parse(body))
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("parsing the body: {e}")))?
 }
 
 /// A JSON cases request, parsed: its options, and where each case's JSON
@@ -434,7 +419,7 @@ async fn answer_json(ingested: CasesIngested, atomic: bool) -> Result<HttpRespon
             created,
             updated,
             skipped,
-            failed: summary.errors.failed_rows,
+            failed: summary.failed(),
             results: row_results(summary.results, summary.errors.listed),
         })
     })
@@ -463,7 +448,7 @@ fn answer_stream(ingested: CasesIngested, atomic: bool) -> Result<HttpResponse, 
         created: summary.created,
         updated: summary.updated,
         skipped: summary.skipped,
-        failed: summary.errors.failed_rows,
+        failed: summary.failed(),
         errors: summary.errors.listed,
         errors_not_listed: unlisted,
     };

@@ -21,7 +21,9 @@ use crate::ingest::customers::{
 use crate::ingest::engine::{Commits, Keep, Problems, RunOptions, Summary, Writes};
 use crate::ingest::ndjson::NdjsonLines;
 use crate::ingest::sources::{CsvRows, Listed, Ndjson};
-use crate::routes::extract::body::{BodyKind, body_kind, payload_stream, read_body};
+use crate::routes::extract::body::{
+    BodyKind, body_kind, parse_off_the_worker, payload_stream, read_body,
+};
 use crate::routes::extract::form::{read_form, truthy};
 use crate::routes::{Page, PageQuery};
 use crate::startup::AppState;
@@ -85,6 +87,22 @@ pub struct CustomerStreamOptions {
 }
 
 impl CustomersRequest {
+    fn parse(body: web::Bytes) -> Result<Self, ApiError> {
+        let request =
+            serde_json::from_slice::<CustomersRequest>(&body).map_err(|e| json_body_error(&e))?;
+        if request.customers.is_empty() {
+            return Err(ApiError::validation(
+                ErrorCode::ValidationFailed,
+                vec![FieldError::field(
+                    "customers",
+                    ErrorCode::Required,
+                    "`customers` must hold at least one customer",
+                )],
+            ));
+        }
+        Ok(request)
+    }
+
     fn spec(&self) -> UploadSpec {
         UploadSpec {
             status: self.status.clone(),
@@ -174,7 +192,6 @@ pub async fn upsert_customers(
     let kind = body_kind(&req)?;
     let campaign = campaign(&state, access, *id).await?;
     let services = state.services();
-    let integration = access.integration_id;
     let summary = match kind {
         BodyKind::Json => {
             if !query.is_empty() {
@@ -184,7 +201,7 @@ pub async fn upsert_customers(
                 ));
             }
             let body = read_body(&req, payload, &state.settings).await?.freeze();
-            let request = parse_customers(body).await?;
+            let request = parse_off_the_worker(body, CustomersRequest::parse).await?;
             // More than one batch holds a writer for a while: bulk.
             let _bulk = (request.customers.len() > FIRST_BATCH)
                 .then(|| state.bulk.enter())
@@ -193,15 +210,7 @@ pub async fn upsert_customers(
             let ingest = CustomerIngest::new(&state.store, access, &campaign, &spec).await?;
             let mut source = Listed::new(request.customers);
             let options = run_options(spec.atomic, false, Keep::All);
-            ingest_customers(
-                services,
-                ingest,
-                &mut source,
-                options,
-                integration,
-                "customers_json",
-            )
-            .await?
+            ingest_customers(services, ingest, &mut source, options, "customers_json").await?
         }
         BodyKind::Ndjson => {
             let spec = query.spec();
@@ -215,15 +224,7 @@ pub async fn upsert_customers(
             );
             let mut source = Ndjson::new(lines, "customers", "customer");
             let options = run_options(spec.atomic, false, Keep::Exceptions);
-            ingest_customers(
-                services,
-                ingest,
-                &mut source,
-                options,
-                integration,
-                "customers_ndjson",
-            )
-            .await?
+            ingest_customers(services, ingest, &mut source, options, "customers_ndjson").await?
         }
     };
     Ok(HttpResponse::Ok().json(answer(summary)?))
@@ -253,37 +254,10 @@ fn answer(summary: Summary<CustomerResult>) -> Result<CustomersSummary, ApiError
         created: summary.created,
         updated: summary.updated,
         skipped: summary.skipped,
-        failed: summary.failed,
+        failed: summary.failed(),
         results: summary.results,
         results_not_listed: summary.results_not_listed,
     })
-}
-
-/// Parses a JSON body: a large one on a blocking thread, not on a worker
-/// that serves other requests meanwhile.
-async fn parse_customers(body: web::Bytes) -> Result<CustomersRequest, ApiError> {
-    let small = body.len() <= 1 << 20;
-    let parse = move || {
-        let request =
-            serde_json::from_slice::<CustomersRequest>(&body).map_err(|e| json_body_error(&e))?;
-        if request.customers.is_empty() {
-            return Err(ApiError::validation(
-                ErrorCode::ValidationFailed,
-                vec![FieldError::field(
-                    "customers",
-                    ErrorCode::Required,
-                    "`customers` must hold at least one customer",
-                )],
-            ));
-        }
-        Ok(request)
-    };
-    if small {
-        return parse();
-    }
-    web::block(parse)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("parsing the body: {e}")))?
 }
 
 /// One new customer: the fields of `CustomerInput` and the customer's
@@ -350,15 +324,7 @@ pub async fn add_customer(
     let mut source = Listed::new(vec![input]);
     let options = run_options(true, false, Keep::All);
     let path = "customers_one";
-    let summary = ingest_customers(
-        state.services(),
-        ingest,
-        &mut source,
-        options,
-        access.integration_id,
-        path,
-    )
-    .await?;
+    let summary = ingest_customers(state.services(), ingest, &mut source, options, path).await?;
     let result = answer(summary)?.results.into_iter().next();
     let result =
         result.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no result for one customer")))?;
@@ -504,15 +470,7 @@ pub async fn upload_customers_csv(
     );
     let options = run_options(upload.spec.atomic, upload.dry_run, Keep::All);
     let path = "customers_csv";
-    let summary = ingest_customers(
-        state.services(),
-        ingest,
-        &mut source,
-        options,
-        access.integration_id,
-        path,
-    )
-    .await?;
+    let summary = ingest_customers(state.services(), ingest, &mut source, options, path).await?;
     Ok(HttpResponse::Ok().json(CustomersCsvSummary {
         summary: answer(summary)?,
         dry_run: upload.dry_run,

@@ -48,6 +48,17 @@ async fn world() -> World {
 }
 
 impl World {
+    /// A new list assigned to the world's group.
+    fn group_list(&self, name: &str) -> ListSpec {
+        ListSpec {
+            name: name.into(),
+            assignment: AssignmentSpec {
+                kind: AssignmentKind::Group,
+                id: self.group.to_string(),
+            },
+        }
+    }
+
     async fn stored_cases(&self, list_id: Option<Uuid>) -> Vec<intake::store::cases::Case> {
         let filter = CaseFilter {
             list_id,
@@ -111,13 +122,7 @@ async fn a_csv_file_on_disk_becomes_a_list_of_cases_with_no_request() {
     let columns = CaseColumns::read(&mut table);
     assert!(columns.is_some());
     let mut source = CsvRows::new(std::mem::take(&mut table.records), columns, Vec::new());
-    let list = ListSpec {
-        name: "From a job".into(),
-        assignment: AssignmentSpec {
-            kind: AssignmentKind::Group,
-            id: world.group.to_string(),
-        },
-    };
+    let list = world.group_list("From a job");
     let run = world.run(Some(&list), Writes::Atomic);
     let ingested = ingest_cases(world.app.state.services(), &run, &mut source)
         .await
@@ -126,7 +131,7 @@ async fn a_csv_file_on_disk_becomes_a_list_of_cases_with_no_request() {
     let summary = &ingested.summary;
     assert!(!summary.rejected);
     assert_eq!(
-        (summary.created, summary.failed, summary.rows),
+        (summary.created, summary.failed(), summary.rows),
         (1_200, 0, 1_200)
     );
     // Every result names its line in the file (the header is line 1).
@@ -147,13 +152,7 @@ async fn an_atomic_run_with_one_bad_row_writes_nothing_and_names_the_column() {
     let mut table = read_table(file.as_bytes(), &Default::default());
     let columns = CaseColumns::read(&mut table);
     let mut source = CsvRows::new(std::mem::take(&mut table.records), columns, Vec::new());
-    let list = ListSpec {
-        name: "Refused".into(),
-        assignment: AssignmentSpec {
-            kind: AssignmentKind::Group,
-            id: world.group.to_string(),
-        },
-    };
+    let list = world.group_list("Refused");
     let run = world.run(Some(&list), Writes::Atomic);
     let ingested = ingest_cases(world.app.state.services(), &run, &mut source)
         .await
@@ -161,7 +160,7 @@ async fn an_atomic_run_with_one_bad_row_writes_nothing_and_names_the_column() {
 
     let summary = &ingested.summary;
     assert!(summary.rejected);
-    assert_eq!(summary.failed, 1);
+    assert_eq!(summary.failed(), 1);
     let error = &summary.errors.listed[0];
     assert_eq!(error.row, Some(3));
     assert_eq!(error.code.to_string(), "unknown_staff_id");
@@ -202,7 +201,7 @@ async fn a_run_committing_each_batch_stores_the_valid_rows_of_every_batch() {
         .expect("ingested");
 
     let summary = &ingested.summary;
-    assert_eq!((summary.created, summary.failed), (11_988, 12));
+    assert_eq!((summary.created, summary.failed()), (11_988, 12));
     assert!(summary.results.is_empty(), "counts only");
     assert_eq!(summary.errors.listed.len(), 12);
     assert_eq!(summary.errors.listed[0].row, Some(1_000));
@@ -246,13 +245,12 @@ async fn customers_run_through_the_same_engine() {
         ingest,
         &mut Listed::new(rows),
         options,
-        world.access.integration_id,
         "job",
     )
     .await
     .expect("ingested");
 
-    assert_eq!((summary.created, summary.failed), (1, 2));
+    assert_eq!((summary.created, summary.failed()), (1, 2));
     let outcomes: Vec<_> = summary.results.iter().map(|r| (r.row, r.outcome)).collect();
     assert_eq!(
         outcomes,

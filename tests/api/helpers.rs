@@ -535,15 +535,7 @@ pub async fn start_ndjson_stream(
          {key}Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
     socket.write_all(head.as_bytes()).await.expect("write");
-    let body: String = (0..lines)
-        .map(|i| {
-            format!(
-                "{}\n",
-                json!({"external_id": format!("N-{i}"), "staff_id": "A-1"})
-            )
-        })
-        .collect();
-    let body = body.into_bytes();
+    let body = ndjson_cases(lines).into_bytes();
     let half = body.len() / 2;
     socket
         .write_all(format!("{half:x}\r\n").as_bytes())
@@ -568,4 +560,16 @@ pub async fn finish_ndjson_stream(mut socket: TcpStream, rest: Vec<u8>) -> Strin
     let mut answer = vec![0u8; 4096];
     let n = socket.read(&mut answer).await.expect("read");
     String::from_utf8_lossy(&answer[..n]).to_string()
+}
+
+/// `lines` NDJSON cases `N-0`, `N-1`, … of staff member A-1.
+pub fn ndjson_cases(lines: usize) -> String {
+    (0..lines)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"external_id": format!("N-{i}"), "staff_id": "A-1"})
+            )
+        })
+        .collect()
 }

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ReplicaProcess, TestApp, assert_problem, body, count_cases, finish_ndjson_stream,
+    ReplicaProcess, TestApp, assert_problem, body, count_cases, finish_ndjson_stream, ndjson_cases,
     spawn_app_with, spawn_replica, start_ndjson_stream,
 };
 
@@ -149,14 +149,7 @@ async fn a_malformed_key_is_refused_before_anything_runs() {
 }
 
 fn ndjson_request(app: &TestApp, token: &str, key: &str, lines: usize) -> reqwest::RequestBuilder {
-    let body: String = (0..lines)
-        .map(|i| {
-            format!(
-                "{}\n",
-                json!({"external_id": format!("N-{i}"), "staff_id": "A-1"})
-            )
-        })
-        .collect();
+    let body = ndjson_cases(lines);
     app.client
         .post(app.url("/v1/cases"))
         .bearer_auth(token)

@@ -77,3 +77,20 @@ pub async fn read_body(
     }
     Ok(body)
 }
+
+/// Bodies larger than this are parsed on a blocking thread.
+const BLOCKING_PARSE_BYTES: usize = 1 << 20;
+
+/// Parses a body: a large one on a blocking thread, not on a worker that
+/// serves other requests meanwhile.
+pub async fn parse_off_the_worker<T: Send + 'static>(
+    body: web::Bytes,
+    parse: fn(web::Bytes) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    if body.len() <= BLOCKING_PARSE_BYTES {
+        return parse(body);
+    }
+    web::block(move || parse(body))
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("parsing the body: {e}")))?
+}
