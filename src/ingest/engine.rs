@@ -114,7 +114,11 @@ pub trait BatchWriter {
     type Batch;
     type Row;
 
-    /// Writes one batch and answers its rows' results as written.
+    /// Writes one batch and answers its rows' results. A writer whose
+    /// results do not depend on the write may hand the batch over and
+    /// return at once, answering a failure at a later write or at the
+    /// commit; with [`Commits::EachBatch`] it returns once the batch is
+    /// committed (the run counts it as stored).
     async fn write(
         &mut self,
         batch: Self::Batch,
@@ -360,7 +364,8 @@ impl<R: Resource> Run<R> {
         }
         loop {
             let batch_size = std::mem::replace(&mut size, batching.then);
-            // Batch k is written while batch k+1 is read and validated.
+            // Batch k is written while batch k+1 is read and validated (a
+            // writer that hands batches over lets the run read further).
             let read = read_and_prepare(resource, source, batch_size);
             let (written, next) = join(self.write(ready.take()), read).await;
             written?;

@@ -11,9 +11,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
-
-use futures_util::future::{Either, select};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -564,8 +561,6 @@ pub struct CaseBatch {
 /// (rollback).
 struct OpenCases(WriterTx);
 
-type WriterTask = Pin<Box<dyn Future<Output = Result<OpenCases, StoreError>> + Send>>;
-
 /// The writer of one run's cases (see [`Store::case_writer`]).
 pub struct CaseWriter {
     store: Store,
@@ -576,12 +571,33 @@ pub struct CaseWriter {
     running: Option<Running>,
 }
 
-/// A writer's task and what feeds it.
+/// A writer's task and what feeds it. The task runs on its own (spawned),
+/// so a batch is written while the run reads and validates the next two:
+/// one in the channel, one being validated.
 struct Running {
     sink: tokio::sync::mpsc::Sender<CaseBatch>,
-    task: WriterTask,
+    task: tokio::task::JoinHandle<Result<OpenCases, StoreError>>,
     written: tokio::sync::watch::Receiver<u64>,
     sent: u64,
+}
+
+impl Drop for Running {
+    /// A writer dropped before its commit stops: its transaction rolls back.
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Running {
+    /// The task's end, once it has ended: its error (a task only ends
+    /// before its commit on an error).
+    async fn ended(&mut self) -> StoreError {
+        match (&mut self.task).await {
+            Ok(Err(e)) => e,
+            Ok(Ok(_)) => stopped_early(),
+            Err(e) => StoreError::Other(anyhow::anyhow!("the case writer failed: {e}")),
+        }
+    }
 }
 
 impl CaseWriter {
@@ -598,16 +614,18 @@ impl CaseWriter {
             );
             Running {
                 sink,
-                task: Box::pin(task),
+                task: tokio::spawn(task),
                 written,
                 sent: 0,
             }
         })
     }
 
-    /// Writes one batch (returns once it is written: a run validates the
-    /// next batch meanwhile). A run of one batch with only new cases and
-    /// no list is written by one statement, in a transaction of its own.
+    /// Hands one batch to the writer: it returns once the writer has room
+    /// for it (with [`Commits::EachBatch`], once it is committed, so that
+    /// what a run counts as committed is). A run of one batch with only new
+    /// cases and no list is written by one statement, in a transaction of
+    /// its own. A write that failed is reported by the next call.
     #[tracing::instrument(name = "write_cases", skip_all, fields(inserts = batch.inserts.len(), updates = batch.updates.len()))]
     pub async fn write(&mut self, batch: CaseBatch) -> Result<(), StoreError> {
         if self.shape == Shape::OneBatch
@@ -621,29 +639,20 @@ impl CaseWriter {
                 .insert_cases(self.integration_id, &batch.inserts)
                 .await;
         }
+        let each_batch = self.commits == Commits::EachBatch;
         let running = self.start();
+        if running.sink.send(batch).await.is_err() {
+            // The task ended (its channel's receiver is gone): its error.
+            return Err(running.ended().await);
+        }
         running.sent += 1;
-        let sent = running.sent;
-        let (sink, mut written) = (running.sink.clone(), running.written.clone());
-        let handed = async move {
-            if sink.send(batch).await.is_err() {
-                return false;
+        if each_batch {
+            let sent = running.sent;
+            if running.written.wait_for(|n| *n >= sent).await.is_err() {
+                return Err(running.ended().await);
             }
-            written.wait_for(|n| *n >= sent).await.is_ok()
-        };
-        let handed = std::pin::pin!(handed);
-        let ended = match select(running.task.as_mut(), handed).await {
-            Either::Right((true, _)) => return Ok(()),
-            Either::Left((ended, _)) => Some(ended),
-            Either::Right((false, _)) => None,
-        };
-        // The task ended: its error, or (never expected) it stopped early.
-        let ended = match (ended, self.running.take()) {
-            (Some(ended), _) => ended,
-            (None, Some(running)) => running.task.await,
-            (None, None) => return Err(stopped_early()),
-        };
-        Err(ended.err().unwrap_or_else(stopped_early))
+        }
+        Ok(())
     }
 
     /// Commits what was written; a run that wrote nothing still creates
@@ -653,12 +662,18 @@ impl CaseWriter {
             return Ok(());
         }
         self.start();
-        let Some(Running { sink, task, .. }) = self.running.take() else {
+        let Some(mut running) = self.running.take() else {
             return Ok(());
         };
         // The task ends once its channel is closed.
-        drop(sink);
-        task.await?.commit().await
+        let (closed, _) = tokio::sync::mpsc::channel(1);
+        drop(std::mem::replace(&mut running.sink, closed));
+        match (&mut running.task).await {
+            Ok(open) => open?.commit().await,
+            Err(e) => Err(StoreError::Other(anyhow::anyhow!(
+                "the case writer failed: {e}"
+            ))),
+        }
     }
 }
 
