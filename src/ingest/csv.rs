@@ -100,7 +100,7 @@ pub fn at(
 }
 
 impl CsvTable {
-    fn fatal(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn fatal(code: ErrorCode, message: impl Into<String>) -> Self {
         CsvTable {
             errors: vec![FieldError {
                 row: None,
@@ -115,10 +115,7 @@ impl CsvTable {
 
     /// The column as named in the errors: its header, or its 1-based index.
     pub fn column(&self, index: usize) -> Column {
-        match self.header.get(index) {
-            Some(name) if !name.is_empty() => Column::Name(name.clone()),
-            _ => Column::Index(index + 1),
-        }
+        column_of(&self.header, index)
     }
 }
 
@@ -195,7 +192,7 @@ fn decode(bytes: &[u8]) -> Result<(String, &'static str, bool), (ErrorCode, Stri
 }
 
 /// Whether text is mostly printable (a renamed binary file is not).
-fn looks_like_text(text: &str) -> bool {
+pub(crate) fn looks_like_text(text: &str) -> bool {
     let sample: Vec<char> = text.chars().take(4096).collect();
     let control = sample
         .iter()
@@ -205,7 +202,7 @@ fn looks_like_text(text: &str) -> bool {
 }
 
 /// `,` or `;`: whichever the header line (outside quotes) has more of.
-fn detect_delimiter(text: &str) -> u8 {
+pub(crate) fn detect_delimiter(text: &str) -> u8 {
     let (mut commas, mut semicolons, mut quoted) = (0usize, 0usize, false);
     for c in text.chars() {
         match c {
@@ -219,7 +216,7 @@ fn detect_delimiter(text: &str) -> u8 {
     if semicolons > commas { b';' } else { b',' }
 }
 
-fn detect_line_ending(text: &str) -> &'static str {
+pub(crate) fn detect_line_ending(text: &str) -> &'static str {
     match text.find(['\r', '\n']) {
         Some(i) if text[i..].starts_with("\r\n") => "crlf",
         Some(i) if text[i..].starts_with('\r') => "cr",
@@ -319,76 +316,9 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
         .collect();
 
     let max_cell = limits.max_cell_chars as usize;
-    // A header is a cell too, but an integration whose cells are kept very
-    // short still names its columns.
-    let max_header = max_cell.max(MIN_HEADER_CHARS);
-    let mut long_headers = false;
-    for (i, name) in table.header.iter().enumerate() {
-        let length = name.chars().count();
-        if length > max_header {
-            long_headers = true;
-            table.errors.push(at(
-                1,
-                Some(Column::Index(i + 1)),
-                ErrorCode::CellTooLong,
-                format!(
-                    "the header of column {} has {length} characters; at most {max_header} are allowed",
-                    i + 1
-                ),
-            ));
-        }
-    }
-    if long_headers {
-        // A header is copied into every row's data and every error naming
-        // its column: the rows are not read.
-        table.header_problems = table.errors.len();
+    if !check_header(&mut table, max_cell, limits.max_columns as usize) {
         return table;
     }
-
-    let max_columns = limits.max_columns as usize;
-    if table.header.len() > max_columns {
-        // The first limit hit stops the file: nothing of a header this wide
-        // (its blanks and duplicates, its rows) is worth reading.
-        table.errors.push(at(
-            1,
-            None,
-            ErrorCode::TooManyColumns,
-            format!(
-                "the file has {} columns; at most {max_columns} are allowed",
-                table.header.len()
-            ),
-        ));
-        table.header_problems = table.errors.len();
-        return table;
-    }
-    // One pass with a set: linear in the header's width.
-    let mut seen: std::collections::HashSet<String> =
-        std::collections::HashSet::with_capacity(table.header.len());
-    for (i, name) in table.header.iter().enumerate() {
-        let key = name.to_lowercase();
-        if name.is_empty() {
-            table.errors.push(at(
-                1,
-                Some(Column::Index(i + 1)),
-                ErrorCode::EmptyHeader,
-                format!("the header of column {} is blank", i + 1),
-            ));
-        } else if !seen.insert(key) {
-            table.errors.push(at(
-                1,
-                Some(Column::Name(name.clone())),
-                ErrorCode::DuplicateHeader,
-                format!(
-                    "the header {:?} appears more than once (column {})",
-                    excerpt(name),
-                    i + 1
-                ),
-            ));
-        }
-    }
-
-    table.header_problems = table.errors.len();
-    let width = table.header.len();
     let max_records = limits.max_records as usize;
     let mut count = 0usize;
     for record in records {
@@ -417,46 +347,17 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
             continue; // counted, reported once below
         }
         let problems_before = table.errors.len();
-        if record.len() < width {
-            table.errors.push(at(
-                line,
-                Some(table.column(record.len())),
-                ErrorCode::ShortRow,
-                format!(
-                    "line {line} has {} cells but there are {width} headers; write an empty last cell as a trailing delimiter",
-                    record.len()
-                ),
-            ));
-        } else if record.len() > width {
-            table.warnings.push(at(
-                line,
-                Some(Column::Index(width + 1)),
-                ErrorCode::ExtraCells,
-                format!(
-                    "line {line} has {} cells for {width} headers; the extra cells are ignored",
-                    record.len()
-                ),
-            ));
-        }
-        for (i, cell) in record.iter().take(width).enumerate() {
-            let length = cell.chars().count();
-            if length > max_cell {
-                table.errors.push(at(
-                    line,
-                    Some(table.column(i)),
-                    ErrorCode::CellTooLong,
-                    format!("the cell has {length} characters; at most {max_cell} are allowed"),
-                ));
-            }
-        }
-        table.records.push(CsvRecord {
+        let record = check_record(
+            &table.header,
+            &record,
             line,
+            max_cell,
+            &mut table.errors,
+            &mut table.warnings,
+        );
+        table.records.push(CsvRecord {
             broken: table.errors.len() > problems_before,
-            cells: record
-                .iter()
-                .take(width)
-                .map(|c| c.trim().to_string())
-                .collect(),
+            ..record
         });
     }
     if count == 0 {
@@ -498,6 +399,144 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
         ));
     }
     table
+}
+
+/// The header's checks (cells too long, too many columns, blank and
+/// duplicate headers), into `table.errors`; `false` when its rows are not
+/// to be read at all (the first limit hit stops the file).
+pub(crate) fn check_header(table: &mut CsvTable, max_cell: usize, max_columns: usize) -> bool {
+    // A header is a cell too, but an integration whose cells are kept very
+    // short still names its columns.
+    let max_header = max_cell.max(MIN_HEADER_CHARS);
+    let mut long_headers = false;
+    for (i, name) in table.header.iter().enumerate() {
+        let length = name.chars().count();
+        if length > max_header {
+            long_headers = true;
+            table.errors.push(at(
+                1,
+                Some(Column::Index(i + 1)),
+                ErrorCode::CellTooLong,
+                format!(
+                    "the header of column {} has {length} characters; at most {max_header} are allowed",
+                    i + 1
+                ),
+            ));
+        }
+    }
+    if long_headers {
+        // A header is copied into every row's data and every error naming
+        // its column: the rows are not read.
+        table.header_problems = table.errors.len();
+        return false;
+    }
+
+    if table.header.len() > max_columns {
+        // The first limit hit stops the file: nothing of a header this wide
+        // (its blanks and duplicates, its rows) is worth reading.
+        table.errors.push(at(
+            1,
+            None,
+            ErrorCode::TooManyColumns,
+            format!(
+                "the file has {} columns; at most {max_columns} are allowed",
+                table.header.len()
+            ),
+        ));
+        table.header_problems = table.errors.len();
+        return false;
+    }
+    // One pass with a set: linear in the header's width.
+    let mut seen: std::collections::HashSet<String> =
+        std::collections::HashSet::with_capacity(table.header.len());
+    for (i, name) in table.header.iter().enumerate() {
+        let key = name.to_lowercase();
+        if name.is_empty() {
+            table.errors.push(at(
+                1,
+                Some(Column::Index(i + 1)),
+                ErrorCode::EmptyHeader,
+                format!("the header of column {} is blank", i + 1),
+            ));
+        } else if !seen.insert(key) {
+            table.errors.push(at(
+                1,
+                Some(Column::Name(name.clone())),
+                ErrorCode::DuplicateHeader,
+                format!(
+                    "the header {:?} appears more than once (column {})",
+                    excerpt(name),
+                    i + 1
+                ),
+            ));
+        }
+    }
+
+    table.header_problems = table.errors.len();
+    true
+}
+
+/// One record's checks (short rows, extra cells, cells too long), into
+/// `errors` and `warnings`; the record as read: as many cells as headers,
+/// each trimmed (`broken` is the caller's to set).
+pub(crate) fn check_record(
+    header: &[String],
+    record: &csv::StringRecord,
+    line: u64,
+    max_cell: usize,
+    errors: &mut Vec<FieldError>,
+    warnings: &mut Vec<FieldError>,
+) -> CsvRecord {
+    let width = header.len();
+    if record.len() < width {
+        errors.push(at(
+            line,
+            Some(column_of(header, record.len())),
+            ErrorCode::ShortRow,
+            format!(
+                "line {line} has {} cells but there are {width} headers; write an empty last cell as a trailing delimiter",
+                record.len()
+            ),
+        ));
+    } else if record.len() > width {
+        warnings.push(at(
+            line,
+            Some(Column::Index(width + 1)),
+            ErrorCode::ExtraCells,
+            format!(
+                "line {line} has {} cells for {width} headers; the extra cells are ignored",
+                record.len()
+            ),
+        ));
+    }
+    for (i, cell) in record.iter().take(width).enumerate() {
+        let length = cell.chars().count();
+        if length > max_cell {
+            errors.push(at(
+                line,
+                Some(column_of(header, i)),
+                ErrorCode::CellTooLong,
+                format!("the cell has {length} characters; at most {max_cell} are allowed"),
+            ));
+        }
+    }
+    CsvRecord {
+        line,
+        broken: false,
+        cells: record
+            .iter()
+            .take(width)
+            .map(|c| c.trim().to_string())
+            .collect(),
+    }
+}
+
+/// The column as named in the errors: its header, or its 1-based index.
+pub(crate) fn column_of(header: &[String], index: usize) -> Column {
+    match header.get(index) {
+        Some(name) if !name.is_empty() => Column::Name(name.clone()),
+        _ => Column::Index(index + 1),
+    }
 }
 
 /// The byte offset of a quote that opens a cell and is never closed. A

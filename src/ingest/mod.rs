@@ -6,6 +6,7 @@ pub mod admission;
 pub mod case_csv;
 pub mod cases;
 pub mod csv;
+pub mod csv_file;
 pub mod customer_csv;
 pub mod customers;
 pub mod engine;
