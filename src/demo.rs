@@ -7,14 +7,15 @@ use crate::auth::Scope;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::tokens::{DEFAULT_TTL_SECONDS, mint_integration_token};
 use crate::domain::{DEFAULT_CUSTOMER_STATUSES, StaffRole};
+use crate::ids::{CampaignId, GroupId, IntegrationId};
 use crate::store::models::{CampaignFields, CsvLimits, IntegrationFields, NewStaff};
 use crate::store::{Store, StoreError};
 
 /// What the demo created.
 pub struct Demo {
-    pub group_id: uuid::Uuid,
-    pub integration_id: uuid::Uuid,
-    pub campaign_id: uuid::Uuid,
+    pub group_id: GroupId,
+    pub integration_id: IntegrationId,
+    pub campaign_id: CampaignId,
     pub token: String,
 }
 

@@ -4,8 +4,8 @@
 //! `ingest` (sources → one engine → writers, with or without a request) →
 //! `domain` (validated values, the groups a caller sees) and `auth` (token,
 //! scope, access) → `store` (SQLite or PostgreSQL) → `error`, `telemetry`,
-//! `settings`. `startup` assembles the application; `guard` is the `/v1`
-//! gate (authentication, rate limits, idempotency).
+//! `settings`, `ids` (the typed ids). `startup` assembles the application;
+//! `guard` is the `/v1` gate (authentication, rate limits, idempotency).
 
 // The handlers' futures nest the engine's (sources, resources, writers):
 // deeper than the compiler's default query depth in release builds.
@@ -18,6 +18,7 @@ pub mod domain;
 pub mod error;
 pub mod guard;
 pub mod idempotency;
+pub mod ids;
 pub mod ingest;
 pub mod metrics;
 pub mod rate_limit;

@@ -10,6 +10,7 @@ use intake::auth::tokens::{
     DEFAULT_TTL_SECONDS, check_ttl, mint_admin_token, mint_integration_token,
     parse_integration_scopes,
 };
+use intake::ids::{IntegrationId, TokenId};
 use intake::settings::Settings;
 use intake::startup::Application;
 use intake::store::Store;
@@ -47,7 +48,7 @@ enum Command {
         admin: bool,
         /// A token for this integration (its id), recorded like one minted by the API.
         #[arg(long, value_name = "ID", requires = "scope")]
-        integration: Option<uuid::Uuid>,
+        integration: Option<IntegrationId>,
         /// A scope of the integration token (repeat for several).
         #[arg(long, value_name = "SCOPE")]
         scope: Vec<String>,
@@ -61,7 +62,7 @@ enum Command {
     /// every replica.
     RevokeAdminToken {
         /// The token's id (`jti`, printed by `intake token --admin` on stderr).
-        jti: uuid::Uuid,
+        jti: TokenId,
     },
 }
 

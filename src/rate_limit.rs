@@ -17,8 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use uuid::Uuid;
-
+use crate::ids::IntegrationId;
 use crate::redis_client::{RedisClient, eval};
 
 pub use crate::settings::RatePolicy;
@@ -85,7 +84,7 @@ return {1, math.floor((tolerance - (nxt - now)) / interval + 1e-9), math.floor(n
 /// The limiter: shared through Redis where configured, else per process.
 pub struct RateLimiter {
     redis: Option<Arc<RedisClient>>,
-    local: Mutex<HashMap<Uuid, f64>>,
+    local: Mutex<HashMap<IntegrationId, f64>>,
 }
 
 fn now_us() -> f64 {
@@ -104,7 +103,7 @@ impl RateLimiter {
     }
 
     /// Counts one request of `integration` under `policy`.
-    pub async fn check(&self, integration: Uuid, policy: RatePolicy) -> Decision {
+    pub async fn check(&self, integration: IntegrationId, policy: RatePolicy) -> Decision {
         if policy.is_unlimited() {
             return Decision {
                 allowed: true,
@@ -141,7 +140,7 @@ impl RateLimiter {
         self.check_local(integration, policy, now_us())
     }
 
-    fn check_local(&self, integration: Uuid, policy: RatePolicy, now: f64) -> Decision {
+    fn check_local(&self, integration: IntegrationId, policy: RatePolicy, now: f64) -> Decision {
         let Ok(mut local) = self.local.lock() else {
             // A poisoned lock: let the request through rather than refuse all.
             return gcra(now, now, policy).0;
@@ -170,7 +169,7 @@ mod tests {
     #[test]
     fn a_burst_passes_then_the_sustained_rate() {
         let limiter = RateLimiter::new(None);
-        let id = Uuid::new_v4();
+        let id = IntegrationId::new();
         let p = policy(10.0, 5);
         let t0 = 1_000_000_000.0;
         let passed: Vec<bool> = (0..7)
@@ -188,7 +187,7 @@ mod tests {
     #[test]
     fn remaining_counts_down_and_reset_is_when_full() {
         let limiter = RateLimiter::new(None);
-        let id = Uuid::new_v4();
+        let id = IntegrationId::new();
         let p = policy(2.0, 3);
         let t0 = 5_000_000.0;
         let first = limiter.check_local(id, p, t0);
@@ -205,7 +204,7 @@ mod tests {
     #[test]
     fn integrations_have_their_own_buckets_and_zero_is_unlimited() {
         let limiter = RateLimiter::new(None);
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (a, b) = (IntegrationId::new(), IntegrationId::new());
         let p = policy(1.0, 1);
         assert!(limiter.check_local(a, p, 0.0).allowed);
         assert!(!limiter.check_local(a, p, 0.0).allowed);

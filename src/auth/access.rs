@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::AsyncCommands;
-use uuid::Uuid;
 
+use crate::ids::{IntegrationId, TokenId};
 use crate::redis_client::{RedisClient, RedisError};
 use crate::store::{Store, StoreError};
 
@@ -35,7 +35,7 @@ const STAFF_GENERATION_KEY: &str = "intake:staff:generation";
 /// Present while [`REVOKED_KEY`] holds every revocation.
 const REVOKED_COMPLETE_KEY: &str = "intake:revoked_jtis:complete";
 
-fn integration_key(id: Uuid) -> String {
+fn integration_key(id: IntegrationId) -> String {
     format!("intake:integration:{id}")
 }
 
@@ -52,9 +52,9 @@ pub struct Checked {
 pub struct AccessControl {
     store: Store,
     redis: Option<Arc<RedisClient>>,
-    local: Mutex<HashMap<Uuid, (Instant, Option<IntegrationAccess>)>>,
+    local: Mutex<HashMap<IntegrationId, (Instant, Option<IntegrationAccess>)>>,
     /// Without Redis: every revoked, unexpired jti (loaded at start).
-    revoked: RwLock<HashSet<Uuid>>,
+    revoked: RwLock<HashSet<TokenId>>,
     /// Without Redis: the configured categories, read when.
     categories: Mutex<Option<(Instant, Arc<Vec<String>>)>>,
     /// Without Redis: the staff directory's generation (see
@@ -63,7 +63,7 @@ pub struct AccessControl {
     /// Held by the one request that catches Redis up after an outage.
     catching_up: tokio::sync::Mutex<()>,
     /// When this process last wrote a token's `last_used_at`.
-    touched: Mutex<HashMap<Uuid, Instant>>,
+    touched: Mutex<HashMap<TokenId, Instant>>,
 }
 
 /// How often a token's `last_used_at` is written (at most).
@@ -72,7 +72,7 @@ pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 impl AccessControl {
     /// Loads the revoked tokens into the revocation set (Redis or local).
     pub async fn load(store: Store, redis: Option<Arc<RedisClient>>) -> anyhow::Result<Self> {
-        let revoked: HashSet<Uuid> = store.revoked_jtis().await?.into_iter().collect();
+        let revoked: HashSet<TokenId> = store.revoked_jtis().await?.into_iter().collect();
         let control = Self {
             store,
             redis,
@@ -111,7 +111,7 @@ impl AccessControl {
             return Ok(true);
         }
         tracing::info!("redis: writing the revocations and changes it may have missed");
-        let revoked: HashSet<Uuid> = self.store.revoked_jtis().await?.into_iter().collect();
+        let revoked: HashSet<TokenId> = self.store.revoked_jtis().await?.into_iter().collect();
         let refilled = fill_redis_set(redis, &revoked).await;
         let dropped = drop_cached(redis).await;
         match refilled.and(dropped) {
@@ -127,7 +127,10 @@ impl AccessControl {
     }
 
     /// The integration's access, or `None` if it does not exist (or was deleted).
-    pub async fn integration(&self, id: Uuid) -> Result<Option<IntegrationAccess>, StoreError> {
+    pub async fn integration(
+        &self,
+        id: IntegrationId,
+    ) -> Result<Option<IntegrationAccess>, StoreError> {
         if let Some(redis) = &self.redis {
             let key = integration_key(id);
             let cached: Result<Option<String>, _> = redis
@@ -182,7 +185,7 @@ impl AccessControl {
 
     /// Forgets what is cached of an integration (after a change to it,
     /// already written to the database).
-    pub async fn invalidate(&self, id: Uuid) {
+    pub async fn invalidate(&self, id: IntegrationId) {
         if let Ok(mut local) = self.local.lock() {
             local.remove(&id);
         }
@@ -202,7 +205,7 @@ impl AccessControl {
     /// integration's access (`None`: it does not exist or was deleted), and
     /// the staff directory's generation (`None`: unknown now, so nothing
     /// cached of the staff may be used).
-    pub async fn check(&self, jti: Uuid, id: Uuid) -> Result<Checked, StoreError> {
+    pub async fn check(&self, jti: TokenId, id: IntegrationId) -> Result<Checked, StoreError> {
         use std::sync::atomic::Ordering;
         let Some(redis) = &self.redis else {
             return Ok(Checked {
@@ -362,7 +365,7 @@ impl AccessControl {
         }
     }
 
-    pub async fn is_revoked(&self, jti: Uuid) -> Result<bool, StoreError> {
+    pub async fn is_revoked(&self, jti: TokenId) -> Result<bool, StoreError> {
         if let Some(redis) = &self.redis {
             let member = jti.to_string();
             let result: Result<(bool, bool), _> = redis
@@ -387,7 +390,7 @@ impl AccessControl {
                     tracing::warn!(
                         "redis lost the revocation set: filling it again from the database"
                     );
-                    let revoked: HashSet<Uuid> =
+                    let revoked: HashSet<TokenId> =
                         self.store.revoked_jtis().await?.into_iter().collect();
                     if let Err(e) = fill_redis_set(redis, &revoked).await {
                         tracing::warn!(error = %e, "refilling the revocation set failed");
@@ -409,7 +412,7 @@ impl AccessControl {
 
     /// Records a use of the token in `last_used_at`, at most once per
     /// [`TOUCH_INTERVAL`] per process, off the request's path.
-    pub fn touch(&self, jti: Uuid) {
+    pub fn touch(&self, jti: TokenId) {
         let due = match self.touched.lock() {
             Ok(mut touched) => {
                 let due = touched
@@ -434,7 +437,7 @@ impl AccessControl {
 
     /// Records a revocation (already written to the database). Where Redis
     /// does not take it now, it gets it with the whole set when it is back.
-    pub async fn revoke(&self, jti: Uuid) {
+    pub async fn revoke(&self, jti: TokenId) {
         if let Ok(mut set) = self.revoked.write() {
             set.insert(jti);
         }
@@ -488,8 +491,8 @@ async fn drop_cached(redis: &RedisClient) -> Result<(), RedisError> {
 /// Copies the revocations into Redis and marks the set as complete. A
 /// Redis that lost its data (restart, flush) has no marker: the set is
 /// filled again on the next check.
-async fn fill_redis_set(redis: &RedisClient, revoked: &HashSet<Uuid>) -> Result<(), RedisError> {
-    let members: Vec<String> = revoked.iter().map(Uuid::to_string).collect();
+async fn fill_redis_set(redis: &RedisClient, revoked: &HashSet<TokenId>) -> Result<(), RedisError> {
+    let members: Vec<String> = revoked.iter().map(TokenId::to_string).collect();
     redis
         .call(|mut conn| async move {
             let mut pipe = deadpool_redis::redis::pipe();

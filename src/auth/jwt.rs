@@ -16,9 +16,9 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash}
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::Scope;
+use crate::ids::TokenId;
 use crate::settings::{JwtAlg, Secret, Settings};
 
 /// Accepted clock difference between the minting and the verifying host.
@@ -205,7 +205,7 @@ impl JwtKeys {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             sub: subject.to_string(),
-            jti: Uuid::now_v7().to_string(),
+            jti: TokenId::new().to_string(),
             iat: now,
             exp: now.saturating_add(i64::try_from(ttl.as_secs())?),
             nbf: None,

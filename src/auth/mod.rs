@@ -15,10 +15,10 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::domain::access::GroupAccess;
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::{IntegrationId, TokenId};
 use crate::settings::RatePolicy;
 use crate::store::Store;
 use jwt::Claims;
@@ -97,8 +97,8 @@ pub struct Admin;
 /// An integration, with the groups it sees now.
 #[derive(Clone, Debug)]
 pub struct IntegrationPrincipal {
-    pub id: Uuid,
-    pub jti: Uuid,
+    pub id: IntegrationId,
+    pub jti: TokenId,
     pub access: GroupAccess,
     /// The rate limit in force for it (its own, or the default).
     pub rate_limit: RatePolicy,
@@ -244,7 +244,7 @@ impl Authenticator {
         if claims.sub == "admin" {
             // An admin token is accepted while it is recorded (minted by this
             // deployment), not revoked, and no longer-lived than allowed.
-            let jti = Uuid::parse_str(&claims.jti).map_err(|_| refuse("malformed jti"))?;
+            let jti: TokenId = claims.jti.parse().map_err(|_| refuse("malformed jti"))?;
             let lifetime = claims.exp.saturating_sub(claims.iat);
             if lifetime > self.admin_token_max_ttl.as_secs() as i64 {
                 return Err(refuse(
@@ -260,11 +260,11 @@ impl Authenticator {
         let Some(id) = claims
             .sub
             .strip_prefix("integration:")
-            .and_then(|id| Uuid::parse_str(id).ok())
+            .and_then(|id| id.parse::<IntegrationId>().ok())
         else {
             return Err(refuse("unknown subject"));
         };
-        let jti = Uuid::parse_str(&claims.jti).map_err(|_| refuse("malformed jti"))?;
+        let jti: TokenId = claims.jti.parse().map_err(|_| refuse("malformed jti"))?;
         let checked = self.access.check(jti, id).await?;
         if checked.revoked {
             return Err(refuse("revoked"));

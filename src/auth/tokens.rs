@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use super::Scope;
 use super::jwt::JwtKeys;
 use crate::error::{ApiError, ErrorCode, FieldError, excerpt};
+use crate::ids::{IntegrationId, TokenId};
 use crate::store::Store;
 use crate::store::models::TokenInfo;
 
@@ -84,7 +83,7 @@ pub fn check_ttl(ttl_seconds: u64) -> Result<Duration, FieldError> {
 pub async fn mint_integration_token(
     store: &Store,
     keys: &JwtKeys,
-    integration_id: Uuid,
+    integration_id: IntegrationId,
     scopes: &[Scope],
     ttl: Duration,
 ) -> Result<(String, TokenInfo), ApiError> {
@@ -97,7 +96,7 @@ pub async fn mint_integration_token(
     let (token, claims) = keys
         .mint(&format!("integration:{integration_id}"), scopes, ttl)
         .map_err(ApiError::internal)?;
-    let jti = Uuid::parse_str(&claims.jti).map_err(ApiError::internal)?;
+    let jti: TokenId = claims.jti.parse().map_err(ApiError::internal)?;
     let info = TokenInfo {
         jti,
         integration_id,
@@ -120,7 +119,7 @@ pub async fn mint_admin_token(
     keys: &JwtKeys,
     ttl: Duration,
     max_ttl: Duration,
-) -> anyhow::Result<(String, Uuid)> {
+) -> anyhow::Result<(String, TokenId)> {
     anyhow::ensure!(
         ttl >= Duration::from_secs(MIN_TTL_SECONDS) && ttl <= max_ttl,
         "an admin token lives from {MIN_TTL_SECONDS} to {} seconds (INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS); asked for {}",
@@ -128,7 +127,7 @@ pub async fn mint_admin_token(
         ttl.as_secs()
     );
     let (token, claims) = keys.mint("admin", &[Scope::Admin], ttl)?;
-    let jti = Uuid::parse_str(&claims.jti)?;
+    let jti: TokenId = claims.jti.parse()?;
     store
         .insert_admin_token(jti, timestamp(claims.iat), timestamp(claims.exp))
         .await?;

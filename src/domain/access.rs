@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use uuid::Uuid;
-
+use crate::ids::{GroupId, IntegrationId};
 use crate::store::cases::{Case, CaseList};
 use crate::store::models::{Campaign, Staff, Team};
 
@@ -13,8 +12,8 @@ use crate::store::models::{Campaign, Staff, Team};
 /// integration goes through one of these: rows outside it do not exist.
 #[derive(Clone, Debug)]
 pub struct GroupAccess {
-    pub integration_id: Uuid,
-    groups: Arc<[Uuid]>,
+    pub integration_id: IntegrationId,
+    groups: Arc<[GroupId]>,
     /// The staff directory's generation when the request was authorized
     /// (`None`: unknown; nothing cached of the staff is used).
     pub staff_generation: Option<u64>,
@@ -22,11 +21,11 @@ pub struct GroupAccess {
 
 /// Data that belongs to one group.
 pub trait InGroup {
-    fn group_id(&self) -> Uuid;
+    fn group_id(&self) -> GroupId;
 }
 
 impl GroupAccess {
-    pub fn new(integration_id: Uuid, groups: Vec<Uuid>) -> Self {
+    pub fn new(integration_id: IntegrationId, groups: Vec<GroupId>) -> Self {
         Self {
             integration_id,
             groups: groups.into(),
@@ -40,11 +39,11 @@ impl GroupAccess {
         self
     }
 
-    pub fn groups(&self) -> &[Uuid] {
+    pub fn groups(&self) -> &[GroupId] {
         &self.groups
     }
 
-    pub fn contains(&self, group_id: Uuid) -> bool {
+    pub fn contains(&self, group_id: GroupId) -> bool {
         self.groups.contains(&group_id)
     }
 
@@ -55,31 +54,31 @@ impl GroupAccess {
 }
 
 impl InGroup for Case {
-    fn group_id(&self) -> Uuid {
+    fn group_id(&self) -> GroupId {
         self.group_id
     }
 }
 
 impl InGroup for CaseList {
-    fn group_id(&self) -> Uuid {
+    fn group_id(&self) -> GroupId {
         self.group_id
     }
 }
 
 impl InGroup for Campaign {
-    fn group_id(&self) -> Uuid {
+    fn group_id(&self) -> GroupId {
         self.group_id
     }
 }
 
 impl InGroup for Staff {
-    fn group_id(&self) -> Uuid {
+    fn group_id(&self) -> GroupId {
         self.group_id
     }
 }
 
 impl InGroup for Team {
-    fn group_id(&self) -> Uuid {
+    fn group_id(&self) -> GroupId {
         self.group_id
     }
 }

@@ -12,6 +12,7 @@ use crate::domain::StaffRole;
 use crate::domain::access::GroupAccess;
 use crate::domain::case::{CaseInput, CaseRules, ValidCase, validate_case};
 use crate::error::{ApiError, ErrorCode, FieldError, excerpt};
+use crate::ids::{CaseId, GroupId, IntegrationId, ListId, TeamId};
 use crate::ingest::Services;
 use crate::ingest::engine::{
     self, BatchWriter, Batching, Commits, Counted, Kind, Prepared, Resource, RowOutcome, RowResult,
@@ -102,7 +103,7 @@ pub enum Outcome {
 #[derive(Clone, Debug)]
 pub struct Accepted {
     pub row: u64,
-    pub id: Uuid,
+    pub id: CaseId,
     pub external_id: String,
     pub outcome: Outcome,
 }
@@ -188,7 +189,7 @@ impl<'a> CaseIngest<'a> {
         self
     }
 
-    pub fn integration_id(&self) -> Uuid {
+    pub fn integration_id(&self) -> IntegrationId {
         self.access.integration_id
     }
 
@@ -252,7 +253,7 @@ impl<'a> CaseIngest<'a> {
             }
         };
 
-        let mut resolved: Vec<(u64, ValidCase, Uuid, String)> = Vec::with_capacity(valid.len());
+        let mut resolved: Vec<(u64, ValidCase, GroupId, String)> = Vec::with_capacity(valid.len());
         for (row, case) in valid {
             match directory.resolve(&case.staff) {
                 Ok(staff) => {
@@ -302,7 +303,7 @@ impl<'a> CaseIngest<'a> {
                 continue;
             }
             let (id, outcome) = match (previous, self.on_conflict) {
-                (None, _) => (Uuid::now_v7(), Outcome::Created),
+                (None, _) => (CaseId::new(), Outcome::Created),
                 (Some((id, _)), OnConflict::Skip) => (id, Outcome::Skipped),
                 (Some((id, _)), _) => (id, Outcome::Updated),
             };
@@ -512,12 +513,13 @@ pub async fn resolve_list(
         )
     };
     let group_id = match spec.assignment.kind {
-        AssignmentKind::Group => Uuid::parse_str(id)
+        AssignmentKind::Group => id
+            .parse::<GroupId>()
             .ok()
             .filter(|g| access.contains(*g))
             .ok_or_else(unknown)?,
         AssignmentKind::Team => {
-            let team_id = Uuid::parse_str(id).map_err(|_| unknown())?;
+            let team_id: TeamId = id.parse().map_err(|_| unknown())?;
             access
                 .visible(store.get_team(team_id).await?)
                 .ok_or_else(unknown)?
@@ -541,7 +543,7 @@ pub async fn resolve_list(
         }
     };
     Ok(NewCaseList {
-        id: Uuid::now_v7(),
+        id: ListId::new(),
         name: name.to_string(),
         integration_id: access.integration_id,
         group_id,

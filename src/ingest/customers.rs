@@ -7,7 +7,6 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::domain::access::GroupAccess;
 use crate::domain::canonical_enum;
@@ -17,6 +16,7 @@ use crate::domain::customer::{
 };
 use crate::domain::{Region, TimeZoneName};
 use crate::error::{ApiError, ErrorCode, FieldError, excerpt};
+use crate::ids::{CustomerId, GroupId, IntegrationId};
 use crate::ingest::Services;
 use crate::ingest::cases::fingerprint;
 use crate::ingest::engine::{
@@ -53,7 +53,8 @@ pub struct CustomerResult {
     /// The customer created or updated (or the existing one, when skipped
     /// because it already exists in this campaign).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub customer_id: Option<Uuid>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub customer_id: Option<CustomerId>,
     /// Why a row was skipped: `already_exists` or `exists_in_other_campaign`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<ErrorCode>,
@@ -208,7 +209,7 @@ pub struct PreparedCustomers {
 pub struct CustomerIngest<'a> {
     store: &'a Store,
     campaign: &'a Campaign,
-    groups: &'a [Uuid],
+    groups: &'a [GroupId],
     options: CustomerOptions,
     pub status: String,
     dates: DateRule,
@@ -220,7 +221,7 @@ pub struct CustomerIngest<'a> {
     /// Take the campaign's lock when writing (see [`UpsertPolicy::exclusive`]).
     exclusive: bool,
     /// The integration the upload is for (its rows are counted under it).
-    integration_id: Uuid,
+    integration_id: IntegrationId,
 }
 
 impl<'a> CustomerIngest<'a> {
@@ -378,7 +379,7 @@ impl<'a> CustomerIngest<'a> {
                     });
                     continue;
                 }
-                None => (CustomerOutcome::Created, Uuid::now_v7(), None),
+                None => (CustomerOutcome::Created, CustomerId::new(), None),
             };
             batch.results.push(CustomerResult {
                 row,
@@ -505,7 +506,8 @@ impl BatchWriter for CustomerBatchWriter {
                 .insert(self.store.customer_writer(self.policy.clone()).await?),
         };
         let written = writer.write(&rows).await?;
-        let sent: HashMap<Uuid, &str> = rows.iter().map(|r| (r.id, r.phone.as_str())).collect();
+        let sent: HashMap<CustomerId, &str> =
+            rows.iter().map(|r| (r.id, r.phone.as_str())).collect();
         for result in &mut results {
             let sent_phone = result.customer_id.and_then(|id| sent.get(&id).copied());
             let (Some(phone), CustomerOutcome::Created | CustomerOutcome::Updated) =

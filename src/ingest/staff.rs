@@ -13,10 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use uuid::Uuid;
-
 use crate::domain::case::StaffRef;
 use crate::error::{ErrorCode, FieldError, excerpt};
+use crate::ids::GroupId;
 use crate::store::cases::StaffMatch;
 use crate::store::{Store, StoreError};
 
@@ -134,7 +133,7 @@ impl StaffDirectory {
 /// The cached staff directories, by the groups they cover.
 #[derive(Default)]
 pub struct StaffCache {
-    entries: Mutex<HashMap<Vec<Uuid>, Cached>>,
+    entries: Mutex<HashMap<Vec<GroupId>, Cached>>,
 }
 
 struct Cached {
@@ -149,7 +148,7 @@ impl StaffCache {
     pub async fn directory(
         &self,
         store: &Store,
-        groups: &[Uuid],
+        groups: &[GroupId],
         generation: u64,
     ) -> Result<Option<Arc<StaffDirectory>>, StoreError> {
         let mut key = groups.to_vec();

@@ -1,10 +1,10 @@
 //! `/v1/campaigns`: the campaigns of the caller's groups.
 
 use actix_web::{HttpResponse, get, web};
-use uuid::Uuid;
 
 use crate::auth::{Authorized, CampaignsRead};
 use crate::error::{ApiError, ErrorCode, Problem};
+use crate::ids::CampaignId;
 use crate::routes::{Page, PageQuery};
 use crate::startup::AppState;
 use crate::store::models::Campaign;
@@ -33,7 +33,7 @@ pub async fn list_campaigns(
     let groups = auth.principal.access.groups();
     let rows = state
         .store
-        .list_campaigns(Some(groups), page.after, page.fetch())
+        .list_campaigns(Some(groups), page.after_id(), page.fetch())
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |c| c.id)))
 }
@@ -55,7 +55,7 @@ pub async fn list_campaigns(
 pub async fn get_campaign(
     auth: Authorized<CampaignsRead>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CampaignId>,
 ) -> Result<HttpResponse, ApiError> {
     let campaign = auth
         .principal

@@ -4,12 +4,12 @@ use actix_multipart::Multipart;
 use actix_web::{HttpResponse, post, web};
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::auth::{Authorized, CasesWrite};
 use crate::domain::access::GroupAccess;
 use crate::domain::case::DateInput;
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
+use crate::ids::{CaseId, IntegrationId, ListId};
 use crate::ingest::case_csv::CaseColumns;
 use crate::ingest::cases::{
     CaseRun, CasesIngested, ListFields, ListSpec, OnConflict, ingest_cases,
@@ -55,7 +55,8 @@ pub struct CaseCsvForm {
 /// The list the upload created.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadedList {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: ListId,
     pub name: String,
     pub assignment: ListAssignment,
     pub case_count: u64,
@@ -64,7 +65,8 @@ pub struct UploadedList {
 /// One case the upload created.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadedCase {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: CaseId,
     pub external_id: String,
     /// The case's line in the file.
     pub line: u64,
@@ -233,7 +235,7 @@ fn required_field(field: &str, message: &str) -> ApiError {
 }
 
 /// The integration's CSV limits.
-async fn csv_limits(store: &Store, integration: Uuid) -> Result<CsvLimits, ApiError> {
+async fn csv_limits(store: &Store, integration: IntegrationId) -> Result<CsvLimits, ApiError> {
     let integration = store.get_integration(integration).await?;
     Ok(integration.map(|i| i.csv_limits).unwrap_or_default())
 }

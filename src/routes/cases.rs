@@ -5,12 +5,12 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::auth::{Authorized, CasesRead, CasesWrite};
 use crate::domain::access::GroupAccess;
 use crate::domain::case::{CaseInput, DateInput};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem, json_body_error};
+use crate::ids::{CaseId, ListId};
 use crate::ingest::cases::{
     Accepted, AssignmentKind, AssignmentSpec, CaseRun, CasesIngested, FIRST_BATCH, ListFields,
     ListSpec, OnConflict, Outcome, ingest_cases, ingest_cases_optimistically,
@@ -70,7 +70,8 @@ pub struct CasesRequest<'a> {
 /// One case of the answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CaseRef {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: CaseId,
     pub external_id: String,
     pub outcome: Outcome,
 }
@@ -81,7 +82,8 @@ pub struct CaseRef {
     "cases": [{"id": "019a8c12-4444-7000-8000-000000000005", "external_id": "T-1", "outcome": "created"},
               {"id": "019a8c12-4444-7000-8000-000000000007", "external_id": "T-2", "outcome": "created"}]}))]
 pub struct CasesCreated {
-    pub list_id: Option<Uuid>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub list_id: Option<ListId>,
     pub created: u64,
     pub updated: u64,
     pub skipped: u64,
@@ -95,7 +97,8 @@ pub struct RowResult {
     /// 1-based index in `cases`.
     pub row: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<Uuid>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub id: Option<CaseId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -109,7 +112,8 @@ pub struct RowResult {
     {"row": 2, "errors": [{"row": 2, "field": "channel", "code": "invalid_enum", "message": "\"fax\" is not a channel; expected one of: form, live_hotline, survey"}]}
 ]}))]
 pub struct CasesResults {
-    pub list_id: Option<Uuid>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub list_id: Option<ListId>,
     pub created: u64,
     pub updated: u64,
     pub skipped: u64,
@@ -196,7 +200,8 @@ impl StreamOptions {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"list_id": "019a8c12-5555-7000-8000-000000000006", "created": 250000, "updated": 0, "skipped": 0, "failed": 0}))]
 pub struct StreamSummary {
-    pub list_id: Option<Uuid>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub list_id: Option<ListId>,
     pub created: u64,
     pub updated: u64,
     pub skipped: u64,
@@ -491,7 +496,8 @@ fn row_results(accepted: Vec<Accepted>, errors: Vec<FieldError>) -> Vec<RowResul
 #[into_params(parameter_in = Query)]
 pub struct CaseQuery {
     /// Only the cases of this list.
-    pub list_id: Option<Uuid>,
+    #[param(value_type = Option<uuid::Uuid>)]
+    pub list_id: Option<ListId>,
     /// Only the cases of this staff member (Staff ID).
     pub staff_id: Option<String>,
     /// Only the case with this Case ID.
@@ -526,7 +532,7 @@ pub async fn list_cases(
         .list_cases(
             auth.principal.access.groups(),
             &filter,
-            page.after,
+            page.after_id(),
             page.fetch(),
         )
         .await?;
@@ -549,7 +555,7 @@ pub async fn list_cases(
 pub async fn get_case(
     auth: Authorized<CasesRead>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CaseId>,
 ) -> Result<HttpResponse, ApiError> {
     let case = auth
         .principal
@@ -577,7 +583,11 @@ pub async fn list_lists(
     let page = query.parse()?;
     let rows = state
         .store
-        .list_case_lists(auth.principal.access.groups(), page.after, page.fetch())
+        .list_case_lists(
+            auth.principal.access.groups(),
+            page.after_id(),
+            page.fetch(),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |l| l.id)))
 }
@@ -598,7 +608,7 @@ pub async fn list_lists(
 pub async fn get_list(
     auth: Authorized<CasesRead>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<ListId>,
 ) -> Result<HttpResponse, ApiError> {
     let list = auth
         .principal

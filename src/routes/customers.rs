@@ -5,13 +5,13 @@ use actix_multipart::Multipart;
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::auth::{Authorized, CustomersCreate, CustomersRead, CustomersWrite};
 use crate::domain::access::GroupAccess;
 use crate::domain::canonical_enum;
 use crate::domain::customer::{CustomerInput, CustomerOptions, UniqueMode, normalize_phone};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem, excerpt, json_body_error};
+use crate::ids::CampaignId;
 use crate::ingest::cases::FIRST_BATCH;
 use crate::ingest::csv::{Detected, invalid_csv, read_table};
 use crate::ingest::customer_csv::CustomerColumns;
@@ -38,7 +38,11 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 }
 
 /// The campaign, if the caller's groups hold it.
-async fn campaign(state: &AppState, access: &GroupAccess, id: Uuid) -> Result<Campaign, ApiError> {
+async fn campaign(
+    state: &AppState,
+    access: &GroupAccess,
+    id: CampaignId,
+) -> Result<Campaign, ApiError> {
     access
         .visible(state.store.get_campaign(id).await?)
         .ok_or_else(|| ApiError::new(ErrorCode::CampaignNotFound, "No campaign has this id."))
@@ -183,7 +187,7 @@ impl CustomerStreamOptions {
 pub async fn upsert_customers(
     auth: Authorized<CustomersWrite>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CampaignId>,
     req: HttpRequest,
     payload: web::Payload,
     query: web::Query<CustomerStreamOptions>,
@@ -299,7 +303,7 @@ pub struct NewCustomer {
 pub async fn add_customer(
     auth: Authorized<CustomersCreate>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CampaignId>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -441,7 +445,7 @@ pub struct CustomersCsvSummary {
 pub async fn upload_customers_csv(
     auth: Authorized<CustomersWrite>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CampaignId>,
     form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let access = &auth.principal.access;
@@ -598,7 +602,7 @@ pub struct CustomerQuery {
 pub async fn list_customers(
     auth: Authorized<CustomersRead>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CampaignId>,
     filter: web::Query<CustomerQuery>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -630,7 +634,7 @@ pub async fn list_customers(
     };
     let rows = state
         .store
-        .list_customers(campaign.id, &filter, page.after, page.fetch())
+        .list_customers(campaign.id, &filter, page.after_id(), page.fetch())
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |c| c.id)))
 }

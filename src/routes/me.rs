@@ -4,10 +4,10 @@ use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::auth::{AnyIntegration, Authorized};
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::{IntegrationId, TokenId};
 use crate::startup::AppState;
 use crate::store::models::{Group, Integration};
 
@@ -18,7 +18,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 /// The integration behind a token.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeIntegration {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: IntegrationId,
     pub label: String,
     pub description: String,
 }
@@ -26,7 +27,8 @@ pub struct MeIntegration {
 /// The calling token.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeToken {
-    pub jti: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub jti: TokenId,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -48,7 +50,10 @@ pub struct Me {
 
 /// The calling token's integration (deleted since the token was checked:
 /// answered like any token of a deleted integration).
-pub async fn caller_integration(state: &AppState, id: Uuid) -> Result<Integration, ApiError> {
+pub async fn caller_integration(
+    state: &AppState,
+    id: IntegrationId,
+) -> Result<Integration, ApiError> {
     state.store.get_integration(id).await?.ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidToken,

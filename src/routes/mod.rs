@@ -18,9 +18,9 @@ use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Deserializer};
 use utoipa::IntoParams;
-use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorCode, json_body_error};
+use crate::ids::GroupId;
 use crate::startup::AppState;
 
 /// Registers every route (and so every documented operation).
@@ -46,7 +46,8 @@ pub use extract::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, PageR
 #[into_params(parameter_in = Query)]
 pub struct GroupFilter {
     /// Only items of this group.
-    pub group_id: Option<Uuid>,
+    #[param(value_type = Option<uuid::Uuid>)]
+    pub group_id: Option<GroupId>,
 }
 
 /// For PATCH bodies: tells a field set to `null` (`Some(None)`) from an

@@ -2,10 +2,10 @@
 //! Every query here reads the same on SQLite and PostgreSQL.
 
 use sqlx::types::Json;
-use uuid::Uuid;
 
 use super::models::{Campaign, CampaignFields, Category, Group, NewStaff, Staff, Team};
 use super::{Store, StoreError, group_clause, now, with_pool};
+use crate::ids::{CampaignId, CategoryId, GroupId, StaffId, TeamId};
 
 /// The staff columns, in [`Staff`]'s order (a literal, for `concat!`).
 macro_rules! staff_columns {
@@ -19,7 +19,7 @@ impl Store {
 
     pub async fn create_group(&self, name: &str) -> Result<Group, StoreError> {
         let group = Group {
-            id: Uuid::now_v7(),
+            id: GroupId::new(),
             name: name.to_string(),
             created_at: now(),
         };
@@ -36,7 +36,7 @@ impl Store {
 
     pub async fn list_groups(
         &self,
-        after: Option<Uuid>,
+        after: Option<GroupId>,
         limit: i64,
     ) -> Result<Vec<Group>, StoreError> {
         Ok(with_pool!(self, |pool| {
@@ -50,7 +50,7 @@ impl Store {
         }))
     }
 
-    pub async fn get_group(&self, id: Uuid) -> Result<Option<Group>, StoreError> {
+    pub async fn get_group(&self, id: GroupId) -> Result<Option<Group>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as("SELECT id, name, created_at FROM groups WHERE id = $1")
                 .bind(id)
@@ -59,7 +59,7 @@ impl Store {
         }))
     }
 
-    pub async fn rename_group(&self, id: Uuid, name: &str) -> Result<Option<Group>, StoreError> {
+    pub async fn rename_group(&self, id: GroupId, name: &str) -> Result<Option<Group>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "UPDATE groups SET name = $2 WHERE id = $1 RETURNING id, name, created_at",
@@ -73,7 +73,7 @@ impl Store {
 
     /// `Ok(false)`: no such group. A group still referenced is a
     /// [`StoreError::Reference`].
-    pub async fn delete_group(&self, id: Uuid) -> Result<bool, StoreError> {
+    pub async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError> {
         let done = with_pool!(self, |pool| {
             sqlx::query("DELETE FROM groups WHERE id = $1")
                 .bind(id)
@@ -86,9 +86,9 @@ impl Store {
 
     // ---- teams ------------------------------------------------------------
 
-    pub async fn create_team(&self, group_id: Uuid, name: &str) -> Result<Team, StoreError> {
+    pub async fn create_team(&self, group_id: GroupId, name: &str) -> Result<Team, StoreError> {
         let team = Team {
-            id: Uuid::now_v7(),
+            id: TeamId::new(),
             group_id,
             name: name.to_string(),
             created_at: now(),
@@ -109,8 +109,8 @@ impl Store {
 
     pub async fn list_teams(
         &self,
-        group_id: Option<Uuid>,
-        after: Option<Uuid>,
+        group_id: Option<GroupId>,
+        after: Option<TeamId>,
         limit: i64,
     ) -> Result<Vec<Team>, StoreError> {
         Ok(with_pool!(self, |pool| {
@@ -126,7 +126,7 @@ impl Store {
         }))
     }
 
-    pub async fn get_team(&self, id: Uuid) -> Result<Option<Team>, StoreError> {
+    pub async fn get_team(&self, id: TeamId) -> Result<Option<Team>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as("SELECT id, group_id, name, created_at FROM teams WHERE id = $1")
                 .bind(id)
@@ -135,7 +135,7 @@ impl Store {
         }))
     }
 
-    pub async fn rename_team(&self, id: Uuid, name: &str) -> Result<Option<Team>, StoreError> {
+    pub async fn rename_team(&self, id: TeamId, name: &str) -> Result<Option<Team>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "UPDATE teams SET name = $2 WHERE id = $1 RETURNING id, group_id, name, created_at",
@@ -147,7 +147,7 @@ impl Store {
         }))
     }
 
-    pub async fn delete_team(&self, id: Uuid) -> Result<bool, StoreError> {
+    pub async fn delete_team(&self, id: TeamId) -> Result<bool, StoreError> {
         let done = with_pool!(self, |pool| {
             sqlx::query("DELETE FROM teams WHERE id = $1")
                 .bind(id)
@@ -161,7 +161,7 @@ impl Store {
     // ---- staff ------------------------------------------------------------
 
     pub async fn create_staff(&self, new: &NewStaff) -> Result<Staff, StoreError> {
-        let id = Uuid::now_v7();
+        let id = StaffId::new();
         let now = now();
         let sql = concat!(
             "INSERT INTO staff (",
@@ -187,8 +187,8 @@ impl Store {
 
     pub async fn list_staff(
         &self,
-        group_id: Option<Uuid>,
-        after: Option<Uuid>,
+        group_id: Option<GroupId>,
+        after: Option<StaffId>,
         limit: i64,
     ) -> Result<Vec<Staff>, StoreError> {
         let sql = concat!(
@@ -268,7 +268,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let new_id = Uuid::now_v7();
+                let new_id = StaffId::new();
                 let staff: Staff = sqlx::query_as(insert)
                     .bind(new_id)
                     .bind(&row.staff_id)
@@ -294,7 +294,7 @@ impl Store {
 
     pub async fn create_category(&self, name: &str) -> Result<Category, StoreError> {
         let category = Category {
-            id: Uuid::now_v7(),
+            id: CategoryId::new(),
             name: name.to_string(),
             created_at: now(),
         };
@@ -311,7 +311,7 @@ impl Store {
 
     pub async fn list_categories(
         &self,
-        after: Option<Uuid>,
+        after: Option<CategoryId>,
         limit: i64,
     ) -> Result<Vec<Category>, StoreError> {
         Ok(with_pool!(self, |pool| {
@@ -325,7 +325,7 @@ impl Store {
         }))
     }
 
-    pub async fn get_category(&self, id: Uuid) -> Result<Option<Category>, StoreError> {
+    pub async fn get_category(&self, id: CategoryId) -> Result<Option<Category>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as("SELECT id, name, created_at FROM categories WHERE id = $1")
                 .bind(id)
@@ -336,7 +336,7 @@ impl Store {
 
     pub async fn rename_category(
         &self,
-        id: Uuid,
+        id: CategoryId,
         name: &str,
     ) -> Result<Option<Category>, StoreError> {
         Ok(with_pool!(self, |pool| {
@@ -350,7 +350,7 @@ impl Store {
         }))
     }
 
-    pub async fn delete_category(&self, id: Uuid) -> Result<bool, StoreError> {
+    pub async fn delete_category(&self, id: CategoryId) -> Result<bool, StoreError> {
         let done = with_pool!(self, |pool| {
             sqlx::query("DELETE FROM categories WHERE id = $1")
                 .bind(id)
@@ -371,7 +371,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
                  RETURNING id, name, group_id, default_region, timezone, statuses, created_at, updated_at",
             )
-            .bind(Uuid::now_v7())
+            .bind(CampaignId::new())
             .bind(&fields.name)
             .bind(fields.group_id)
             .bind(&fields.default_region)
@@ -386,8 +386,8 @@ impl Store {
     /// Campaigns in creation order; `groups` restricts them (`None`: all).
     pub async fn list_campaigns(
         &self,
-        groups: Option<&[Uuid]>,
-        after: Option<Uuid>,
+        groups: Option<&[GroupId]>,
+        after: Option<CampaignId>,
         limit: i64,
     ) -> Result<Vec<Campaign>, StoreError> {
         let sql = format!(
@@ -406,7 +406,7 @@ impl Store {
         }))
     }
 
-    pub async fn get_campaign(&self, id: Uuid) -> Result<Option<Campaign>, StoreError> {
+    pub async fn get_campaign(&self, id: CampaignId) -> Result<Option<Campaign>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, name, group_id, default_region, timezone, statuses, created_at, updated_at \
@@ -420,7 +420,7 @@ impl Store {
 
     pub async fn update_campaign(
         &self,
-        id: Uuid,
+        id: CampaignId,
         fields: &CampaignFields,
     ) -> Result<Option<Campaign>, StoreError> {
         Ok(with_pool!(self, |pool| {
@@ -441,7 +441,7 @@ impl Store {
         }))
     }
 
-    pub async fn delete_campaign(&self, id: Uuid) -> Result<bool, StoreError> {
+    pub async fn delete_campaign(&self, id: CampaignId) -> Result<bool, StoreError> {
         let done = with_pool!(self, |pool| {
             sqlx::query("DELETE FROM campaigns WHERE id = $1")
                 .bind(id)

@@ -16,10 +16,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::writer::{WriterTx, begin, commit};
 use super::{Commits, Pool, Shape, Store, StoreError, group_clause, now, with_pool};
+use crate::ids::{CaseId, GroupId, IntegrationId, ListId};
 
 /// How many values one batched lookup binds (well under both databases' limits).
 const LOOKUP_CHUNK: usize = 2_000;
@@ -29,7 +29,7 @@ const LOOKUP_CHUNK: usize = 2_000;
 pub struct StaffMatch {
     pub staff_id: String,
     pub external_id: Option<String>,
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     pub active: bool,
     pub role: String,
 }
@@ -37,11 +37,11 @@ pub struct StaffMatch {
 /// A case ready to be written.
 #[derive(Clone, Debug)]
 pub struct CaseRow {
-    pub id: Uuid,
+    pub id: CaseId,
     pub external_id: String,
     pub staff_id: String,
     pub external_staff_id: Option<String>,
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     pub channel: Option<&'static str>,
     pub status: &'static str,
     pub priority: Option<&'static str>,
@@ -54,10 +54,10 @@ pub struct CaseRow {
 /// A new case list.
 #[derive(Clone, Debug)]
 pub struct NewCaseList {
-    pub id: Uuid,
+    pub id: ListId,
     pub name: String,
-    pub integration_id: Uuid,
-    pub group_id: Uuid,
+    pub integration_id: IntegrationId,
+    pub group_id: GroupId,
     pub assignment_kind: &'static str,
     pub assignment_id: String,
     pub source: &'static str,
@@ -73,13 +73,17 @@ pub struct NewCaseList {
     "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
 }))]
 pub struct Case {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: CaseId,
     pub external_id: String,
     pub staff_id: String,
     pub external_staff_id: Option<String>,
-    pub list_id: Option<Uuid>,
-    pub integration_id: Uuid,
-    pub group_id: Uuid,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub list_id: Option<ListId>,
+    #[schema(value_type = uuid::Uuid)]
+    pub integration_id: IntegrationId,
+    #[schema(value_type = uuid::Uuid)]
+    pub group_id: GroupId,
     pub channel: Option<String>,
     pub status: String,
     pub priority: Option<String>,
@@ -109,12 +113,15 @@ pub struct ListAssignment {
     "source": "api", "case_count": 2, "created_at": "2026-11-22T09:00:00Z"
 }))]
 pub struct CaseList {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: ListId,
     pub name: String,
     /// The destination integration.
-    pub integration_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub integration_id: IntegrationId,
     /// The group of the assignment.
-    pub group_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub group_id: GroupId,
     pub assignment: ListAssignment,
     /// `api`, `csv` or `import`.
     pub source: String,
@@ -124,10 +131,10 @@ pub struct CaseList {
 
 #[derive(sqlx::FromRow)]
 struct CaseListRow {
-    id: Uuid,
+    id: ListId,
     name: String,
-    integration_id: Uuid,
-    group_id: Uuid,
+    integration_id: IntegrationId,
+    group_id: GroupId,
     assignment_kind: String,
     assignment_id: String,
     source: String,
@@ -156,7 +163,7 @@ impl From<CaseListRow> for CaseList {
 /// Filters of `GET /v1/cases`.
 #[derive(Clone, Debug, Default)]
 pub struct CaseFilter {
-    pub list_id: Option<Uuid>,
+    pub list_id: Option<ListId>,
     pub staff_id: Option<String>,
     pub external_id: Option<String>,
 }
@@ -267,7 +274,7 @@ impl Store {
     /// per row.
     pub async fn staff_matching(
         &self,
-        groups: &[Uuid],
+        groups: &[GroupId],
         staff_ids: &[&str],
         external_ids: &[&str],
     ) -> Result<Vec<StaffMatch>, StoreError> {
@@ -302,7 +309,7 @@ impl Store {
     /// of an integration, for the cache of small requests).
     pub async fn staff_of_groups(
         &self,
-        groups: &[Uuid],
+        groups: &[GroupId],
         limit: usize,
     ) -> Result<Vec<StaffMatch>, StoreError> {
         if groups.is_empty() {
@@ -325,9 +332,9 @@ impl Store {
     /// external id.
     pub async fn existing_cases(
         &self,
-        integration_id: Uuid,
+        integration_id: IntegrationId,
         external_ids: &[&str],
-    ) -> Result<HashMap<String, (Uuid, Uuid)>, StoreError> {
+    ) -> Result<HashMap<String, (CaseId, GroupId)>, StoreError> {
         let mut found = HashMap::new();
         match &self.reads {
             // One round trip, one probe of the unique index per value,
@@ -339,7 +346,7 @@ impl Store {
             // with the table. `OFFSET 0` keeps the lateral subquery from
             // being flattened into such a join.
             Pool::Postgres(pool) => {
-                let rows: Vec<(String, Uuid, Uuid)> = sqlx::query_as(
+                let rows: Vec<(String, CaseId, GroupId)> = sqlx::query_as(
                     "SELECT k.external_id, c.id, c.group_id FROM unnest($2::text[]) AS k(external_id) \
                      CROSS JOIN LATERAL (SELECT id, group_id FROM cases WHERE integration_id = $1 \
                      AND external_id = k.external_id OFFSET 0) AS c",
@@ -362,7 +369,7 @@ impl Store {
                     for value in chunk {
                         query = query.bind(*value);
                     }
-                    let rows: Vec<(String, Uuid, Uuid)> = query.fetch_all(pool).await?;
+                    let rows: Vec<(String, CaseId, GroupId)> = query.fetch_all(pool).await?;
                     found.extend(rows.into_iter().map(|(k, id, group)| (k, (id, group))));
                 }
             }
@@ -376,7 +383,7 @@ impl Store {
     /// write; dropped before [`CaseWriter::commit`], it rolls back.
     pub fn case_writer(
         &self,
-        integration_id: Uuid,
+        integration_id: IntegrationId,
         list: Option<&NewCaseList>,
         commits: Commits,
         shape: Shape,
@@ -399,7 +406,7 @@ impl Store {
     /// channel is closed.
     fn case_writer_task(
         &self,
-        integration_id: Uuid,
+        integration_id: IntegrationId,
         list: Option<NewCaseList>,
         commits: Commits,
         batches: tokio::sync::mpsc::Receiver<CaseBatch>,
@@ -454,7 +461,7 @@ impl Store {
     /// transaction around a COPY.
     pub async fn insert_cases(
         &self,
-        integration_id: Uuid,
+        integration_id: IntegrationId,
         rows: &[CaseRow],
     ) -> Result<(), StoreError> {
         if rows.is_empty() {
@@ -465,14 +472,26 @@ impl Store {
         let query = || sqlx::AssertSqlSafe(sql.as_str());
         match &self.writes {
             Pool::Postgres(pool) => {
-                bind_case_rows!(sqlx::query(query()), rows, None::<Uuid>, integration_id, at)
-                    .execute(pool)
-                    .await?;
+                bind_case_rows!(
+                    sqlx::query(query()),
+                    rows,
+                    None::<ListId>,
+                    integration_id,
+                    at
+                )
+                .execute(pool)
+                .await?;
             }
             Pool::Sqlite(pool) => {
-                bind_case_rows!(sqlx::query(query()), rows, None::<Uuid>, integration_id, at)
-                    .execute(pool)
-                    .await?;
+                bind_case_rows!(
+                    sqlx::query(query()),
+                    rows,
+                    None::<ListId>,
+                    integration_id,
+                    at
+                )
+                .execute(pool)
+                .await?;
             }
         }
         Ok(())
@@ -481,9 +500,9 @@ impl Store {
     /// Cases of `groups`, in creation order.
     pub async fn list_cases(
         &self,
-        groups: &[Uuid],
+        groups: &[GroupId],
         filter: &CaseFilter,
-        after: Option<Uuid>,
+        after: Option<CaseId>,
         limit: i64,
     ) -> Result<Vec<Case>, StoreError> {
         let sql = format!(
@@ -505,7 +524,7 @@ impl Store {
         }))
     }
 
-    pub async fn get_case(&self, id: Uuid) -> Result<Option<Case>, StoreError> {
+    pub async fn get_case(&self, id: CaseId) -> Result<Option<Case>, StoreError> {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1");
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
@@ -518,8 +537,8 @@ impl Store {
     /// Case lists of `groups`, in creation order.
     pub async fn list_case_lists(
         &self,
-        groups: &[Uuid],
-        after: Option<Uuid>,
+        groups: &[GroupId],
+        after: Option<ListId>,
         limit: i64,
     ) -> Result<Vec<CaseList>, StoreError> {
         let sql = format!(
@@ -538,7 +557,7 @@ impl Store {
         Ok(rows.into_iter().map(CaseList::from).collect())
     }
 
-    pub async fn get_case_list(&self, id: Uuid) -> Result<Option<CaseList>, StoreError> {
+    pub async fn get_case_list(&self, id: ListId) -> Result<Option<CaseList>, StoreError> {
         let sql = format!("SELECT {LIST_COLUMNS} FROM case_lists l WHERE l.id = $1");
         let row: Option<CaseListRow> = with_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
@@ -564,7 +583,7 @@ struct OpenCases(WriterTx);
 /// The writer of one run's cases (see [`Store::case_writer`]).
 pub struct CaseWriter {
     store: Store,
-    integration_id: Uuid,
+    integration_id: IntegrationId,
     list: Option<NewCaseList>,
     commits: Commits,
     shape: Shape,
@@ -690,8 +709,8 @@ impl OpenCases {
 /// The state of one request's writer (its backend arms: `postgres::cases`,
 /// `sqlite::cases`).
 pub(super) struct Writer {
-    pub(super) integration_id: Uuid,
-    pub(super) list_id: Option<Uuid>,
+    pub(super) integration_id: IntegrationId,
+    pub(super) list_id: Option<ListId>,
     pub(super) at: DateTime<Utc>,
     pub(super) batches: tokio::sync::mpsc::Receiver<CaseBatch>,
     /// Batches written so far.

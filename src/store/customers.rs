@@ -16,10 +16,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::writer::{WriterTx, begin, commit};
 use super::{Pool, Store, StoreError, now, postgres, sqlite, with_pool};
+use crate::ids::{CampaignId, CustomerId, GroupId};
 
 /// Values bound by one SQLite lookup (well under its variable limit).
 pub(super) const SQLITE_CHUNK: usize = 2_000;
@@ -34,8 +34,10 @@ pub(super) const SQLITE_CHUNK: usize = 2_000;
     "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
 }))]
 pub struct Customer {
-    pub id: Uuid,
-    pub campaign_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: CustomerId,
+    #[schema(value_type = uuid::Uuid)]
+    pub campaign_id: CampaignId,
     pub name: String,
     /// E.164.
     pub phone: String,
@@ -61,7 +63,7 @@ pub(super) const CUSTOMER_COLUMNS: &str = "id, campaign_id, name, phone, phone_r
 /// A customer to create, or the carried fields of one to update.
 #[derive(Clone, Debug)]
 pub struct CustomerRow {
-    pub id: Uuid,
+    pub id: CustomerId,
     pub name: String,
     pub phone: String,
     pub phone_raw: String,
@@ -75,7 +77,7 @@ pub struct CustomerRow {
 /// How a request's batches are written.
 #[derive(Clone, Debug)]
 pub struct UpsertPolicy {
-    pub campaign_id: Uuid,
+    pub campaign_id: CampaignId,
     /// The upload's status (new customers; updated ones with `reset_status`).
     pub status: String,
     /// Existing customers are updated (else a conflict is a concurrent write).
@@ -84,7 +86,7 @@ pub struct UpsertPolicy {
     pub update_contact_allowed: bool,
     /// `unique_mode: move`: the caller's groups, whose other campaigns lose
     /// the phones written.
-    pub move_from_groups: Option<Vec<Uuid>>,
+    pub move_from_groups: Option<Vec<GroupId>>,
     /// Take the campaign's lock (see [`Store::customer_writer`]). A writer
     /// of one row without `move` needs none: holding one row, it can wait
     /// for another request but never be waited for in a cycle, and it is
@@ -102,7 +104,10 @@ pub struct CustomerFilter {
 
 impl Store {
     /// The active agents of a group: (exact name, Staff ID).
-    pub async fn active_agents(&self, group_id: Uuid) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn active_agents(
+        &self,
+        group_id: GroupId,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT name, staff_id FROM staff WHERE group_id = $1 AND role = 'agent' AND active",
@@ -116,16 +121,16 @@ impl Store {
     /// The campaign's customers with these E.164 phones: phone → id.
     pub async fn customers_with_phones(
         &self,
-        campaign_id: Uuid,
+        campaign_id: CampaignId,
         phones: &[&str],
-    ) -> Result<HashMap<String, Uuid>, StoreError> {
+    ) -> Result<HashMap<String, CustomerId>, StoreError> {
         let mut found = HashMap::with_capacity(phones.len());
         match &self.reads {
             Pool::Postgres(pool) => {
                 // One index probe per phone whatever the statistics say
                 // (see `Store::existing_cases`: a plain join was planned as
                 // a scan of the campaign on a table not yet analyzed).
-                let rows: Vec<(String, Uuid)> = sqlx::query_as(
+                let rows: Vec<(String, CustomerId)> = sqlx::query_as(
                     "SELECT k.phone, c.id FROM unnest($2::text[]) AS k(phone) \
                      CROSS JOIN LATERAL (SELECT id FROM customers WHERE campaign_id = $1 \
                      AND phone = k.phone OFFSET 0) AS c",
@@ -147,7 +152,7 @@ impl Store {
                     for phone in chunk {
                         query = query.bind(*phone);
                     }
-                    let rows: Vec<(String, Uuid)> = query.fetch_all(pool).await?;
+                    let rows: Vec<(String, CustomerId)> = query.fetch_all(pool).await?;
                     found.extend(rows);
                 }
             }
@@ -159,8 +164,8 @@ impl Store {
     /// batch.
     pub async fn phones_in_other_campaigns(
         &self,
-        campaign_id: Uuid,
-        groups: &[Uuid],
+        campaign_id: CampaignId,
+        groups: &[GroupId],
         phones: &[&str],
     ) -> Result<HashSet<String>, StoreError> {
         let mut found = HashSet::new();
@@ -222,7 +227,7 @@ impl Store {
         if let (WriterTx::Postgres(pg), true) = (&mut tx, policy.exclusive) {
             let mut campaigns = vec![policy.campaign_id];
             if let Some(groups) = &policy.move_from_groups {
-                let others: Vec<(Uuid,)> =
+                let others: Vec<(CampaignId,)> =
                     sqlx::query_as("SELECT id FROM campaigns WHERE group_id = ANY($1)")
                         .bind(groups)
                         .fetch_all(&mut **pg)
@@ -249,9 +254,9 @@ impl Store {
     /// A campaign's customers in creation order.
     pub async fn list_customers(
         &self,
-        campaign_id: Uuid,
+        campaign_id: CampaignId,
         filter: &CustomerFilter,
-        after: Option<Uuid>,
+        after: Option<CustomerId>,
         limit: i64,
     ) -> Result<Vec<Customer>, StoreError> {
         let sql = format!(
@@ -270,7 +275,7 @@ impl Store {
         }))
     }
 
-    pub async fn get_customer(&self, id: Uuid) -> Result<Option<Customer>, StoreError> {
+    pub async fn get_customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
@@ -284,8 +289,8 @@ impl Store {
 /// The advisory lock key of a campaign's writers (its id's last 8 bytes,
 /// the random part of a v7 id; a collision only makes two campaigns share a
 /// lock).
-fn lock_key(campaign_id: Uuid) -> i64 {
-    let bytes = campaign_id.as_bytes();
+fn lock_key(campaign_id: CampaignId) -> i64 {
+    let bytes = campaign_id.as_uuid().as_bytes();
     let mut tail = [0u8; 8];
     tail.copy_from_slice(&bytes[8..]);
     i64::from_be_bytes(tail)
@@ -298,7 +303,7 @@ pub(super) fn marks(n: usize) -> String {
 /// What one row's write stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Written {
-    pub id: Uuid,
+    pub id: CustomerId,
     /// Created by this write (else an existing customer was updated).
     pub created: bool,
 }

@@ -2,17 +2,17 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::models::{AdminToken, CsvLimits, Integration, IntegrationFields, TokenInfo};
 use super::{Store, StoreError, now, with_pool};
+use crate::ids::{GroupId, IntegrationId, TokenId};
 use crate::settings::RatePolicy;
 
 /// What an integration may do right now.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct IntegrationAccess {
     pub enabled: bool,
-    pub groups: Vec<Uuid>,
+    pub groups: Vec<GroupId>,
     /// Its own rate limit; `None`: the default of the settings.
     #[serde(default)]
     pub rate_limit: Option<crate::settings::RatePolicy>,
@@ -20,7 +20,7 @@ pub struct IntegrationAccess {
 
 #[derive(sqlx::FromRow)]
 struct IntegrationRow {
-    id: Uuid,
+    id: IntegrationId,
     label: String,
     description: String,
     enabled: bool,
@@ -42,7 +42,7 @@ fn rate_limit(per_second: Option<f64>, burst: Option<i32>) -> Option<RatePolicy>
 }
 
 impl IntegrationRow {
-    fn with_groups(self, groups: Vec<Uuid>) -> Integration {
+    fn with_groups(self, groups: Vec<GroupId>) -> Integration {
         Integration {
             id: self.id,
             label: self.label,
@@ -63,8 +63,8 @@ impl IntegrationRow {
 
 #[derive(sqlx::FromRow)]
 struct TokenRow {
-    jti: Uuid,
-    integration_id: Uuid,
+    jti: TokenId,
+    integration_id: IntegrationId,
     scopes: String,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -116,7 +116,7 @@ impl Store {
         &self,
         fields: &IntegrationFields,
     ) -> Result<Integration, StoreError> {
-        let id = Uuid::now_v7();
+        let id = IntegrationId::new();
         let at = now();
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -154,7 +154,10 @@ impl Store {
     }
 
     /// A live (not deleted) integration.
-    pub async fn get_integration(&self, id: Uuid) -> Result<Option<Integration>, StoreError> {
+    pub async fn get_integration(
+        &self,
+        id: IntegrationId,
+    ) -> Result<Option<Integration>, StoreError> {
         let sql = format!(
             "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE id = $1 AND deleted_at IS NULL"
         );
@@ -173,8 +176,8 @@ impl Store {
         }
     }
 
-    async fn integration_groups(&self, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
-        let rows: Vec<(Uuid,)> = with_pool!(self, |pool| {
+    async fn integration_groups(&self, id: IntegrationId) -> Result<Vec<GroupId>, StoreError> {
+        let rows: Vec<(GroupId,)> = with_pool!(self, |pool| {
             sqlx::query_as("SELECT group_id FROM integration_groups WHERE integration_id = $1 ORDER BY group_id")
                 .bind(id)
                 .fetch_all(pool)
@@ -185,7 +188,7 @@ impl Store {
 
     pub async fn list_integrations(
         &self,
-        after: Option<Uuid>,
+        after: Option<IntegrationId>,
         limit: i64,
     ) -> Result<Vec<Integration>, StoreError> {
         let sql = format!(
@@ -204,7 +207,7 @@ impl Store {
             return Ok(Vec::new());
         };
         // The page is a contiguous id range: one query fetches its groups.
-        let links: Vec<(Uuid, Uuid)> = with_pool!(self, |pool| {
+        let links: Vec<(IntegrationId, GroupId)> = with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT integration_id, group_id FROM integration_groups \
                  WHERE integration_id >= $1 AND integration_id <= $2 ORDER BY integration_id, group_id",
@@ -230,7 +233,7 @@ impl Store {
     /// Replaces every field and the group set, in one transaction.
     pub async fn update_integration(
         &self,
-        id: Uuid,
+        id: IntegrationId,
         fields: &IntegrationFields,
     ) -> Result<Option<Integration>, StoreError> {
         let at = now();
@@ -272,7 +275,10 @@ impl Store {
 
     /// Ends an integration: marked deleted and disabled, its tokens revoked
     /// (their jtis are answered), its data kept. `None`: no such integration.
-    pub async fn delete_integration(&self, id: Uuid) -> Result<Option<Vec<Uuid>>, StoreError> {
+    pub async fn delete_integration(
+        &self,
+        id: IntegrationId,
+    ) -> Result<Option<Vec<TokenId>>, StoreError> {
         let at = now();
         Ok(with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -288,7 +294,7 @@ impl Store {
             if deleted == 0 {
                 None
             } else {
-                let revoked: Vec<(Uuid,)> = sqlx::query_as(
+                let revoked: Vec<(TokenId,)> = sqlx::query_as(
                     "UPDATE tokens SET revoked_at = $2 WHERE integration_id = $1 AND revoked_at IS NULL RETURNING jti",
                 )
                 .bind(id)
@@ -308,7 +314,7 @@ impl Store {
     /// What a token of this integration may do; `None` if it is gone.
     pub async fn integration_access(
         &self,
-        id: Uuid,
+        id: IntegrationId,
     ) -> Result<Option<IntegrationAccess>, StoreError> {
         let enabled: Option<(bool, Option<f64>, Option<i32>)> = with_pool!(self, |pool| {
             sqlx::query_as(
@@ -349,8 +355,8 @@ impl Store {
 
     pub async fn list_tokens(
         &self,
-        integration_id: Uuid,
-        after: Option<Uuid>,
+        integration_id: IntegrationId,
+        after: Option<TokenId>,
         limit: i64,
     ) -> Result<Vec<TokenInfo>, StoreError> {
         let sql = format!(
@@ -372,8 +378,8 @@ impl Store {
     /// keeps its first `revoked_at`). `None`: no such token.
     pub async fn revoke_token(
         &self,
-        integration_id: Uuid,
-        jti: Uuid,
+        integration_id: IntegrationId,
+        jti: TokenId,
     ) -> Result<Option<TokenInfo>, StoreError> {
         let sql = format!(
             "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE integration_id = $1 AND jti = $2 \
@@ -391,8 +397,8 @@ impl Store {
     }
 
     /// Revoked tokens that have not expired yet.
-    pub async fn revoked_jtis(&self) -> Result<Vec<Uuid>, StoreError> {
-        let rows: Vec<(Uuid,)> = with_pool!(self, |pool| {
+    pub async fn revoked_jtis(&self) -> Result<Vec<TokenId>, StoreError> {
+        let rows: Vec<(TokenId,)> = with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT jti FROM tokens WHERE revoked_at IS NOT NULL AND expires_at > $1",
             )
@@ -403,7 +409,7 @@ impl Store {
         Ok(rows.into_iter().map(|(jti,)| jti).collect())
     }
 
-    pub async fn is_token_revoked(&self, jti: Uuid) -> Result<bool, StoreError> {
+    pub async fn is_token_revoked(&self, jti: TokenId) -> Result<bool, StoreError> {
         let row: Option<(Option<DateTime<Utc>>,)> = with_pool!(self, |pool| {
             sqlx::query_as("SELECT revoked_at FROM tokens WHERE jti = $1")
                 .bind(jti)
@@ -413,7 +419,7 @@ impl Store {
         Ok(matches!(row, Some((Some(_),))))
     }
 
-    pub async fn touch_token(&self, jti: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn touch_token(&self, jti: TokenId, at: DateTime<Utc>) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query("UPDATE tokens SET last_used_at = $2 WHERE jti = $1")
                 .bind(jti)
@@ -428,7 +434,7 @@ impl Store {
 
     pub async fn insert_admin_token(
         &self,
-        jti: Uuid,
+        jti: TokenId,
         created_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -447,7 +453,7 @@ impl Store {
     }
 
     /// Whether `jti` is a recorded admin token, neither revoked nor expired.
-    pub async fn admin_token_live(&self, jti: Uuid) -> Result<bool, StoreError> {
+    pub async fn admin_token_live(&self, jti: TokenId) -> Result<bool, StoreError> {
         let row: Option<(i32,)> = with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT 1 FROM tokens WHERE jti = $1 AND integration_id IS NULL \
@@ -463,7 +469,7 @@ impl Store {
 
     pub async fn list_admin_tokens(
         &self,
-        after: Option<Uuid>,
+        after: Option<TokenId>,
         limit: i64,
     ) -> Result<Vec<AdminToken>, StoreError> {
         Ok(with_pool!(self, |pool| {
@@ -479,7 +485,7 @@ impl Store {
     }
 
     /// Revokes an admin token (idempotent). `None`: no such admin token.
-    pub async fn revoke_admin_token(&self, jti: Uuid) -> Result<Option<AdminToken>, StoreError> {
+    pub async fn revoke_admin_token(&self, jti: TokenId) -> Result<Option<AdminToken>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) \

@@ -32,8 +32,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
-use uuid::Uuid;
 
+use crate::ids::GroupId;
 use crate::settings::Settings;
 
 /// One connection pool, on either backend.
@@ -90,7 +90,7 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
 /// `column IN ($first, $first+1, …)`, one placeholder per group, to bind in
 /// order after the query's other parameters; `TRUE` for `None` (no
 /// restriction) and `FALSE` for no groups at all.
-pub fn group_clause(column: &str, groups: Option<&[Uuid]>, first: usize) -> String {
+pub fn group_clause(column: &str, groups: Option<&[GroupId]>, first: usize) -> String {
     match groups {
         None => "TRUE".to_string(),
         Some([]) => "FALSE".to_string(),

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use utoipa::ToSchema;
-use uuid::Uuid;
+
+use crate::ids::{CampaignId, CategoryId, GroupId, IntegrationId, StaffId, TeamId, TokenId};
 
 /// The role of a staff member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -52,7 +53,8 @@ impl TryFrom<String> for StaffRole {
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 #[schema(example = json!({"id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "name": "Support EU", "created_at": "2026-11-22T09:00:00Z"}))]
 pub struct Group {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: GroupId,
     pub name: String,
     pub created_at: DateTime<Utc>,
 }
@@ -61,8 +63,10 @@ pub struct Group {
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 #[schema(example = json!({"id": "019a8c0e-9f10-7b0e-8c6d-51a0e1f2c3d4", "group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "name": "Tier 1", "created_at": "2026-11-22T09:00:00Z"}))]
 pub struct Team {
-    pub id: Uuid,
-    pub group_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: TeamId,
+    #[schema(value_type = uuid::Uuid)]
+    pub group_id: GroupId,
     pub name: String,
     pub created_at: DateTime<Utc>,
 }
@@ -77,7 +81,7 @@ pub struct Team {
 pub struct Staff {
     /// Internal; orders pagination.
     #[serde(skip)]
-    pub id: Uuid,
+    pub id: StaffId,
     /// The system's Staff ID (unique).
     pub staff_id: String,
     /// The client system's "External Staff ID".
@@ -86,8 +90,10 @@ pub struct Staff {
     pub name: String,
     #[sqlx(try_from = "String")]
     pub role: StaffRole,
-    pub group_id: Uuid,
-    pub team_id: Option<Uuid>,
+    #[schema(value_type = uuid::Uuid)]
+    pub group_id: GroupId,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub team_id: Option<TeamId>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -97,7 +103,8 @@ pub struct Staff {
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 #[schema(example = json!({"id": "019a8c0f-0001-7000-8000-000000000001", "name": "Billing", "created_at": "2026-11-22T09:00:00Z"}))]
 pub struct Category {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: CategoryId,
     pub name: String,
     pub created_at: DateTime<Utc>,
 }
@@ -111,9 +118,11 @@ pub struct Category {
     "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
 }))]
 pub struct Campaign {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: CampaignId,
     pub name: String,
-    pub group_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub group_id: GroupId,
     /// ISO 3166-1 alpha-2 region for phone numbers without a country code.
     pub default_region: String,
     /// IANA time zone in which the campaign's file dates are read.
@@ -132,8 +141,8 @@ pub struct NewStaff {
     pub external_id: Option<String>,
     pub name: String,
     pub role: StaffRole,
-    pub group_id: Uuid,
-    pub team_id: Option<Uuid>,
+    pub group_id: GroupId,
+    pub team_id: Option<TeamId>,
     pub active: bool,
 }
 
@@ -141,7 +150,7 @@ pub struct NewStaff {
 #[derive(Clone, Debug)]
 pub struct CampaignFields {
     pub name: String,
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     pub default_region: String,
     pub timezone: String,
     pub statuses: Vec<String>,
@@ -179,11 +188,13 @@ impl Default for CsvLimits {
     "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
 }))]
 pub struct Integration {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: IntegrationId,
     pub label: String,
     pub description: String,
     /// The groups whose data the integration sees and writes.
-    pub groups: Vec<Uuid>,
+    #[schema(value_type = Vec<uuid::Uuid>)]
+    pub groups: Vec<GroupId>,
     /// A disabled integration's tokens are refused.
     pub enabled: bool,
     pub csv_limits: CsvLimits,
@@ -199,7 +210,7 @@ pub struct Integration {
 pub struct IntegrationFields {
     pub label: String,
     pub description: String,
-    pub groups: Vec<Uuid>,
+    pub groups: Vec<GroupId>,
     pub enabled: bool,
     pub csv_limits: CsvLimits,
     pub rate_limit: Option<crate::settings::RatePolicy>,
@@ -213,8 +224,10 @@ pub struct IntegrationFields {
     "last_used_at": null, "revoked_at": null
 }))]
 pub struct TokenInfo {
-    pub jti: Uuid,
-    pub integration_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub jti: TokenId,
+    #[schema(value_type = uuid::Uuid)]
+    pub integration_id: IntegrationId,
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -230,7 +243,8 @@ pub struct TokenInfo {
     "expires_at": "2026-11-30T10:00:00Z", "revoked_at": null
 }))]
 pub struct AdminToken {
-    pub jti: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub jti: TokenId,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,

@@ -4,11 +4,11 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use intake::domain::access::GroupAccess;
 use intake::domain::case::{CaseInput, DateInput};
 use intake::domain::customer::CustomerInput;
+use intake::ids::{GroupId, ListId};
 use intake::ingest::case_csv::CaseColumns;
 use intake::ingest::cases::{
     AssignmentKind, AssignmentSpec, CaseRun, ListFields, ListSpec, OnConflict, ingest_cases,
@@ -24,7 +24,7 @@ use crate::helpers::{TestApp, spawn_app};
 /// A group with agents, and an integration of that group.
 struct World {
     app: TestApp,
-    group: Uuid,
+    group: GroupId,
     access: GroupAccess,
 }
 
@@ -42,7 +42,7 @@ async fn world() -> World {
         .expect("request");
     assert_eq!(response.status(), 200);
     let integration = app.create_integration("Jobs", &[&group]).await;
-    let group: Uuid = group.parse().expect("group id");
+    let group: GroupId = group.parse().expect("group id");
     let access = GroupAccess::new(integration.parse().expect("integration id"), vec![group]);
     World { app, group, access }
 }
@@ -59,7 +59,7 @@ impl World {
         }
     }
 
-    async fn stored_cases(&self, list_id: Option<Uuid>) -> Vec<intake::store::cases::Case> {
+    async fn stored_cases(&self, list_id: Option<ListId>) -> Vec<intake::store::cases::Case> {
         let filter = CaseFilter {
             list_id,
             staff_id: None,

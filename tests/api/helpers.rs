@@ -505,7 +505,7 @@ pub async fn record_admin_token(app: &TestApp, claims: &intake::auth::jwt::Claim
     app.state
         .store
         .insert_admin_token(
-            uuid::Uuid::parse_str(&claims.jti).expect("jti"),
+            claims.jti.parse().expect("jti"),
             at(claims.iat),
             at(claims.exp),
         )

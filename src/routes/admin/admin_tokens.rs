@@ -3,10 +3,10 @@
 //! with the deployment's settings.)
 
 use actix_web::{HttpResponse, delete, get, web};
-use uuid::Uuid;
 
 use crate::auth::{AdminScope, Authorized};
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::TokenId;
 use crate::routes::{Page, PageQuery};
 use crate::startup::AppState;
 use crate::store::models::AdminToken;
@@ -34,7 +34,7 @@ pub async fn list_admin_tokens(
     let page = query.parse()?;
     let rows = state
         .store
-        .list_admin_tokens(page.after, page.fetch())
+        .list_admin_tokens(page.after_id(), page.fetch())
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |t| t.jti)))
 }
@@ -57,7 +57,7 @@ pub async fn list_admin_tokens(
 pub async fn revoke_admin_token(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    jti: web::Path<Uuid>,
+    jti: web::Path<TokenId>,
 ) -> Result<HttpResponse, ApiError> {
     let jti = jti.into_inner();
     state

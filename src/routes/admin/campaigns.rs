@@ -3,7 +3,6 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 use validator::Validate;
 
 use super::teams::unknown_group;
@@ -14,6 +13,7 @@ use crate::domain::{
     valid_timezone,
 };
 use crate::error::{ApiError, ErrorCode, Problem};
+use crate::ids::{CampaignId, GroupId};
 use crate::routes::{GroupFilter, Page, PageQuery};
 use crate::startup::AppState;
 use crate::store::StoreError;
@@ -40,7 +40,8 @@ pub struct CreateCampaign {
     )]
     pub name: String,
     /// The group the campaign belongs to (cannot change later).
-    pub group_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub group_id: GroupId,
     /// ISO 3166-1 alpha-2 country whose numbering plan reads phone numbers
     /// given without a country code.
     #[validate(custom(function = "valid_region"))]
@@ -88,7 +89,7 @@ fn duplicate(error: StoreError) -> ApiError {
 /// Validates the parts `validator` cannot see (statuses), after its rules.
 fn campaign_fields(
     name: &str,
-    group_id: Uuid,
+    group_id: GroupId,
     region: &str,
     timezone: &str,
     statuses: &[String],
@@ -174,7 +175,7 @@ pub async fn list_campaigns(
         .store
         .list_campaigns(
             filter.group_id.as_ref().map(std::slice::from_ref),
-            page.after,
+            page.after_id(),
             page.fetch(),
         )
         .await?;
@@ -197,7 +198,7 @@ pub async fn list_campaigns(
 pub async fn get_campaign(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CampaignId>,
 ) -> Result<HttpResponse, ApiError> {
     let campaign = state.store.get_campaign(*id).await?.ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(campaign))
@@ -222,7 +223,7 @@ pub async fn get_campaign(
 pub async fn update_campaign(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CampaignId>,
     body: web::Json<UpdateCampaign>,
 ) -> Result<HttpResponse, ApiError> {
     validate(&*body)?;
@@ -261,7 +262,7 @@ pub async fn update_campaign(
 pub async fn delete_campaign(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CampaignId>,
 ) -> Result<HttpResponse, ApiError> {
     if state.store.delete_campaign(*id).await? {
         Ok(HttpResponse::NoContent().finish())

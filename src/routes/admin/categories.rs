@@ -3,13 +3,13 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 use validator::Validate;
 
 use super::validate;
 use crate::auth::{AdminScope, Authorized};
 use crate::domain::not_blank;
 use crate::error::{ApiError, ErrorCode, Problem};
+use crate::ids::CategoryId;
 use crate::routes::{Page, PageQuery};
 use crate::startup::AppState;
 use crate::store::StoreError;
@@ -99,7 +99,7 @@ pub async fn list_categories(
     let page = query.parse()?;
     let rows = state
         .store
-        .list_categories(page.after, page.fetch())
+        .list_categories(page.after_id(), page.fetch())
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |c| c.id)))
 }
@@ -120,7 +120,7 @@ pub async fn list_categories(
 pub async fn get_category(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CategoryId>,
 ) -> Result<HttpResponse, ApiError> {
     let category = state.store.get_category(*id).await?.ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(category))
@@ -145,7 +145,7 @@ pub async fn get_category(
 pub async fn update_category(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CategoryId>,
     body: web::Json<CategoryInput>,
 ) -> Result<HttpResponse, ApiError> {
     validate(&*body)?;
@@ -175,7 +175,7 @@ pub async fn update_category(
 pub async fn delete_category(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<CategoryId>,
 ) -> Result<HttpResponse, ApiError> {
     if state.store.delete_category(*id).await? {
         state.access.invalidate_categories().await;

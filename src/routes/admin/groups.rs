@@ -3,13 +3,13 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 use validator::Validate;
 
 use super::validate;
 use crate::auth::{AdminScope, Authorized};
 use crate::domain::not_blank;
 use crate::error::{ApiError, ErrorCode, Problem};
+use crate::ids::GroupId;
 use crate::routes::{Page, PageQuery};
 use crate::startup::AppState;
 use crate::store::StoreError;
@@ -96,7 +96,10 @@ pub async fn list_groups(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.parse()?;
-    let rows = state.store.list_groups(page.after, page.fetch()).await?;
+    let rows = state
+        .store
+        .list_groups(page.after_id(), page.fetch())
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |g| g.id)))
 }
 
@@ -116,7 +119,7 @@ pub async fn list_groups(
 pub async fn get_group(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<GroupId>,
 ) -> Result<HttpResponse, ApiError> {
     let group = state.store.get_group(*id).await?.ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(group))
@@ -141,7 +144,7 @@ pub async fn get_group(
 pub async fn update_group(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<GroupId>,
     body: web::Json<GroupInput>,
 ) -> Result<HttpResponse, ApiError> {
     validate(&*body)?;
@@ -172,7 +175,7 @@ pub async fn update_group(
 pub async fn delete_group(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<GroupId>,
 ) -> Result<HttpResponse, ApiError> {
     if state.store.delete_group(*id).await? {
         Ok(HttpResponse::NoContent().finish())

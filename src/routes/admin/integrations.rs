@@ -5,7 +5,6 @@ use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 use validator::Validate;
 
 use super::teams::unknown_group;
@@ -16,6 +15,7 @@ use crate::auth::tokens::{
 use crate::auth::{AdminScope, Authorized};
 use crate::domain::{free_text, not_blank};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
+use crate::ids::{GroupId, IntegrationId, TokenId};
 use crate::routes::{Page, PageQuery};
 use crate::settings::RatePolicy;
 use crate::startup::AppState;
@@ -111,7 +111,8 @@ pub struct CreateIntegration {
     #[validate(length(max = 2000), custom(function = "free_text"))]
     pub description: Option<String>,
     /// One or more groups whose data the integration sees and writes.
-    pub groups: Vec<Uuid>,
+    #[schema(value_type = Vec<uuid::Uuid>)]
+    pub groups: Vec<GroupId>,
     /// Default true.
     pub enabled: Option<bool>,
     #[validate(nested)]
@@ -134,7 +135,8 @@ pub struct UpdateIntegration {
     pub label: Option<String>,
     #[validate(length(max = 2000), custom(function = "free_text"))]
     pub description: Option<String>,
-    pub groups: Option<Vec<Uuid>>,
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
+    pub groups: Option<Vec<GroupId>>,
     pub enabled: Option<bool>,
     #[validate(nested)]
     pub csv_limits: Option<CsvLimitsInput>,
@@ -164,7 +166,8 @@ pub struct CreateToken {
 #[schema(example = json!({"token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9…", "jti": "019a8c11-3333-7000-8000-000000000004", "scopes": ["cases:write"], "expires_at": "2026-11-23T09:00:00Z"}))]
 pub struct MintedToken {
     pub token: String,
-    pub jti: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub jti: TokenId,
     pub scopes: Vec<String>,
     pub expires_at: DateTime<Utc>,
 }
@@ -177,7 +180,7 @@ fn not_found() -> ApiError {
 }
 
 /// Every group exists; repeats are dropped.
-async fn check_groups(state: &AppState, groups: &[Uuid]) -> Result<Vec<Uuid>, ApiError> {
+async fn check_groups(state: &AppState, groups: &[GroupId]) -> Result<Vec<GroupId>, ApiError> {
     if groups.is_empty() {
         return Err(ApiError::validation(
             ErrorCode::ValidationFailed,
@@ -265,7 +268,7 @@ pub async fn list_integrations(
     let page = query.parse()?;
     let rows = state
         .store
-        .list_integrations(page.after, page.fetch())
+        .list_integrations(page.after_id(), page.fetch())
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |i| i.id)))
 }
@@ -286,7 +289,7 @@ pub async fn list_integrations(
 pub async fn get_integration(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<IntegrationId>,
 ) -> Result<HttpResponse, ApiError> {
     let integration = state
         .store
@@ -315,7 +318,7 @@ pub async fn get_integration(
 pub async fn update_integration(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<IntegrationId>,
     body: web::Json<UpdateIntegration>,
 ) -> Result<HttpResponse, ApiError> {
     validate(&*body)?;
@@ -378,7 +381,7 @@ pub async fn update_integration(
 pub async fn delete_integration(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<IntegrationId>,
 ) -> Result<HttpResponse, ApiError> {
     let revoked = state
         .store
@@ -412,7 +415,7 @@ pub async fn delete_integration(
 pub async fn create_token(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<IntegrationId>,
     body: web::Json<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
     let scopes = parse_integration_scopes(&body.scopes);
@@ -451,7 +454,7 @@ pub async fn create_token(
 pub async fn list_tokens(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<IntegrationId>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.parse()?;
@@ -460,7 +463,7 @@ pub async fn list_tokens(
     }
     let rows = state
         .store
-        .list_tokens(*id, page.after, page.fetch())
+        .list_tokens(*id, page.after_id(), page.fetch())
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |t| t.jti)))
 }
@@ -485,7 +488,7 @@ pub async fn list_tokens(
 pub async fn revoke_token(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(IntegrationId, TokenId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, jti) = path.into_inner();
     if state.store.get_integration(id).await?.is_none() {

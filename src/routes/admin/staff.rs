@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashSet};
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 use validator::Validate;
 
 use super::teams::unknown_group;
@@ -15,6 +14,7 @@ use super::{check_references, reference_error, validate};
 use crate::auth::{AdminScope, Authorized};
 use crate::domain::{StaffRole, field_errors, no_control, not_blank, valid_role};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
+use crate::ids::{GroupId, TeamId};
 use crate::routes::{GroupFilter, Page, PageQuery, double_option};
 use crate::startup::AppState;
 use crate::store::models::{NewStaff, Staff};
@@ -62,9 +62,11 @@ pub struct StaffInput {
     #[schema(value_type = StaffRole)]
     #[validate(custom(function = "valid_role"))]
     pub role: String,
-    pub group_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub group_id: GroupId,
     /// A team of the same group.
-    pub team_id: Option<Uuid>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub team_id: Option<TeamId>,
     /// Inactive staff cannot be given cases or customers. Default true.
     #[serde(default = "active_by_default")]
     pub active: bool,
@@ -105,10 +107,11 @@ pub struct StaffPatch {
     #[schema(value_type = Option<StaffRole>)]
     pub role: Option<String>,
     /// Moving to another group also needs a team of that group (or `null`).
-    pub group_id: Option<Uuid>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub group_id: Option<GroupId>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Uuid>)]
-    pub team_id: Option<Option<Uuid>>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub team_id: Option<Option<TeamId>>,
     pub active: Option<bool>,
 }
 
@@ -318,7 +321,7 @@ pub async fn list_staff(
     let page = query.parse()?;
     let rows = state
         .store
-        .list_staff(filter.group_id, page.after, page.fetch())
+        .list_staff(filter.group_id, page.after_id(), page.fetch())
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |s| s.id)))
 }

@@ -3,13 +3,13 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 use validator::Validate;
 
 use super::{check_references, reference_error, validate};
 use crate::auth::{AdminScope, Authorized};
 use crate::domain::not_blank;
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
+use crate::ids::{GroupId, TeamId};
 use crate::routes::{GroupFilter, Page, PageQuery};
 use crate::startup::AppState;
 use crate::store::StoreError;
@@ -29,7 +29,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[schema(example = json!({"group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "name": "Tier 1"}))]
 pub struct CreateTeam {
     /// The group the team belongs to (cannot change later).
-    pub group_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub group_id: GroupId,
     /// Unique within the group, 1 to 200 characters.
     #[validate(length(max = 200), custom(function = "not_blank"))]
     #[schema(
@@ -103,7 +104,7 @@ pub async fn create_team(
     Ok(HttpResponse::Created().json(team))
 }
 
-pub(super) fn unknown_group(id: Uuid) -> FieldError {
+pub(super) fn unknown_group(id: GroupId) -> FieldError {
     FieldError::field(
         "group_id",
         ErrorCode::UnknownGroup,
@@ -130,7 +131,7 @@ pub async fn list_teams(
     let page = query.parse()?;
     let rows = state
         .store
-        .list_teams(filter.group_id, page.after, page.fetch())
+        .list_teams(filter.group_id, page.after_id(), page.fetch())
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |t| t.id)))
 }
@@ -151,7 +152,7 @@ pub async fn list_teams(
 pub async fn get_team(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<TeamId>,
 ) -> Result<HttpResponse, ApiError> {
     let team = state.store.get_team(*id).await?.ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(team))
@@ -176,7 +177,7 @@ pub async fn get_team(
 pub async fn update_team(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<TeamId>,
     body: web::Json<UpdateTeam>,
 ) -> Result<HttpResponse, ApiError> {
     validate(&*body)?;
@@ -206,7 +207,7 @@ pub async fn update_team(
 pub async fn delete_team(
     _auth: Authorized<AdminScope>,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<TeamId>,
 ) -> Result<HttpResponse, ApiError> {
     if state.store.delete_team(*id).await? {
         Ok(HttpResponse::NoContent().finish())

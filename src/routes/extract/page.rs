@@ -30,6 +30,12 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// `after` as the id of the collection's sort key (a cursor holds the
+    /// uuid of an id of any kind).
+    pub fn after_id<I: From<Uuid>>(&self) -> Option<I> {
+        self.after.map(I::from)
+    }
+
     /// How many rows to fetch: one more than the page, to know if another follows.
     pub fn fetch(&self) -> i64 {
         i64::from(self.limit) + 1
@@ -67,12 +73,17 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    /// `rows` were fetched with [`PageRequest::fetch`]; `key` is the sort key.
-    pub fn from_rows(mut rows: Vec<T>, request: PageRequest, key: impl Fn(&T) -> Uuid) -> Self {
+    /// `rows` were fetched with [`PageRequest::fetch`]; `key` is the sort key
+    /// (an id of any kind: the cursor is its uuid).
+    pub fn from_rows<K: Into<Uuid>>(
+        mut rows: Vec<T>,
+        request: PageRequest,
+        key: impl Fn(&T) -> K,
+    ) -> Self {
         let limit = request.limit as usize;
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|last| encode_cursor(key(last)))
+            rows.last().map(|last| encode_cursor(key(last).into()))
         } else {
             None
         };

@@ -3,8 +3,8 @@
 //! customers' staging table.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
+use crate::ids::{IntegrationId, ListId};
 use crate::store::StoreError;
 use crate::store::cases::{COPY_COLUMNS, CaseRow};
 
@@ -16,8 +16,8 @@ pub(super) const COPY_CHUNK_BYTES: usize = 1 << 20;
 /// unescaped), so neither side formats or parses them as text.
 pub(super) struct CopyRows<'c> {
     copy: sqlx::postgres::PgCopyIn<&'c mut sqlx::PgConnection>,
-    integration: Uuid,
-    list: Option<Uuid>,
+    integration: IntegrationId,
+    list: Option<ListId>,
     at: i64,
     buffer: Vec<u8>,
 }
@@ -26,8 +26,8 @@ impl<'c> CopyRows<'c> {
     pub(super) async fn open(
         tx: &'c mut sqlx::Transaction<'static, sqlx::Postgres>,
         table: &str,
-        integration_id: Uuid,
-        list_id: Option<Uuid>,
+        integration_id: IntegrationId,
+        list_id: Option<ListId>,
         at: DateTime<Utc>,
     ) -> Result<Self, StoreError> {
         let statement = format!(
@@ -53,13 +53,18 @@ impl<'c> CopyRows<'c> {
         for row in rows {
             let out = &mut self.buffer;
             out.extend_from_slice(&COPY_COLUMNS.to_be_bytes());
-            binary_field(out, Some(row.id.as_bytes()));
+            binary_field(out, Some(row.id.as_uuid().as_bytes()));
             binary_field(out, Some(row.external_id.as_bytes()));
             binary_field(out, Some(row.staff_id.as_bytes()));
             binary_field(out, row.external_staff_id.as_deref().map(str::as_bytes));
-            binary_field(out, self.list.as_ref().map(|l| l.as_bytes().as_slice()));
-            binary_field(out, Some(self.integration.as_bytes()));
-            binary_field(out, Some(row.group_id.as_bytes()));
+            binary_field(
+                out,
+                self.list
+                    .as_ref()
+                    .map(|l| l.as_uuid().as_bytes().as_slice()),
+            );
+            binary_field(out, Some(self.integration.as_uuid().as_bytes()));
+            binary_field(out, Some(row.group_id.as_uuid().as_bytes()));
             binary_field(out, row.channel.map(str::as_bytes));
             binary_field(out, Some(row.status.as_bytes()));
             binary_field(out, row.priority.map(str::as_bytes));

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::copy::{COPY_CHUNK_BYTES, copy_row, copy_time};
+use crate::ids::CustomerId;
 use crate::store::StoreError;
 use crate::store::customers::{CUSTOMER_COLUMNS, CustomerRow, UpsertBatch, UpsertPolicy};
 
@@ -18,7 +19,7 @@ pub(crate) async fn write(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     staging_ready: &mut bool,
     batch: &UpsertBatch<'_>,
-) -> Result<Vec<(Uuid, String, DateTime<Utc>)>, StoreError> {
+) -> Result<Vec<(CustomerId, String, DateTime<Utc>)>, StoreError> {
     let UpsertBatch {
         policy,
         rows,
@@ -83,7 +84,7 @@ async fn copy_customers(
     let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024);
     let mut id_text = Uuid::encode_buffer();
     for row in rows {
-        let id: &str = row.id.hyphenated().encode_lower(&mut id_text);
+        let id: &str = row.id.as_uuid().hyphenated().encode_lower(&mut id_text);
         let follow_up = row.follow_up_at.map(|t| copy_time(t, &mut follow_up_text));
         let source_created = row
             .source_created_at

@@ -2,8 +2,8 @@
 //! ON CONFLICT (campaign_id, phone)`.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
+use crate::ids::CustomerId;
 use crate::store::StoreError;
 use crate::store::customers::{CUSTOMER_COLUMNS, SQLITE_CHUNK, UpsertBatch, marks};
 
@@ -17,7 +17,7 @@ const SQLITE_UPSERT_ROWS: usize = 500;
 pub(crate) async fn write(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     batch: &UpsertBatch<'_>,
-) -> Result<Vec<(Uuid, String, DateTime<Utc>)>, StoreError> {
+) -> Result<Vec<(CustomerId, String, DateTime<Utc>)>, StoreError> {
     let UpsertBatch {
         policy,
         rows,
@@ -26,7 +26,7 @@ pub(crate) async fn write(
         contact_allowed_at,
         on_conflict,
     } = *batch;
-    let mut stored: Vec<(Uuid, String, DateTime<Utc>)> = Vec::with_capacity(rows.len());
+    let mut stored: Vec<(CustomerId, String, DateTime<Utc>)> = Vec::with_capacity(rows.len());
     if let (Some(groups), false) = (&policy.move_from_groups, moved.is_empty()) {
         for chunk in moved.chunks(SQLITE_CHUNK) {
             let sql = format!(
@@ -70,7 +70,8 @@ pub(crate) async fn write(
                 .bind(at)
                 .bind(at);
         }
-        let chunk_stored: Vec<(Uuid, String, DateTime<Utc>)> = query.fetch_all(&mut **tx).await?;
+        let chunk_stored: Vec<(CustomerId, String, DateTime<Utc>)> =
+            query.fetch_all(&mut **tx).await?;
         stored.extend(chunk_stored);
     }
     Ok(stored)
