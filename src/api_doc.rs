@@ -31,6 +31,7 @@ creation; pass `next_cursor` back as `?cursor=`.",
         (name = "integration", description = "The calling integration."),
         (name = "cases", description = "Cases and case lists (the integration's groups only)."),
         (name = "customers", description = "Campaigns and their customers (the integration's groups only)."),
+        (name = "imports", description = "Import jobs: a spreadsheet file checked and previewed, confirmed, then written in the background with its progress and failed rows (the integration's own jobs only)."),
         (name = "operations", description = "Health, readiness, metrics and public keys; no token."),
     ),
     modifiers(&BearerScheme)

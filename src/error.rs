@@ -74,6 +74,9 @@ error_codes! {
     InvalidToken = (StatusCode::UNAUTHORIZED, "Invalid token"),
     /// The token is valid but lacks the scope this route needs.
     InsufficientScope = (StatusCode::FORBIDDEN, "Insufficient scope"),
+    /// The integration was disabled or deleted (an import job it started
+    /// stops with this).
+    IntegrationDisabled = (StatusCode::FORBIDDEN, "Integration disabled"),
 
     // Validation
     /// One or more fields are invalid; see `errors`.
@@ -163,6 +166,8 @@ error_codes! {
     // CSV uploads (each item of `errors` has its line as `row`, and its `column`)
     /// The file breaks the CSV rules; every problem is in `errors`.
     InvalidCsv = (StatusCode::UNPROCESSABLE_ENTITY, "Invalid CSV"),
+    /// The uploaded file is neither CSV nor a workbook this service reads.
+    UnsupportedFileType = (StatusCode::UNPROCESSABLE_ENTITY, "Unsupported file type"),
     /// The first line looks like data, not headers.
     MissingHeaderRow = (StatusCode::UNPROCESSABLE_ENTITY, "Missing header row"),
     /// Column 1 is not `Staff ID`.
@@ -221,6 +226,12 @@ error_codes! {
     CaseNotFound = (StatusCode::NOT_FOUND, "Case not found"),
     /// No case list with this id (or none the caller may see).
     ListNotFound = (StatusCode::NOT_FOUND, "List not found"),
+    /// No import job with this id (or none of the caller's integration).
+    ImportNotFound = (StatusCode::NOT_FOUND, "Import job not found"),
+    /// The import job is not in a state that allows this: only a job
+    /// awaiting confirmation (and not expired) is confirmed; only one not
+    /// finished is cancelled.
+    ImportStateConflict = (StatusCode::CONFLICT, "Import job in another state"),
     /// Another staff member already has this Staff ID.
     DuplicateStaffId = (StatusCode::CONFLICT, "Staff ID already exists"),
     /// Another resource of this kind already has this name.

@@ -416,7 +416,9 @@ fn replay(answer: StoredAnswer) -> HttpResponse {
 
 /// The largest body hashed to compare a retry with its first request.
 fn body_limit(state: &AppState) -> u64 {
-    (state.settings.max_body_bytes as u64).max(state.settings.max_stream_bytes)
+    (state.settings.max_body_bytes as u64)
+        .max(state.settings.max_stream_bytes)
+        .max(state.settings.import_max_bytes)
 }
 
 /// Reads a retry's whole body only to hash it.

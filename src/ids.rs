@@ -105,6 +105,8 @@ typed_id! {
     CampaignId;
     /// A customer (`customers.id`).
     CustomerId;
+    /// An import job (`import_jobs.id`).
+    ImportId;
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod guard;
 pub mod idempotency;
 pub mod ids;
 pub mod ingest;
+pub mod jobs;
 pub mod metrics;
 pub mod rate_limit;
 pub mod redis_client;

@@ -44,6 +44,11 @@ const KEYS: &[&str] = &[
     "rate_limit_burst",
     "idempotency_ttl_seconds",
     "idempotency_lease_ms",
+    "import_max_bytes",
+    "import_confirm_ttl_seconds",
+    "import_retention_days",
+    "import_lease_ms",
+    "import_runner",
     "admin_token_max_ttl_seconds",
     "shutdown_timeout_seconds",
     "log",
@@ -206,6 +211,17 @@ pub struct Settings {
     /// renews it every third of this while it runs): after a crash, the
     /// key is free again this long after the last renewal.
     pub idempotency_lease: Duration,
+    /// The largest file an import job takes.
+    pub import_max_bytes: u64,
+    /// How long an import job waits for its confirmation.
+    pub import_confirm_ttl: Duration,
+    /// How long a finished import job (and its failed rows) is kept.
+    pub import_retention: Duration,
+    /// How long a replica holds a running job without renewing its lease
+    /// (another replica takes it over after that).
+    pub import_lease: Duration,
+    /// Whether this replica runs import jobs (`1`) or only serves the API (`0`).
+    pub import_runner: bool,
     /// The longest lifetime of an admin token (minted or accepted).
     pub admin_token_max_ttl: Duration,
     /// On SIGTERM/SIGINT: how long requests in flight may take to finish
@@ -502,6 +518,38 @@ impl Settings {
             300,
             600_000,
         )?);
+        let import_max_bytes = parse_number(
+            get("import_max_bytes"),
+            "import_max_bytes",
+            512 * 1024 * 1024,
+            1024,
+            64 * 1024 * 1024 * 1024,
+        )?;
+        let import_confirm_ttl = Duration::from_secs(parse_number(
+            get("import_confirm_ttl_seconds"),
+            "import_confirm_ttl_seconds",
+            86_400,
+            60,
+            30 * 86_400,
+        )?);
+        let import_retention = Duration::from_secs(
+            86_400
+                * parse_number(
+                    get("import_retention_days"),
+                    "import_retention_days",
+                    30,
+                    1,
+                    3_650,
+                )?,
+        );
+        let import_lease = Duration::from_millis(parse_number(
+            get("import_lease_ms"),
+            "import_lease_ms",
+            30_000,
+            1_000,
+            600_000,
+        )?);
+        let import_runner = parse_number(get("import_runner"), "import_runner", 1, 0, 1)? == 1;
         let admin_token_max_ttl = Duration::from_secs(parse_number(
             get("admin_token_max_ttl_seconds"),
             "admin_token_max_ttl_seconds",
@@ -567,6 +615,11 @@ impl Settings {
             rate_limit_burst,
             idempotency_ttl,
             idempotency_lease,
+            import_max_bytes,
+            import_confirm_ttl,
+            import_retention,
+            import_lease,
+            import_runner,
             admin_token_max_ttl,
             shutdown_timeout,
             log,

@@ -46,6 +46,8 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// The `Idempotency-Key`s of every caller, and their answers.
     pub idempotency: Arc<IdempotencyKeys>,
+    /// Wakes this replica's import runner (a job was confirmed).
+    pub imports: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -133,6 +135,7 @@ impl Application {
             staff: Default::default(),
             rate_limiter: RateLimiter::new(redis.clone()),
             idempotency,
+            imports: Arc::new(tokio::sync::Notify::new()),
             routes: RouteTable::from_openapi(&doc),
             metrics: web::Data::new(Metrics::new()?),
             store,
@@ -142,6 +145,9 @@ impl Application {
             auth,
             settings,
         });
+        if state.settings.import_runner {
+            crate::jobs::start_import_runner(state.clone())?;
+        }
         let (json, query, path) = routes::extractor_configs(state.settings.max_body_bytes);
         let payload = web::PayloadConfig::new(state.settings.max_body_bytes);
         let app_state = state.clone();

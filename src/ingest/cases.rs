@@ -20,6 +20,7 @@ use crate::ingest::engine::{
 };
 use crate::ingest::staff::{StaffCache, StaffDirectory};
 use crate::store::cases::{CaseBatch, CaseRow, CaseWriter, NewCaseList};
+use crate::store::imports::Checkpoint;
 use crate::store::{Store, StoreError};
 
 /// The first batch of a run: nothing is written while it is validated, so
@@ -137,6 +138,8 @@ pub struct CaseIngest<'a> {
     staff: Option<std::sync::Arc<StaffDirectory>>,
     /// The new list the cases go into.
     list: Option<NewCaseList>,
+    /// Or a list that exists already (an import job's).
+    existing_list: Option<ListId>,
 }
 
 impl<'a> CaseIngest<'a> {
@@ -159,7 +162,15 @@ impl<'a> CaseIngest<'a> {
             assume_new: false,
             staff: None,
             list: None,
+            existing_list: None,
         })
+    }
+
+    /// The cases go into a list that exists already (an import job's,
+    /// created when it was confirmed).
+    pub fn into_existing_list(mut self, list: Option<ListId>) -> Self {
+        self.existing_list = list;
+        self
     }
 
     /// The cases go into this new list (created by the run's writer).
@@ -367,6 +378,7 @@ impl Resource for CaseIngest<'_> {
             batch: CaseBatch {
                 inserts: batch.inserts,
                 updates: batch.updates,
+                checkpoint: None,
             },
             results: batch.accepted,
             errors: batch.errors,
@@ -390,12 +402,16 @@ impl Resource for CaseIngest<'_> {
     }
 
     fn writer(&self, commits: Commits, shape: Shape) -> CaseWriter {
-        self.store.case_writer(
+        let writer = self.store.case_writer(
             self.access.integration_id,
             self.list.as_ref(),
             commits,
             shape,
-        )
+        );
+        match self.existing_list {
+            Some(list) => writer.into_existing_list(list),
+            None => writer,
+        }
     }
 }
 
@@ -414,6 +430,11 @@ impl BatchWriter for CaseWriter {
 
     async fn commit(self) -> Result<(), StoreError> {
         CaseWriter::commit(self).await
+    }
+
+    fn carry(batch: &mut CaseBatch, checkpoint: Checkpoint) -> Result<(), StoreError> {
+        CaseWriter::checkpoint(batch, checkpoint);
+        Ok(())
     }
 }
 

@@ -13,9 +13,11 @@
 use futures_util::future::join;
 
 use crate::error::{ApiError, Committed, ErrorCode, FieldError};
+use crate::ids::ImportId;
 use crate::ingest::{MAX_REPORTED_ERRORS, RowErrors};
 use crate::metrics::Metrics;
 use crate::store::StoreError;
+use crate::store::imports::Checkpoint;
 pub use crate::store::{Commits, Shape};
 
 /// One batch read from a source.
@@ -128,6 +130,22 @@ pub trait BatchWriter {
     /// Commits what was written (and whatever a run with no batch still
     /// creates: an empty list).
     async fn commit(self) -> Result<(), StoreError>;
+
+    /// Makes `batch` carry an import job's checkpoint, committed with it
+    /// (a writer that cannot refuses: its resource has no import jobs).
+    fn carry(_batch: &mut Self::Batch, _checkpoint: Checkpoint) -> Result<(), StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!(
+            "this resource's writer cannot carry an import job's checkpoint"
+        )))
+    }
+}
+
+/// The import job a run writes for, and the lease it runs under: each
+/// batch commits the job's progress with it ([`Commits::EachBatch`]).
+#[derive(Clone, Copy, Debug)]
+pub struct JobLease {
+    pub job: ImportId,
+    pub owner: uuid::Uuid,
 }
 
 /// What the engine needs of a resource (cases, customers).
@@ -286,6 +304,10 @@ struct Ready<B, R> {
     batch: B,
     results: Vec<R>,
     last_row: u64,
+    /// Rows of the batch that failed.
+    failed: u64,
+    /// Their problems, by row (JSON arrays), for an import job.
+    failures: Vec<(u64, String)>,
 }
 
 /// One run: reads `source` to its end through `resource`, writing as
@@ -303,6 +325,41 @@ where
     R: Resource,
     S: RowSource<Input = R::Input>,
 {
+    run_for(resource, source, options, counted, None).await
+}
+
+/// A run for an import job: as [`run`], each batch committed with the
+/// job's checkpoint (`options.writes` is taken to be
+/// [`Writes::ValidRows`]`(`[`Commits::EachBatch`]`)`).
+#[tracing::instrument(name = "import_run", skip_all, fields(job = %lease.job))]
+pub async fn run_job<R, S>(
+    resource: &mut R,
+    source: &mut S,
+    options: RunOptions,
+    lease: JobLease,
+) -> Result<Summary<R::Row>, ApiError>
+where
+    R: Resource,
+    S: RowSource<Input = R::Input>,
+{
+    let options = RunOptions {
+        writes: Writes::ValidRows(Commits::EachBatch),
+        ..options
+    };
+    run_for(resource, source, options, None, Some(lease)).await
+}
+
+async fn run_for<R, S>(
+    resource: &mut R,
+    source: &mut S,
+    options: RunOptions,
+    counted: Option<Counted<'_>>,
+    job: Option<JobLease>,
+) -> Result<Summary<R::Row>, ApiError>
+where
+    R: Resource,
+    S: RowSource<Input = R::Input>,
+{
     let total = source.total();
     let shape = match total {
         Some(n) if n <= resource.batching(total).first => Shape::OneBatch,
@@ -310,6 +367,7 @@ where
     };
     let run = Run {
         writer: None,
+        job,
         options,
         stopped: options.writes == Writes::Nothing,
         committed: Committed::default(),
@@ -337,6 +395,7 @@ where
 
 struct Run<R: Resource> {
     writer: Option<R::Writer>,
+    job: Option<JobLease>,
     options: RunOptions,
     /// Nothing more is written (a dry run, or an atomic run with a problem).
     stopped: bool,
@@ -429,9 +488,12 @@ impl<R: Resource> Run<R> {
         }
         results.sort_by_key(RowResult::row);
         problems.append(&mut errors);
-        self.summary
-            .errors
-            .add(problems, read.failed_rows + failed_rows);
+        let failures = match self.job {
+            Some(_) => failures_by_row(&problems),
+            None => Vec::new(),
+        };
+        let failed = read.failed_rows + failed_rows;
+        self.summary.errors.add(problems, failed);
         if self.options.writes == Writes::Atomic && !self.summary.errors.is_empty() {
             // Dropping the writer rolls back what it wrote.
             self.writer = None;
@@ -445,16 +507,42 @@ impl<R: Resource> Run<R> {
             batch,
             results,
             last_row: read.last_row,
+            failed,
+            failures,
         })
     }
 
     /// Writes a ready batch (unless the run has stopped) and counts its
     /// rows as written.
     async fn write(&mut self, ready: Option<Ready<R::Batch, R::Row>>) -> Result<(), ApiError> {
-        let Some(ready) = ready else { return Ok(()) };
+        let Some(mut ready) = ready else {
+            return Ok(());
+        };
         let Some(writer) = self.writer.as_mut().filter(|_| !self.stopped) else {
             return Ok(());
         };
+        if let Some(lease) = self.job {
+            let count = |outcome| {
+                ready
+                    .results
+                    .iter()
+                    .filter(|r| r.outcome() == outcome)
+                    .count() as u64
+            };
+            let checkpoint = Checkpoint {
+                job: lease.job,
+                owner: lease.owner,
+                through_line: ready.last_row,
+                succeeded: count(RowOutcome::Created) + count(RowOutcome::Updated),
+                skipped: count(RowOutcome::Skipped),
+                failed: ready.failed,
+                failures: std::mem::take(&mut ready.failures),
+            };
+            if let Err(e) = R::Writer::carry(&mut ready.batch, checkpoint) {
+                self.writer = None;
+                return Err(self.write_error(e));
+            }
+        }
         let results = match writer.write(ready.batch, ready.results).await {
             Ok(results) => results,
             Err(e) => {
@@ -523,6 +611,23 @@ impl<R: Resource> Run<R> {
         }
         error
     }
+}
+
+/// A batch's problems grouped by row, each row's as a JSON array.
+fn failures_by_row(problems: &[FieldError]) -> Vec<(u64, String)> {
+    let mut by_row: std::collections::BTreeMap<u64, Vec<&FieldError>> = Default::default();
+    for problem in problems {
+        if let Some(row) = problem.row {
+            by_row.entry(row).or_default().push(problem);
+        }
+    }
+    by_row
+        .into_iter()
+        .map(|(row, errors)| {
+            let errors = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
+            (row, errors)
+        })
+        .collect()
 }
 
 /// What a batch read brought besides its rows.

@@ -10,6 +10,7 @@ pub mod csv_file;
 pub mod customer_csv;
 pub mod customers;
 pub mod engine;
+pub mod imports;
 pub mod input;
 pub mod ndjson;
 pub mod sources;

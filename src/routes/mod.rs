@@ -9,6 +9,7 @@ pub mod cases;
 pub mod customers;
 pub mod extract;
 pub mod health;
+pub mod imports;
 pub mod limits;
 pub mod me;
 
@@ -35,7 +36,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             // Before `cases`: `/cases/csv` must not be taken for `/cases/{id}`.
             .configure(case_csv::configure)
             .configure(cases::configure)
-            .configure(customers::configure),
+            .configure(customers::configure)
+            .configure(imports::configure),
     );
 }
 

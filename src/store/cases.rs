@@ -17,6 +17,7 @@ use serde::Serialize;
 use sqlx::types::Json;
 use utoipa::ToSchema;
 
+use super::imports::{Checkpoint, write_checkpoint};
 use super::writer::{WriterTx, begin, commit};
 use super::{Commits, Pool, Shape, Store, StoreError, group_clause, now, with_pool};
 use crate::ids::{CaseId, GroupId, IntegrationId, ListId};
@@ -174,7 +175,7 @@ const CASE_COLUMNS: &str = "id, external_id, staff_id, external_staff_id, list_i
 const LIST_COLUMNS: &str = "l.id, l.name, l.integration_id, l.group_id, l.assignment_kind, l.assignment_id, \
      l.source, (SELECT COUNT(*) FROM cases c WHERE c.list_id = l.id) AS case_count, l.created_at";
 
-const INSERT_LIST: &str = "INSERT INTO case_lists (id, name, integration_id, group_id, assignment_kind, \
+pub(super) const INSERT_LIST: &str = "INSERT INTO case_lists (id, name, integration_id, group_id, assignment_kind, \
      assignment_id, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Inserts a [`NewCaseList`] in the transaction `$tx` (either backend).
@@ -221,6 +222,7 @@ macro_rules! bind_case_rows {
     }};
 }
 pub(super) use bind_case_rows;
+pub(super) use insert_list;
 
 /// Columns of a case row, in the order of the `COPY` statement (and of
 /// [`insert_cases_sql`]).
@@ -392,6 +394,7 @@ impl Store {
             store: self.clone(),
             integration_id,
             list: list.cloned(),
+            existing_list: None,
             commits,
             shape,
             running: None,
@@ -408,6 +411,7 @@ impl Store {
         &self,
         integration_id: IntegrationId,
         list: Option<NewCaseList>,
+        existing_list: Option<ListId>,
         commits: Commits,
         batches: tokio::sync::mpsc::Receiver<CaseBatch>,
         written: tokio::sync::watch::Sender<u64>,
@@ -416,7 +420,7 @@ impl Store {
         async move {
             let mut writer = Writer {
                 integration_id,
-                list_id: list.as_ref().map(|l| l.id),
+                list_id: list.as_ref().map(|l| l.id).or(existing_list),
                 at: now(),
                 batches,
                 written,
@@ -434,8 +438,12 @@ impl Store {
                 }
             }
             if commits == Commits::EachBatch {
-                while let Some(batch) = writer.batches.recv().await {
+                while let Some(mut batch) = writer.batches.recv().await {
+                    let checkpoint = batch.checkpoint.take();
                     writer.write(&mut tx, batch).await?;
+                    if let Some(checkpoint) = &checkpoint {
+                        write_checkpoint(&mut tx, checkpoint).await?;
+                    }
                     commit(tx).await?;
                     writer.acknowledge();
                     tx = begin(&store).await?;
@@ -574,6 +582,9 @@ impl Store {
 pub struct CaseBatch {
     pub inserts: Vec<CaseRow>,
     pub updates: Vec<CaseRow>,
+    /// An import job's progress, committed with the batch (only with
+    /// [`Commits::EachBatch`]).
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// The transaction a writer's task leaves open: commit it, or drop it
@@ -585,6 +596,9 @@ pub struct CaseWriter {
     store: Store,
     integration_id: IntegrationId,
     list: Option<NewCaseList>,
+    /// A list created before the run (an import job's), which the cases go
+    /// into.
+    existing_list: Option<ListId>,
     commits: Commits,
     shape: Shape,
     running: Option<Running>,
@@ -620,6 +634,18 @@ impl Running {
 }
 
 impl CaseWriter {
+    /// The cases go into `list`, which exists already (not created by
+    /// this writer).
+    pub fn into_existing_list(mut self, list: ListId) -> Self {
+        self.existing_list = Some(list);
+        self
+    }
+
+    /// The next batch carries an import job's checkpoint.
+    pub fn checkpoint(batch: &mut CaseBatch, checkpoint: Checkpoint) {
+        batch.checkpoint = Some(checkpoint);
+    }
+
     fn start(&mut self) -> &mut Running {
         self.running.get_or_insert_with(|| {
             let (sink, batches) = tokio::sync::mpsc::channel(1);
@@ -627,6 +653,7 @@ impl CaseWriter {
             let task = self.store.case_writer_task(
                 self.integration_id,
                 self.list.clone(),
+                self.existing_list,
                 self.commits,
                 batches,
                 acknowledge,
@@ -650,6 +677,7 @@ impl CaseWriter {
         if self.shape == Shape::OneBatch
             && self.running.is_none()
             && self.list.is_none()
+            && self.existing_list.is_none()
             && self.commits == Commits::Once
             && batch.updates.is_empty()
         {

@@ -20,6 +20,7 @@ mod admin;
 pub mod cases;
 pub mod customers;
 pub mod idempotency;
+pub mod imports;
 pub mod integrations;
 pub mod models;
 mod postgres;
@@ -99,6 +100,16 @@ pub fn group_clause(column: &str, groups: Option<&[GroupId]>, first: usize) -> S
                 .map(|n| format!("${n}"))
                 .collect();
             format!("{column} IN ({})", placeholders.join(", "))
+        }
+    }
+}
+
+impl Store {
+    /// Whether the store was closed (the server stopped).
+    pub fn is_closed(&self) -> bool {
+        match &self.reads {
+            Pool::Sqlite(pool) => pool.is_closed(),
+            Pool::Postgres(pool) => pool.is_closed(),
         }
     }
 }

@@ -17,6 +17,7 @@ mod errors;
 mod group_access;
 mod helpers;
 mod idempotency;
+mod imports;
 mod integrations;
 mod keys;
 mod openapi;

@@ -1,0 +1,557 @@
+//! Import jobs' ingestion, outside any request once confirmed.
+//!
+//! **The check** (the upload): the file, already on disk, is read record
+//! by record on a blocking thread ([`CsvFile`]); each chunk of records is
+//! staged (`import_rows`, its cells as read) and its rows go through the
+//! engine as a dry run (the same validators as every other path, nothing
+//! written), so the job answers its preview, totals and problems before
+//! anything is written. Records breaking a CSV rule are staged as broken,
+//! with their failures.
+//!
+//! **The run** (once confirmed): the staged rows after the job's last
+//! committed line are read back a batch at a time ([`StagedRows`]) and
+//! written through the engine, each batch committed with the job's
+//! checkpoint ([`engine::run_job`]) under the lease of the replica running
+//! it: a crash loses at most the batch in flight, which the next holder of
+//! the lease writes again (nothing of it was committed).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::access::GroupAccess;
+use crate::domain::case::DateInput;
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::ingest::Services;
+use crate::ingest::case_csv::CaseColumns;
+use crate::ingest::cases::{CaseIngest, OnConflict};
+use crate::ingest::csv::{CsvRecord, CsvTable, invalid_csv};
+use crate::ingest::csv_file::CsvFile;
+use crate::ingest::engine::{
+    self, JobLease, Keep, Problems, Resource, RowSource, RunOptions, SourceBatch, Writes,
+};
+use crate::ingest::sources::Columns;
+use crate::store::Store;
+use crate::store::imports::{Checked, ImportJob, ImportKind, ImportState, NewImport, StagedRow};
+
+/// Rows a job's answer shows as parsed.
+pub const PREVIEW_ROWS: usize = 20;
+
+/// Columns a job's file may have (the uploader's 103 do not apply).
+pub const MAX_IMPORT_COLUMNS: usize = 1_000;
+
+/// Characters a cell of a job's file may have.
+pub const MAX_IMPORT_CELL_CHARS: usize = 32_000;
+
+/// Records read, staged and checked at a time.
+const READ_CHUNK: usize = 5_000;
+
+/// Warnings a job lists (the count says how many there were).
+const MAX_WARNINGS: usize = 1_000;
+
+/// A case job's options, kept with the job (the uploader's form fields).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CaseJobOptions {
+    pub list_name: Option<String>,
+    pub assign_group: Option<String>,
+    pub assign_team: Option<String>,
+    pub assign_evaluator: Option<String>,
+}
+
+/// What the check of a job's file found, as the job shows it.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CheckProblems {
+    /// The first 1,000 problems, by line.
+    pub errors: Vec<FieldError>,
+    /// Every problem counted.
+    pub error_count: u64,
+    /// Rows with a problem (never written).
+    pub failed_rows: u64,
+    pub warnings: Vec<FieldError>,
+    pub warning_count: u64,
+}
+
+/// A file on disk, deleted when dropped.
+pub struct UploadedFile {
+    pub path: PathBuf,
+}
+
+impl Drop for UploadedFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// What the reading thread sends.
+enum Chunk {
+    Records {
+        records: Vec<CsvRecord>,
+        errors: Vec<FieldError>,
+        warnings: Vec<FieldError>,
+    },
+    /// The file's last problems, and the line of a record that swallowed
+    /// the rest of the file (a quote never closed).
+    End {
+        errors: Vec<FieldError>,
+        swallowed: Option<u64>,
+    },
+}
+
+/// Opens the file and reads its columns: the table's problems when the
+/// rows cannot be read.
+type OpenColumns<C> = fn(&mut CsvTable) -> Option<C>;
+
+/// Reads `file` on a blocking thread: its table (header, detected, the
+/// header's problems) and columns, then its records chunk by chunk.
+async fn open_file<C>(
+    file: &UploadedFile,
+    open_columns: OpenColumns<C>,
+) -> Result<(CsvTable, C, tokio::sync::mpsc::Receiver<Chunk>), ApiError>
+where
+    C: Send + 'static,
+{
+    let path = file.path.clone();
+    let (opened, opened_rx) = tokio::sync::oneshot::channel();
+    let (chunks, chunks_rx) = tokio::sync::mpsc::channel(2);
+    std::thread::Builder::new()
+        .name("import-reader".into())
+        .spawn(move || {
+            let mut csv = match CsvFile::open(&path, MAX_IMPORT_CELL_CHARS, MAX_IMPORT_COLUMNS) {
+                Ok(csv) => csv,
+                Err(table) => {
+                    let _ = opened.send(Err(*table));
+                    return;
+                }
+            };
+            let mut table = std::mem::take(&mut csv.table);
+            // The reader checks each record against the header.
+            csv.table.header = table.header.clone();
+            let columns = match open_columns(&mut table) {
+                Some(columns) if table.errors.is_empty() => columns,
+                _ => {
+                    let _ = opened.send(Err(table));
+                    return;
+                }
+            };
+            if opened.send(Ok((table, columns))).is_err() {
+                return;
+            }
+            loop {
+                let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+                let records = csv.next_records(READ_CHUNK, &mut errors, &mut warnings);
+                if records.is_empty() && errors.is_empty() {
+                    break;
+                }
+                let chunk = Chunk::Records {
+                    records,
+                    errors,
+                    warnings,
+                };
+                if chunks.blocking_send(chunk).is_err() {
+                    return; // the upload was abandoned
+                }
+            }
+            let mut errors = Vec::new();
+            let swallowed = csv.finish(&mut errors);
+            let _ = chunks.blocking_send(Chunk::End { errors, swallowed });
+        })
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("starting the file's reader: {e}")))?;
+    match opened_rx.await {
+        Ok(Ok((table, columns))) => Ok((table, columns, chunks_rx)),
+        Ok(Err(table)) => Err(invalid_csv(table.errors)),
+        Err(_) => Err(ApiError::internal(anyhow::anyhow!(
+            "the file's reader stopped"
+        ))),
+    }
+}
+
+/// The records of an upload as they are read: staged, previewed, and
+/// yielded (the valid ones) for the check.
+struct UploadRows<'a, C> {
+    store: &'a Store,
+    job: crate::ids::ImportId,
+    chunks: tokio::sync::mpsc::Receiver<Chunk>,
+    columns: C,
+    header: Vec<String>,
+    /// The last record read, held until the next chunk says it did not
+    /// swallow the rest of the file.
+    held: Option<CsvRecord>,
+    held_errors: Vec<FieldError>,
+    preview: Vec<serde_json::Value>,
+    warnings: Vec<FieldError>,
+    warning_count: u64,
+    records: u64,
+    read: u64,
+    ended: bool,
+}
+
+impl<C: Columns> UploadRows<'_, C> {
+    fn preview(&mut self, record: &CsvRecord) {
+        if self.preview.len() < PREVIEW_ROWS {
+            let cells: serde_json::Map<String, serde_json::Value> = self
+                .header
+                .iter()
+                .zip(&record.cells)
+                .map(|(h, c)| (h.clone(), serde_json::Value::String(c.clone())))
+                .collect();
+            self.preview
+                .push(serde_json::json!({"line": record.line, "cells": cells}));
+        }
+    }
+
+    fn warn(&mut self, warnings: Vec<FieldError>) {
+        for warning in warnings {
+            self.warning_count += 1;
+            if self.warnings.len() < MAX_WARNINGS {
+                self.warnings.push(warning);
+            }
+        }
+    }
+
+    /// Stages records and answers the valid ones' rows.
+    async fn take(
+        &mut self,
+        records: Vec<CsvRecord>,
+        errors: &[FieldError],
+    ) -> Result<(Vec<(u64, C::Input)>, u64), ApiError> {
+        let mut staged = Vec::with_capacity(records.len());
+        let mut rows = Vec::with_capacity(records.len());
+        let mut failures: BTreeMap<u64, Vec<&FieldError>> = BTreeMap::new();
+        let mut broken = 0;
+        for record in records {
+            self.records += 1;
+            self.preview(&record);
+            staged.push(StagedRow {
+                line: record.line,
+                cells: serde_json::to_string(&record.cells).unwrap_or_else(|_| "[]".into()),
+                broken: record.broken,
+            });
+            if record.broken {
+                broken += 1;
+                failures.insert(
+                    record.line,
+                    errors
+                        .iter()
+                        .filter(|e| e.row == Some(record.line))
+                        .collect(),
+                );
+            } else {
+                rows.push((record.line, self.columns.input(record.cells)));
+            }
+        }
+        self.store.stage_import_rows(self.job, &staged).await?;
+        let failures: Vec<(u64, String)> = failures
+            .into_iter()
+            .map(|(line, errors)| {
+                let errors = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
+                (line, errors)
+            })
+            .collect();
+        self.store
+            .record_import_failures(self.job, &failures)
+            .await?;
+        Ok((rows, broken))
+    }
+}
+
+impl<C: Columns> RowSource for UploadRows<'_, C> {
+    type Input = C::Input;
+
+    async fn next_batch(&mut self, _size: usize) -> Result<SourceBatch<C::Input>, ApiError> {
+        loop {
+            let batch = self.next_chunk().await?;
+            // A chunk whose one record is held back brings nothing yet.
+            if !batch.is_empty() || self.ended {
+                return Ok(batch);
+            }
+        }
+    }
+
+    fn rows_read(&self) -> u64 {
+        self.read
+    }
+
+    fn locate(&self, error: FieldError) -> FieldError {
+        self.columns.locate(error)
+    }
+}
+
+impl<C: Columns> UploadRows<'_, C> {
+    async fn next_chunk(&mut self) -> Result<SourceBatch<C::Input>, ApiError> {
+        if self.ended {
+            return Ok(SourceBatch {
+                rows: Vec::new(),
+                problems: Vec::new(),
+                failed_rows: 0,
+            });
+        }
+        let Some(chunk) = self.chunks.recv().await else {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "the file's reader stopped"
+            )));
+        };
+        let (mut records, mut problems, swallowed) = match chunk {
+            Chunk::Records {
+                mut records,
+                errors,
+                warnings,
+            } => {
+                self.warn(warnings);
+                // The last record waits for the next chunk.
+                let last = records.pop();
+                let mut problems = std::mem::take(&mut self.held_errors);
+                let (last_errors, errors): (Vec<_>, Vec<_>) = errors
+                    .into_iter()
+                    .partition(|e| last.as_ref().is_some_and(|l| e.row == Some(l.line)));
+                problems.extend(errors);
+                self.held_errors = last_errors;
+                let mut taken: Vec<CsvRecord> = self.held.take().into_iter().collect();
+                taken.append(&mut records);
+                self.held = last;
+                (taken, problems, None)
+            }
+            Chunk::End { errors, swallowed } => {
+                self.ended = true;
+                let mut problems = std::mem::take(&mut self.held_errors);
+                problems.extend(errors);
+                (self.held.take().into_iter().collect(), problems, swallowed)
+            }
+        };
+        if let Some(line) = swallowed {
+            for record in records.iter_mut().filter(|r| r.line == line) {
+                record.broken = true;
+            }
+        }
+        problems.sort_by_key(|e| e.row);
+        let (rows, failed_rows) = self.take(std::mem::take(&mut records), &problems).await?;
+        self.read += rows.len() as u64;
+        Ok(SourceBatch {
+            rows,
+            problems,
+            failed_rows,
+        })
+    }
+}
+
+/// Reads, stages and checks a case job's file: the job, awaiting
+/// confirmation. On any failure the job is deleted (with what was staged).
+pub async fn check_cases(
+    services: Services<'_>,
+    access: &GroupAccess,
+    job: NewImport,
+    file: UploadedFile,
+    confirm_within: Duration,
+) -> Result<ImportJob, ApiError> {
+    let store = services.store;
+    let id = job.id;
+    store.create_import(&job).await?;
+    let checked = async {
+        let (table, columns, chunks) = open_file(&file, CaseColumns::read).await?;
+        let mut ingest = CaseIngest::new(
+            store,
+            access,
+            services.control,
+            OnConflict::Error,
+            DateInput::Spreadsheet,
+        )
+        .await?;
+        let mut source = UploadRows {
+            store,
+            job: id,
+            chunks,
+            columns,
+            header: table.header.clone(),
+            held: None,
+            held_errors: Vec::new(),
+            preview: Vec::new(),
+            warnings: table.warnings.clone(),
+            warning_count: table.warnings.len() as u64,
+            records: 0,
+            read: 0,
+            ended: false,
+        };
+        let options = RunOptions {
+            writes: Writes::Nothing,
+            keep: Keep::Counts,
+            problems: Problems::FirstThousand,
+        };
+        let summary = engine::run(&mut ingest, &mut source, options, None).await?;
+        let problems = CheckProblems {
+            errors: summary.errors.listed.clone(),
+            error_count: summary.errors.problems,
+            failed_rows: summary.errors.failed_rows,
+            warnings: std::mem::take(&mut source.warnings),
+            warning_count: source.warning_count,
+        };
+        let expires_at = crate::store::now()
+            + chrono::Duration::from_std(confirm_within).unwrap_or(chrono::Duration::days(1));
+        let checked = Checked {
+            header: table.header,
+            detected: table.detected.and_then(|d| serde_json::to_value(d).ok()),
+            preview: serde_json::Value::Array(std::mem::take(&mut source.preview)),
+            problems: serde_json::to_value(&problems).unwrap_or_default(),
+            total: source.records,
+            expires_at,
+        };
+        store.finish_import_check(id, &checked).await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    drop(file);
+    if let Err(e) = checked {
+        if let Err(deleted) = store.delete_import(id).await {
+            tracing::warn!(error = %deleted, "a failed import's staged rows not deleted");
+        }
+        return Err(e);
+    }
+    store
+        .get_import(id)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the checked import disappeared")))
+}
+
+/// A running job's staged rows, after its last committed line.
+struct StagedRows<'a, C> {
+    store: &'a Store,
+    job: crate::ids::ImportId,
+    after: u64,
+    columns: C,
+    read: u64,
+}
+
+impl<C: Columns> RowSource for StagedRows<'_, C> {
+    type Input = C::Input;
+
+    async fn next_batch(&mut self, size: usize) -> Result<SourceBatch<C::Input>, ApiError> {
+        let staged = self
+            .store
+            .staged_import_rows(self.job, self.after, size)
+            .await?;
+        let mut rows = Vec::with_capacity(staged.len());
+        for (line, cells) in staged {
+            self.after = line;
+            let cells: Vec<String> = serde_json::from_str(&cells).unwrap_or_default();
+            rows.push((line, self.columns.input(cells)));
+        }
+        self.read += rows.len() as u64;
+        Ok(SourceBatch {
+            rows,
+            problems: Vec::new(),
+            failed_rows: 0,
+        })
+    }
+
+    fn rows_read(&self) -> u64 {
+        self.read
+    }
+
+    fn locate(&self, error: FieldError) -> FieldError {
+        self.columns.locate(error)
+    }
+}
+
+/// Runs a job this replica holds the lease of, from its last committed
+/// line to the end; the job ends `completed`, or `failed` with the error
+/// (unless it was cancelled or taken over meanwhile: then it is left as
+/// it is).
+#[tracing::instrument(name = "import_job", skip_all, fields(job = %job.id, integration = %job.integration_id))]
+pub async fn run_import(services: Services<'_>, job: ImportJob, owner: uuid::Uuid) {
+    let store = services.store;
+    let outcome = run_claimed(services, &job, owner).await;
+    let (state, error) = match &outcome {
+        Ok(()) => (ImportState::Completed, None),
+        Err(e) => {
+            let current = store.get_import(job.id).await.ok().flatten();
+            if current.is_none_or(|c| c.state != ImportState::Running) {
+                tracing::info!("import job stopped: no longer running");
+                return;
+            }
+            (
+                ImportState::Failed,
+                Some(format!("{}: {}", e.code, e.detail)),
+            )
+        }
+    };
+    match store
+        .finish_import(job.id, owner, state, error.as_deref())
+        .await
+    {
+        Ok(true) => tracing::info!(state = state.as_str(), "import job finished"),
+        Ok(false) => tracing::info!("import job no longer this replica's"),
+        Err(e) => tracing::warn!(error = %e, "import job's end not recorded; it will be resumed"),
+    }
+}
+
+async fn run_claimed(
+    services: Services<'_>,
+    job: &ImportJob,
+    owner: uuid::Uuid,
+) -> Result<(), ApiError> {
+    let integration = services
+        .control
+        .integration(job.integration_id)
+        .await?
+        .filter(|i| i.enabled)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::IntegrationDisabled,
+                "The integration that uploaded the file was deleted or disabled.",
+            )
+        })?;
+    let access = GroupAccess::new(job.integration_id, integration.groups);
+    let lease = JobLease { job: job.id, owner };
+    let options = RunOptions {
+        writes: Writes::ValidRows(crate::store::Commits::EachBatch),
+        keep: Keep::Counts,
+        problems: Problems::FirstThousand,
+    };
+    match job.kind {
+        ImportKind::Cases => {
+            let mut table = CsvTable {
+                header: job.header.clone(),
+                ..Default::default()
+            };
+            let columns = CaseColumns::read(&mut table).ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidCsv, "The job's columns cannot be read.")
+            })?;
+            let mut ingest = CaseIngest::new(
+                services.store,
+                &access,
+                services.control,
+                OnConflict::Error,
+                DateInput::Spreadsheet,
+            )
+            .await?
+            .into_existing_list(job.list_id);
+            let mut source = StagedRows {
+                store: services.store,
+                job: job.id,
+                after: job.next_line,
+                columns,
+                read: 0,
+            };
+            run_resource(&mut ingest, &mut source, options, lease).await
+        }
+        ImportKind::Customers => Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "Customer import jobs are not supported yet.",
+        )),
+    }
+}
+
+async fn run_resource<R, S>(
+    resource: &mut R,
+    source: &mut S,
+    options: RunOptions,
+    lease: JobLease,
+) -> Result<(), ApiError>
+where
+    R: Resource,
+    S: RowSource<Input = R::Input>,
+{
+    engine::run_job(resource, source, options, lease)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,568 @@
+//! `/v1/imports`: import jobs. A file is uploaded, checked and staged
+//! (201, the job awaiting confirmation with its preview and problems),
+//! confirmed (202, written batch by batch in the background by whichever
+//! replica holds the job), followed, cancelled, and its failed rows
+//! downloaded as a CSV to fix and upload again.
+
+use actix_multipart::Multipart;
+use actix_web::{HttpResponse, delete, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::{Authorized, ImportsRead, ImportsWrite};
+use crate::error::{ApiError, ErrorCode, FieldError, Problem};
+use crate::ids::{ImportId, ListId};
+use crate::ingest::cases::{ListFields, resolve_list};
+use crate::ingest::imports::{CaseJobOptions, CheckProblems, check_cases};
+use crate::routes::cases::StreamOptions;
+use crate::routes::extract::form::read_form_to_disk;
+use crate::routes::{Page, PageQuery};
+use crate::startup::AppState;
+use crate::store::imports::{FileFormat, ImportJob, ImportKind, ImportState, NewImport};
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(create_import)
+        .service(list_imports)
+        .service(get_import)
+        .service(confirm_import)
+        .service(cancel_import)
+        .service(import_errors_csv);
+}
+
+/// The form of an import.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the multipart form
+pub struct ImportForm {
+    /// The file: CSV (UTF-8, UTF-16 or Windows-1252; `,` or `;`). Cases:
+    /// `Staff ID`, `External Staff ID`, `Case ID`, then your columns (and
+    /// optionally `Channel`, `Status`, `Priority`, `Category`, `Occurred At`),
+    /// as for `POST /v1/cases/csv`, without its 1,000-record and
+    /// 103-column limits.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// `cases` (customers come next).
+    kind: ImportKind,
+    /// Cases: a new list for the cases (created when the job is confirmed),
+    /// with one of `assign_group`, `assign_team`, `assign_evaluator`.
+    list_name: Option<String>,
+    assign_group: Option<String>,
+    assign_team: Option<String>,
+    assign_evaluator: Option<String>,
+}
+
+/// An import job.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "019a8c20-1111-7000-8000-000000000001", "kind": "cases", "state": "running",
+    "file_name": "november.csv", "format": "csv",
+    "total": 120000, "processed": 45000, "succeeded": 44990, "skipped": 0, "failed": 10,
+    "rows_per_second": 9000.0, "eta_seconds": 9, "list_id": "019a8c20-2222-7000-8000-000000000002",
+    "error": null, "header": ["Staff ID", "External Staff ID", "Case ID", "Reason"],
+    "detected": {"encoding": "utf-8", "bom": false, "delimiter": ",", "line_ending": "crlf"},
+    "preview": [{"line": 2, "cells": {"Staff ID": "A-1001", "External Staff ID": "crm-77", "Case ID": "T-1", "Reason": "Billing"}}],
+    "problems": {"errors": [], "error_count": 0, "failed_rows": 0, "warnings": [], "warning_count": 0},
+    "created_at": "2026-12-01T09:00:00Z", "confirmed_at": "2026-12-01T09:01:00Z", "finished_at": null,
+    "expires_at": "2026-12-02T09:00:00Z"
+}))]
+pub struct Import {
+    #[schema(value_type = uuid::Uuid)]
+    pub id: ImportId,
+    pub kind: ImportKind,
+    pub state: ImportState,
+    pub file_name: String,
+    pub format: FileFormat,
+    /// Records in the file (blank lines aside).
+    pub total: u64,
+    /// Rows done: succeeded, skipped or failed (rows breaking a CSV rule
+    /// count as failed from the confirmation on).
+    pub processed: u64,
+    pub succeeded: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    /// Since the confirmation (running or finished jobs).
+    pub rows_per_second: Option<f64>,
+    /// At the current rate (running jobs).
+    pub eta_seconds: Option<u64>,
+    /// Cases: the list they go into (created at the confirmation).
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub list_id: Option<ListId>,
+    /// Why a job failed or was cancelled.
+    pub error: Option<String>,
+    /// The file's columns.
+    pub header: Vec<String>,
+    /// What the file turned out to be (CSV).
+    #[schema(value_type = Option<Object>)]
+    pub detected: Option<serde_json::Value>,
+    /// The first 20 records as parsed: `{line, cells: {column: value}}`.
+    #[schema(value_type = Vec<Object>)]
+    pub preview: serde_json::Value,
+    /// What the check found before anything was written: the first 1,000
+    /// problems by line and column, and how many there were. Rows with a
+    /// problem are not written; the rest are.
+    pub problems: CheckProblems,
+    pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Until when a job awaiting confirmation may be confirmed.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<ImportJob> for Import {
+    fn from(job: ImportJob) -> Self {
+        let elapsed = job.confirmed_at.map(|at| {
+            let end = job.finished_at.unwrap_or_else(Utc::now);
+            (end - at).num_milliseconds().max(1) as f64 / 1000.0
+        });
+        let done = job.processed.saturating_sub(job.failed.min(job.processed));
+        let rate = elapsed.map(|s| (done as f64 / s * 10.0).round() / 10.0);
+        let eta = match (job.state, rate) {
+            (ImportState::Running, Some(rate)) if rate > 0.0 => {
+                Some((job.total.saturating_sub(job.processed) as f64 / rate).ceil() as u64)
+            }
+            _ => None,
+        };
+        Import {
+            id: job.id,
+            kind: job.kind,
+            state: job.state,
+            file_name: job.file_name,
+            format: job.format,
+            total: job.total,
+            processed: job.processed,
+            succeeded: job.succeeded,
+            skipped: job.skipped,
+            failed: job.failed,
+            rows_per_second: rate,
+            eta_seconds: eta,
+            list_id: job.list_id,
+            error: job.error,
+            header: job.header,
+            detected: job.detected,
+            preview: job.preview,
+            problems: serde_json::from_value(job.problems).unwrap_or_default(),
+            created_at: job.created_at,
+            confirmed_at: job.confirmed_at,
+            finished_at: job.finished_at,
+            expires_at: job.expires_at,
+        }
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::ImportNotFound, "No import job has this id.")
+}
+
+/// The caller's job.
+async fn own_job(
+    state: &AppState,
+    integration: crate::ids::IntegrationId,
+    id: ImportId,
+) -> Result<ImportJob, ApiError> {
+    state
+        .store
+        .get_import(id)
+        .await?
+        .filter(|job| job.integration_id == integration)
+        .ok_or_else(not_found)
+}
+
+fn form_error(field: &str, code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError::validation(
+        ErrorCode::ValidationFailed,
+        vec![FieldError::field(field, code, message)],
+    )
+}
+
+/// Start an import
+///
+/// Uploads a file as multipart `file` with its `kind` and options. The
+/// file is streamed to disk (up to `INTAKE_IMPORT_MAX_BYTES`, 512 MB by
+/// default), read under the CSV rules of `POST /v1/cases/csv` (but for its
+/// 1,000-record and 103-column limits: up to 1,000 columns and 32,000
+/// characters a cell here), staged, and checked by the same validators as
+/// every other path. Nothing is written yet: the job answers 201 in
+/// `awaiting_confirmation` with a preview of the first 20 records, the
+/// totals and the problems found (each with its line and column). Confirm
+/// it within `INTAKE_IMPORT_CONFIRM_TTL_SECONDS` (a day by default).
+///
+/// `curl -H "Authorization: Bearer $TOKEN" -F kind=cases -F file=@cases.csv .../v1/imports`
+#[utoipa::path(
+    tag = "imports",
+    request_body(content = ImportForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Checked and staged: awaiting confirmation", body = Import),
+        (status = 413, description = "`file_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_csv` (the file or its header cannot be read: every problem in `errors`), `unsupported_file_type`, `validation_failed` (a form field), `unknown_assignment`", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "`body_timeout`: the upload stalled", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`server_busy`: as many bulk ingestions as the server takes at once are running; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["imports:write"]))
+)]
+#[post("/imports")]
+pub async fn create_import(
+    auth: Authorized<ImportsWrite>,
+    state: web::Data<AppState>,
+    form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let settings = &state.settings;
+    let access = &auth.principal.access;
+    let dir = settings.data_dir.join("uploads");
+    let form =
+        read_form_to_disk(form, &dir, settings.import_max_bytes, settings.body_timeout).await?;
+    let mut kind = None;
+    let mut options = CaseJobOptions::default();
+    for (name, text) in form.fields {
+        match name.as_str() {
+            "kind" => {
+                kind = Some(match text.as_str() {
+                    "cases" => ImportKind::Cases,
+                    "customers" => {
+                        return Err(form_error(
+                            "kind",
+                            ErrorCode::InvalidEnum,
+                            "customer import jobs are not available yet; upload customers with POST /v1/customers/csv",
+                        ));
+                    }
+                    other => {
+                        return Err(form_error(
+                            "kind",
+                            ErrorCode::InvalidEnum,
+                            format!("kind must be cases, not {:?}", crate::error::excerpt(other)),
+                        ));
+                    }
+                })
+            }
+            "list_name" => options.list_name = Some(text),
+            "assign_group" => options.assign_group = Some(text),
+            "assign_team" => options.assign_team = Some(text),
+            "assign_evaluator" => options.assign_evaluator = Some(text),
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::UnknownField,
+                    format!(
+                        "Unknown form field {:?}; expected file, kind, list_name, assign_group, assign_team, assign_evaluator.",
+                        crate::error::excerpt(other)
+                    ),
+                ));
+            }
+        }
+    }
+    let kind = kind.ok_or_else(|| {
+        form_error(
+            "kind",
+            ErrorCode::Required,
+            "name what the file holds: kind=cases",
+        )
+    })?;
+    let (file, file_name) = form.file.ok_or_else(|| {
+        form_error(
+            "file",
+            ErrorCode::Required,
+            "attach the file as the form field `file`",
+        )
+    })?;
+    let format = sniff_format(&file.path)?;
+    // The list is checked now (it is created at the confirmation).
+    if let Some(spec) = list_options(&options).list_spec()? {
+        resolve_list(
+            &state.store,
+            access,
+            &spec,
+            "import",
+            ListFields::Parameters,
+        )
+        .await?;
+    }
+    let _bulk = state.bulk.enter()?;
+    let job = NewImport {
+        id: ImportId::new(),
+        integration_id: access.integration_id,
+        kind,
+        file_name,
+        format,
+        options: serde_json::to_value(&options).unwrap_or_default(),
+    };
+    let job = check_cases(
+        state.services(),
+        access,
+        job,
+        file,
+        settings.import_confirm_ttl,
+    )
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/imports/{}", job.id)))
+        .json(Import::from(job)))
+}
+
+fn list_options(options: &CaseJobOptions) -> StreamOptions {
+    StreamOptions {
+        list_name: options.list_name.clone(),
+        assign_group: options.assign_group.clone(),
+        assign_team: options.assign_team.clone(),
+        assign_evaluator: options.assign_evaluator.clone(),
+        ..Default::default()
+    }
+}
+
+/// The file's format by its first bytes: workbooks are zip (XLSX) or OLE
+/// (XLS) containers; anything else is read as CSV.
+fn sniff_format(path: &std::path::Path) -> Result<FileFormat, ApiError> {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("reading the upload: {e}")))?;
+    let head = &head[..n];
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedFileType,
+            "The file is a spreadsheet workbook (.xlsx or .xls); workbooks are not read yet: save it as CSV (UTF-8) and upload that.",
+        ));
+    }
+    Ok(FileFormat::Csv)
+}
+
+/// List import jobs
+///
+/// The calling integration's jobs, in creation order.
+#[utoipa::path(
+    tag = "imports",
+    params(PageQuery),
+    responses((status = 200, description = "A page of jobs", body = Page<Import>)),
+    security(("bearer" = ["imports:read"]), ("bearer" = ["imports:write"]))
+)]
+#[get("/imports")]
+pub async fn list_imports(
+    auth: Authorized<ImportsRead>,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.parse()?;
+    let rows = state
+        .store
+        .list_imports(
+            auth.principal.access.integration_id,
+            page.after_id(),
+            page.fetch(),
+        )
+        .await?;
+    let rows: Vec<Import> = rows.into_iter().map(Import::from).collect();
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, page, |j| j.id)))
+}
+
+/// Get an import job
+///
+/// Its state and progress: `processed` of `total`, `succeeded`, `failed`,
+/// the rate since the confirmation and the time left at that rate.
+#[utoipa::path(
+    tag = "imports",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job", body = Import),
+        (status = 404, description = "`import_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["imports:read"]), ("bearer" = ["imports:write"]))
+)]
+#[get("/imports/{id}")]
+pub async fn get_import(
+    auth: Authorized<ImportsRead>,
+    state: web::Data<AppState>,
+    id: web::Path<ImportId>,
+) -> Result<HttpResponse, ApiError> {
+    let job = own_job(&state, auth.principal.access.integration_id, *id).await?;
+    Ok(HttpResponse::Ok().json(Import::from(job)))
+}
+
+/// Confirm an import job
+///
+/// The job runs: its valid rows are written batch by batch in the
+/// background (each batch committed with the job's progress, so a job
+/// interrupted by a restart resumes after its last committed batch on any
+/// replica, and no row is written twice). A case job's list is created
+/// now.
+#[utoipa::path(
+    tag = "imports",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 202, description = "Running", body = Import),
+        (status = 404, description = "`import_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`import_state_conflict`: the job is not awaiting confirmation (or its time to be confirmed ran out)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`unknown_assignment`: the list's group, team or evaluator is gone", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["imports:write"]))
+)]
+#[post("/imports/{id}/confirm")]
+pub async fn confirm_import(
+    auth: Authorized<ImportsWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<ImportId>,
+) -> Result<HttpResponse, ApiError> {
+    let access = &auth.principal.access;
+    let job = own_job(&state, access.integration_id, *id).await?;
+    let conflict = |job: &ImportJob| {
+        ApiError::new(
+            ErrorCode::ImportStateConflict,
+            format!(
+                "The job is {}: only a job awaiting confirmation is confirmed.",
+                job.state.as_str()
+            ),
+        )
+    };
+    if job.state != ImportState::AwaitingConfirmation {
+        return Err(conflict(&job));
+    }
+    if job.expires_at <= Utc::now() {
+        return Err(ApiError::new(
+            ErrorCode::ImportStateConflict,
+            format!(
+                "The job was not confirmed in time (by {}); upload the file again.",
+                job.expires_at.to_rfc3339()
+            ),
+        ));
+    }
+    let options: CaseJobOptions = serde_json::from_value(job.options.clone()).unwrap_or_default();
+    let list = match list_options(&options).list_spec()? {
+        Some(spec) => Some(
+            resolve_list(
+                &state.store,
+                access,
+                &spec,
+                "import",
+                ListFields::Parameters,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let Some(job) = state.store.confirm_import(job.id, list.as_ref()).await? else {
+        let job = own_job(&state, access.integration_id, *id).await?;
+        return Err(conflict(&job));
+    };
+    state.imports.notify_one();
+    Ok(HttpResponse::Accepted().json(Import::from(job)))
+}
+
+/// Cancel an import job
+///
+/// A job awaiting confirmation is dropped; a running one stops after the
+/// batch in flight (which is rolled back): what was committed before
+/// stays, and the job's counts say how much that was.
+#[utoipa::path(
+    tag = "imports",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "Cancelled", body = Import),
+        (status = 404, description = "`import_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`import_state_conflict`: the job has finished", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["imports:write"]))
+)]
+#[delete("/imports/{id}")]
+pub async fn cancel_import(
+    auth: Authorized<ImportsWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<ImportId>,
+) -> Result<HttpResponse, ApiError> {
+    let integration = auth.principal.access.integration_id;
+    own_job(&state, integration, *id).await?;
+    match state
+        .store
+        .cancel_import(*id, Some("cancelled by the client"))
+        .await?
+    {
+        Some(job) => Ok(HttpResponse::Ok().json(Import::from(job))),
+        None => {
+            let job = own_job(&state, integration, *id).await?;
+            Err(ApiError::new(
+                ErrorCode::ImportStateConflict,
+                format!("The job is {}: it cannot be cancelled.", job.state.as_str()),
+            ))
+        }
+    }
+}
+
+/// A job's failed rows as CSV
+///
+/// The rows that failed (so far), in the file's own columns plus an
+/// `error` column: fix them and upload the file again as it is. Cells
+/// starting with `=`, `+`, `-`, `@`, a tab or a carriage return are
+/// prefixed with `'`, so that a spreadsheet program does not run them as
+/// formulas.
+#[utoipa::path(
+    tag = "imports",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The failed rows", content_type = "text/csv", body = String),
+        (status = 404, description = "`import_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["imports:read"]), ("bearer" = ["imports:write"]))
+)]
+#[get("/imports/{id}/errors.csv")]
+pub async fn import_errors_csv(
+    auth: Authorized<ImportsRead>,
+    state: web::Data<AppState>,
+    id: web::Path<ImportId>,
+) -> Result<HttpResponse, ApiError> {
+    let job = own_job(&state, auth.principal.access.integration_id, *id).await?;
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    let internal = |e: csv::Error| ApiError::internal(anyhow::anyhow!("writing errors.csv: {e}"));
+    let mut header: Vec<String> = job.header.iter().map(|h| neutralise(h)).collect();
+    header.push("error".into());
+    out.write_record(&header).map_err(internal)?;
+    let mut after = 0;
+    loop {
+        let page = state.store.import_failures(job.id, after, 5_000).await?;
+        let Some((last, _, _)) = page.last() else {
+            break;
+        };
+        after = *last;
+        for (line, cells, errors) in page {
+            let mut cells: Vec<String> = cells
+                .and_then(|c| serde_json::from_str(&c).ok())
+                .unwrap_or_default();
+            cells.resize(job.header.len(), String::new());
+            let errors: Vec<FieldError> = serde_json::from_str(&errors).unwrap_or_default();
+            let message = errors
+                .iter()
+                .map(|e| match &e.column {
+                    Some(column) => format!("line {line}, {}: {}", column_name(column), e.message),
+                    None => format!("line {line}: {}", e.message),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut record: Vec<String> = cells.iter().map(|c| neutralise(c)).collect();
+            record.push(neutralise(&message));
+            out.write_record(&record).map_err(internal)?;
+        }
+    }
+    let body = out
+        .into_inner()
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("writing errors.csv: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"import-{}-errors.csv\"", job.id),
+        ))
+        .body(body))
+}
+
+fn column_name(column: &crate::error::Column) -> String {
+    match column {
+        crate::error::Column::Name(name) => name.clone(),
+        crate::error::Column::Index(i) => format!("column {i}"),
+    }
+}
+
+/// A cell a spreadsheet program would run as a formula, made text.
+fn neutralise(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
+    }
+}

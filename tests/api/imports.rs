@@ -1,0 +1,402 @@
+//! `/v1/imports`: a file checked, previewed and staged (nothing written),
+//! confirmed and written batch by batch in the background, its failed rows
+//! downloaded and uploaded again; cancelled; resumed by another replica
+//! after the one running it was killed, with every row written once.
+
+use std::time::Duration;
+
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    ReplicaProcess, TestApp, assert_problem, body, count_cases, eventually, form, spawn_app,
+    spawn_app_with,
+};
+
+struct Importer {
+    app: TestApp,
+    group: String,
+    token: String,
+}
+
+async fn importer_on(app: TestApp) -> Importer {
+    let group = app.create_group("Group A").await;
+    let response = app
+        .admin(Method::PUT, "/v1/admin/staff")
+        .json(&json!({"staff": [
+            {"staff_id": "A-1", "external_id": "crm-1", "name": "Ann", "role": "agent", "group_id": group},
+        ]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let integration = app.create_integration("Importer", &[&group]).await;
+    let (token, _) = app
+        .mint(&integration, &["imports:write", "cases:read"])
+        .await;
+    Importer { app, group, token }
+}
+
+impl Importer {
+    async fn upload_to(&self, base: &str, fields: &[(&str, &[u8])]) -> Response {
+        let (content_type, body) = form(fields);
+        self.app
+            .client
+            .post(format!("{base}/v1/imports"))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn upload(&self, csv: &[u8]) -> Response {
+        self.upload_to(
+            &self.app.address,
+            &[
+                ("kind", b"cases"),
+                ("list_name", b"Imported"),
+                ("assign_group", self.group.as_bytes()),
+                ("file", csv),
+            ],
+        )
+        .await
+    }
+
+    async fn call(&self, method: Method, path: &str) -> Response {
+        self.app
+            .client
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Waits until the job has finished; its last state.
+    async fn finished(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let job = body(self.call(Method::GET, &format!("/v1/imports/{id}")).await).await;
+            let state = job["state"].as_str().unwrap_or("").to_string();
+            if ["completed", "failed", "cancelled"].contains(&state.as_str()) {
+                return job;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job did not finish: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+const FILE: &[u8] = b"Staff ID,External Staff ID,Case ID,Reason\r\n\
+A-1,crm-1,T-1,Billing\r\n\
+A-1,crm-1,T-2,=SUM(A1)\r\n\
+Z-9,,T-3,Refund\r\n\
+A-1,crm-1\r\n\
+A-1,crm-1,T-5,Late\r\n";
+
+#[tokio::test]
+async fn a_file_is_checked_confirmed_imported_and_its_failed_rows_come_back_as_csv() {
+    let importer = importer_on(spawn_app().await).await;
+    let app = &importer.app;
+
+    let response = importer.upload(FILE).await;
+    assert_eq!(response.status(), 201);
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string);
+    let job = body(response).await;
+    let id = job["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("/v1/imports/{id}").as_str())
+    );
+    assert_eq!(job["state"], "awaiting_confirmation");
+    assert_eq!(job["kind"], "cases");
+    assert_eq!(job["format"], "csv");
+    assert_eq!(job["file_name"], "cases.csv");
+    assert_eq!(job["total"], 5);
+    assert_eq!(job["processed"], 0);
+    assert_eq!(
+        job["preview"][0],
+        json!({"line": 2, "cells": {"Staff ID": "A-1", "External Staff ID": "crm-1", "Case ID": "T-1", "Reason": "Billing"}})
+    );
+    assert_eq!(job["preview"].as_array().map(Vec::len), Some(5));
+    assert_eq!(job["problems"]["failed_rows"], 2);
+    let problems: Vec<(Value, Value, Value)> = job["problems"]["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| (e["row"].clone(), e["column"].clone(), e["code"].clone()))
+        .collect();
+    assert_eq!(
+        problems,
+        vec![
+            (json!(4), json!("Staff ID"), json!("unknown_staff_id")),
+            (json!(5), json!("Case ID"), json!("short_row")),
+        ]
+    );
+    assert_eq!(
+        count_cases(app).await,
+        0,
+        "nothing is written before the confirmation"
+    );
+
+    let response = importer
+        .call(Method::POST, &format!("/v1/imports/{id}/confirm"))
+        .await;
+    let status = response.status();
+    let confirmed = body(response).await;
+    assert_eq!(status, 202, "{confirmed}");
+    assert_eq!(confirmed["state"], "running");
+    let list = confirmed["list_id"].as_str().expect("a list").to_string();
+
+    let done = importer.finished(&id).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(
+        (&done["processed"], &done["succeeded"], &done["failed"]),
+        (&json!(5), &json!(3), &json!(2))
+    );
+    assert!(done["finished_at"].is_string());
+    assert_eq!(count_cases(app).await, 3);
+    let cases = body(
+        app.get_as(&importer.token, &format!("/v1/cases?list_id={list}"))
+            .await,
+    )
+    .await;
+    let mut ids: Vec<&str> = cases["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|c| c["external_id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec!["T-1", "T-2", "T-5"]);
+
+    // A second confirmation is refused.
+    let again = importer
+        .call(Method::POST, &format!("/v1/imports/{id}/confirm"))
+        .await;
+    assert_problem(again, 409, "import_state_conflict").await;
+
+    // The failed rows, in the file's columns plus `error`.
+    let response = importer
+        .call(Method::GET, &format!("/v1/imports/{id}/errors.csv"))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|c| c.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/csv"))
+    );
+    let errors = response.text().await.expect("text");
+    let lines: Vec<&str> = errors.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "Staff ID,External Staff ID,Case ID,Reason,error");
+    assert_eq!(lines.len(), 3, "{errors}");
+    assert!(lines[1].starts_with("Z-9,,T-3,Refund,"), "{}", lines[1]);
+    assert!(lines[1].contains("line 4, Staff ID:"), "{}", lines[1]);
+    assert!(lines[2].starts_with("A-1,crm-1,,,"), "{}", lines[2]);
+
+    // Fixed and uploaded again as it is (the `error` column is one more
+    // column of data): the fixed row passes the check.
+    let fixed = errors.replacen("Z-9,,T-3", "A-1,crm-1,T-3", 1).replacen(
+        "A-1,crm-1,,,",
+        "A-1,crm-1,T-4,Fixed,",
+        1,
+    );
+    let response = importer.upload(fixed.as_bytes()).await;
+    assert_eq!(response.status(), 201);
+    let second = body(response).await;
+    assert_eq!(second["total"], 2);
+    assert_eq!(second["problems"]["failed_rows"], 0, "{second}");
+    let second_id = second["id"].as_str().expect("id");
+    let response = importer
+        .call(Method::POST, &format!("/v1/imports/{second_id}/confirm"))
+        .await;
+    assert_eq!(response.status(), 202);
+    let done = importer.finished(second_id).await;
+    assert_eq!(done["succeeded"], 2, "{done}");
+    assert_eq!(count_cases(app).await, 5);
+}
+
+#[tokio::test]
+async fn formulas_in_the_errors_file_are_neutralised() {
+    let importer = importer_on(spawn_app().await).await;
+    let csv = b"Staff ID,External Staff ID,Case ID,Reason\nZ-9,,=HYPERLINK(\"x\"),@cmd\n";
+    let job = body(importer.upload(csv).await).await;
+    let id = job["id"].as_str().expect("id");
+    let errors = importer
+        .call(Method::GET, &format!("/v1/imports/{id}/errors.csv"))
+        .await
+        .text()
+        .await
+        .expect("text");
+    // Before the confirmation the file's broken rows only; none here.
+    assert_eq!(
+        errors.trim_end(),
+        "Staff ID,External Staff ID,Case ID,Reason,error"
+    );
+    importer
+        .call(Method::POST, &format!("/v1/imports/{id}/confirm"))
+        .await;
+    let done = importer.finished(id).await;
+    assert_eq!(done["failed"], 1);
+    let errors = importer
+        .call(Method::GET, &format!("/v1/imports/{id}/errors.csv"))
+        .await
+        .text()
+        .await
+        .expect("text");
+    let row = errors.split("\r\n").nth(1).expect("a failed row");
+    assert!(
+        row.starts_with("Z-9,,\"'=HYPERLINK(\"\"x\"\")\",'@cmd,"),
+        "{row}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_is_cancelled_its_own_integration_only_sees_it_and_bad_files_keep_nothing() {
+    let importer = importer_on(spawn_app().await).await;
+    let app = &importer.app;
+    let job = body(importer.upload(FILE).await).await;
+    let id = job["id"].as_str().expect("id");
+
+    // Another integration does not see it.
+    let other_group = app.create_group("Group B").await;
+    let other = app.create_integration("Other", &[&other_group]).await;
+    let (other_token, _) = app.mint(&other, &["imports:write"]).await;
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/imports/{id}/confirm")))
+        .bearer_auth(&other_token)
+        .send()
+        .await
+        .expect("request");
+    assert_problem(response, 404, "import_not_found").await;
+    let listed = body(app.get_as(&other_token, "/v1/imports").await).await;
+    assert_eq!(listed["items"], json!([]));
+    // A token without an imports scope is refused.
+    let (reader, _) = app
+        .mint(
+            &app.create_integration("Reader", &[&other_group]).await,
+            &["cases:read"],
+        )
+        .await;
+    assert_problem(
+        app.get_as(&reader, "/v1/imports").await,
+        403,
+        "insufficient_scope",
+    )
+    .await;
+
+    let response = importer
+        .call(Method::DELETE, &format!("/v1/imports/{id}"))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(body(response).await["state"], "cancelled");
+    let response = importer
+        .call(Method::POST, &format!("/v1/imports/{id}/confirm"))
+        .await;
+    assert_problem(response, 409, "import_state_conflict").await;
+    let response = importer
+        .call(Method::DELETE, &format!("/v1/imports/{id}"))
+        .await;
+    assert_problem(response, 409, "import_state_conflict").await;
+    assert_eq!(count_cases(app).await, 0);
+
+    // A file whose header cannot be read: refused, no job kept.
+    let response = importer.upload(b"Staff ID,Case ID\nA-1,T-1\n").await;
+    let problem = assert_problem(response, 422, "invalid_csv").await;
+    assert!(!problem["errors"].as_array().expect("errors").is_empty());
+    // A workbook is named as such.
+    let response = importer.upload(b"PK\x03\x04\x14\x00\x06\x00rest").await;
+    assert_problem(response, 422, "unsupported_file_type").await;
+    // No kind.
+    let response = importer.upload_to(&app.address, &[("file", FILE)]).await;
+    assert_problem(response, 422, "validation_failed").await;
+    let listed = body(importer.call(Method::GET, "/v1/imports").await).await;
+    let states: Vec<&str> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|j| j["state"].as_str())
+        .collect();
+    assert_eq!(states, vec!["cancelled"]);
+}
+
+#[tokio::test]
+async fn a_job_whose_replica_is_killed_is_finished_by_another_and_every_row_is_written_once() {
+    // The test's own server runs no jobs: two replica processes do.
+    let importer = importer_on(
+        spawn_app_with(|env| {
+            env.insert("INTAKE_IMPORT_RUNNER".into(), "0".into());
+            env.insert("INTAKE_IMPORT_LEASE_MS".into(), "1500".into());
+        })
+        .await,
+    )
+    .await;
+    let app = &importer.app;
+    const ROWS: usize = 40_000;
+    let mut csv = String::from("Staff ID,External Staff ID,Case ID,Reason\n");
+    for i in 0..ROWS {
+        csv.push_str(&format!("A-1,crm-1,K-{i},Reason {i}\n"));
+    }
+    let first = ReplicaProcess::start(app, &[("INTAKE_IMPORT_RUNNER", "1")]).await;
+    let base = format!("http://{}", first.address);
+    let response = importer
+        .upload_to(&base, &[("kind", b"cases"), ("file", csv.as_bytes())])
+        .await;
+    assert_eq!(response.status(), 201);
+    let id = body(response).await["id"].as_str().expect("id").to_string();
+    let response = app
+        .client
+        .post(format!("{base}/v1/imports/{id}/confirm"))
+        .bearer_auth(&importer.token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 202);
+    // Killed once it has committed a batch, before it has finished.
+    let mut first = first;
+    let started = eventually(Duration::from_secs(60), || async {
+        let job = body(
+            importer
+                .call(Method::GET, &format!("/v1/imports/{id}"))
+                .await,
+        )
+        .await;
+        job["processed"].as_u64().is_some_and(|n| n > 0)
+    })
+    .await;
+    assert!(started, "the first replica did not start the job");
+    first.process.kill().expect("kill -9");
+    first.process.wait().expect("wait");
+    let job = body(
+        importer
+            .call(Method::GET, &format!("/v1/imports/{id}"))
+            .await,
+    )
+    .await;
+    assert_eq!(job["state"], "running");
+    let cut_at = job["processed"].as_u64().expect("processed");
+    assert!(
+        cut_at < ROWS as u64,
+        "the job finished before the kill: {job}"
+    );
+
+    let _second = ReplicaProcess::start(app, &[("INTAKE_IMPORT_RUNNER", "1")]).await;
+    let done = importer.finished(&id).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["processed"], ROWS);
+    assert_eq!(done["succeeded"], ROWS, "{done}");
+    assert_eq!(done["failed"], 0);
+    assert_eq!(count_cases(app).await, ROWS as i64);
+}
