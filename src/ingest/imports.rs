@@ -27,14 +27,17 @@ use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::ingest::Services;
 use crate::ingest::case_csv::CaseColumns;
 use crate::ingest::cases::{CaseIngest, OnConflict};
-use crate::ingest::csv::{CsvRecord, CsvTable, invalid_csv};
+use crate::ingest::csv::{CsvRecord, CsvTable, check_header, check_record, invalid_csv};
 use crate::ingest::csv_file::CsvFile;
 use crate::ingest::engine::{
     self, JobLease, Keep, Problems, Resource, RowSource, RunOptions, SourceBatch, Writes,
 };
 use crate::ingest::sources::Columns;
+use crate::ingest::workbook::{WorkbookError, for_each_row};
 use crate::store::Store;
-use crate::store::imports::{Checked, ImportJob, ImportKind, ImportState, NewImport, StagedRow};
+use crate::store::imports::{
+    Checked, FileFormat, ImportJob, ImportKind, ImportState, NewImport, StagedRow,
+};
 
 /// Rows a job's answer shows as parsed.
 pub const PREVIEW_ROWS: usize = 20;
@@ -58,6 +61,8 @@ pub struct CaseJobOptions {
     pub assign_group: Option<String>,
     pub assign_team: Option<String>,
     pub assign_evaluator: Option<String>,
+    /// A workbook's sheet (the first by default).
+    pub sheet: Option<String>,
 }
 
 /// What the check of a job's file found, as the job shows it.
@@ -107,6 +112,8 @@ type OpenColumns<C> = fn(&mut CsvTable) -> Option<C>;
 /// header's problems) and columns, then its records chunk by chunk.
 async fn open_file<C>(
     file: &UploadedFile,
+    format: FileFormat,
+    sheet: Option<String>,
     open_columns: OpenColumns<C>,
 ) -> Result<(CsvTable, C, tokio::sync::mpsc::Receiver<Chunk>), ApiError>
 where
@@ -118,10 +125,21 @@ where
     std::thread::Builder::new()
         .name("import-reader".into())
         .spawn(move || {
+            if format != FileFormat::Csv {
+                read_workbook(
+                    &path,
+                    format,
+                    sheet.as_deref(),
+                    open_columns,
+                    opened,
+                    chunks,
+                );
+                return;
+            }
             let mut csv = match CsvFile::open(&path, MAX_IMPORT_CELL_CHARS, MAX_IMPORT_COLUMNS) {
                 Ok(csv) => csv,
                 Err(table) => {
-                    let _ = opened.send(Err(*table));
+                    let _ = opened.send(Err(table));
                     return;
                 }
             };
@@ -131,7 +149,7 @@ where
             let columns = match open_columns(&mut table) {
                 Some(columns) if table.errors.is_empty() => columns,
                 _ => {
-                    let _ = opened.send(Err(table));
+                    let _ = opened.send(Err(Box::new(table)));
                     return;
                 }
             };
@@ -165,6 +183,138 @@ where
             "the file's reader stopped"
         ))),
     }
+}
+
+type Opened<C> = tokio::sync::oneshot::Sender<Result<(CsvTable, C), Box<CsvTable>>>;
+
+/// Reads a workbook's sheet as `open_file` reads a CSV: its first row is
+/// the header; each row is checked as a CSV record is (a row shorter than
+/// the header is padded: a workbook leaves its trailing empty cells out).
+fn read_workbook<C>(
+    path: &std::path::Path,
+    format: FileFormat,
+    sheet: Option<&str>,
+    open_columns: OpenColumns<C>,
+    opened: Opened<C>,
+    chunks: tokio::sync::mpsc::Sender<Chunk>,
+) {
+    let mut opened = Some(opened);
+    let mut header: Option<Vec<String>> = None;
+    let (mut records, mut errors, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
+    let mut count = 0u64;
+    let mut stopped = false;
+    let read = for_each_row(path, format, sheet, |line, mut cells| {
+        let Some(header) = &header else {
+            let mut table = CsvTable {
+                header: cells.iter().map(|c| c.trim().to_string()).collect(),
+                ..Default::default()
+            };
+            let columns = if check_header(&mut table, MAX_IMPORT_CELL_CHARS, MAX_IMPORT_COLUMNS) {
+                open_columns(&mut table).filter(|_| table.errors.is_empty())
+            } else {
+                None
+            };
+            let sent = match columns {
+                Some(columns) => {
+                    header = Some(table.header.clone());
+                    opened.take().map(|o| o.send(Ok((table, columns))).is_ok())
+                }
+                None => opened.take().map(|o| {
+                    let _ = o.send(Err(Box::new(table)));
+                    false
+                }),
+            };
+            stopped = sent != Some(true);
+            return !stopped;
+        };
+        if cells.iter().all(|c| c.trim().is_empty()) {
+            return true;
+        }
+        if cells.len() < header.len() {
+            cells.resize(header.len(), String::new());
+        }
+        count += 1;
+        let before = errors.len();
+        let mut record = check_record(
+            header,
+            &csv::StringRecord::from(cells),
+            line,
+            MAX_IMPORT_CELL_CHARS,
+            &mut errors,
+            &mut warnings,
+        );
+        record.broken = errors.len() > before;
+        records.push(record);
+        if records.len() >= READ_CHUNK {
+            let chunk = Chunk::Records {
+                records: std::mem::take(&mut records),
+                errors: std::mem::take(&mut errors),
+                warnings: std::mem::take(&mut warnings),
+            };
+            stopped = chunks.blocking_send(chunk).is_err();
+        }
+        !stopped
+    });
+    let fatal = |code, message: String| Err(Box::new(CsvTable::fatal(code, message)));
+    if let Some(opened) = opened.take() {
+        // The header was never read: say why.
+        let _ = opened.send(match read {
+            Err(WorkbookError::NoSuchSheet(name, names)) => fatal(
+                ErrorCode::InvalidEnum,
+                format!(
+                    "the workbook has no sheet {:?}; its sheets: {}",
+                    crate::error::excerpt(&name),
+                    names.join(", ")
+                ),
+            ),
+            Err(WorkbookError::Unreadable(e)) => fatal(
+                ErrorCode::UnsupportedFileType,
+                format!("the workbook cannot be read ({e}); save it again, or as CSV UTF-8"),
+            ),
+            Err(WorkbookError::Empty) | Ok(()) => {
+                fatal(ErrorCode::EmptyFile, "the sheet is empty".into())
+            }
+        });
+        return;
+    }
+    if stopped {
+        return;
+    }
+    if let Err(e) = read {
+        let message = match e {
+            WorkbookError::Unreadable(e) => e,
+            WorkbookError::NoSuchSheet(..) | WorkbookError::Empty => "the sheet ended".into(),
+        };
+        errors.push(crate::ingest::csv::at(
+            records.last().map_or(1, |r| r.line + 1),
+            None,
+            ErrorCode::UnsupportedFileType,
+            format!("the workbook cannot be read further: {message}"),
+        ));
+    }
+    if !records.is_empty() || !errors.is_empty() {
+        let chunk = Chunk::Records {
+            records,
+            errors,
+            warnings,
+        };
+        if chunks.blocking_send(chunk).is_err() {
+            return;
+        }
+    }
+    let mut errors = Vec::new();
+    if count == 0 {
+        errors.push(crate::ingest::csv::at(
+            1,
+            None,
+            ErrorCode::NoRecords,
+            "the sheet has a header row and no records",
+        ));
+    }
+    let _ = chunks.blocking_send(Chunk::End {
+        errors,
+        swallowed: None,
+    });
 }
 
 /// The records of an upload as they are read: staged, previewed, and
@@ -342,13 +492,15 @@ pub async fn check_cases(
     access: &GroupAccess,
     job: NewImport,
     file: UploadedFile,
+    sheet: Option<String>,
     confirm_within: Duration,
 ) -> Result<ImportJob, ApiError> {
     let store = services.store;
     let id = job.id;
+    let format = job.format;
     store.create_import(&job).await?;
     let checked = async {
-        let (table, columns, chunks) = open_file(&file, CaseColumns::read).await?;
+        let (table, columns, chunks) = open_file(&file, format, sheet, CaseColumns::read).await?;
         let mut ingest = CaseIngest::new(
             store,
             access,

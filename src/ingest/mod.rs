@@ -15,6 +15,7 @@ pub mod input;
 pub mod ndjson;
 pub mod sources;
 pub mod staff;
+pub mod workbook;
 
 use crate::auth::access::AccessControl;
 use crate::error::{ApiError, ErrorCode, FieldError};

@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(get_import)
         .service(confirm_import)
         .service(cancel_import)
+        .service(import_events)
         .service(import_errors_csv);
 }
 
@@ -43,6 +44,8 @@ pub struct ImportForm {
     file: Vec<u8>,
     /// `cases` (customers come next).
     kind: ImportKind,
+    /// A workbook's sheet, by name (the first sheet by default).
+    sheet: Option<String>,
     /// Cases: a new list for the cases (created when the job is confirmed),
     /// with one of `assign_group`, `assign_team`, `assign_evaluator`.
     list_name: Option<String>,
@@ -237,11 +240,12 @@ pub async fn create_import(
             "assign_group" => options.assign_group = Some(text),
             "assign_team" => options.assign_team = Some(text),
             "assign_evaluator" => options.assign_evaluator = Some(text),
+            "sheet" => options.sheet = Some(text),
             other => {
                 return Err(ApiError::new(
                     ErrorCode::UnknownField,
                     format!(
-                        "Unknown form field {:?}; expected file, kind, list_name, assign_group, assign_team, assign_evaluator.",
+                        "Unknown form field {:?}; expected file, kind, list_name, assign_group, assign_team, assign_evaluator, sheet.",
                         crate::error::excerpt(other)
                     ),
                 ));
@@ -288,6 +292,7 @@ pub async fn create_import(
         access,
         job,
         file,
+        options.sheet.clone(),
         settings.import_confirm_ttl,
     )
     .await?;
@@ -306,8 +311,8 @@ fn list_options(options: &CaseJobOptions) -> StreamOptions {
     }
 }
 
-/// The file's format by its first bytes: workbooks are zip (XLSX) or OLE
-/// (XLS) containers; anything else is read as CSV.
+/// The file's format by its first bytes, whatever its name: workbooks are
+/// zip (XLSX) or OLE (XLS) containers; anything else is read as CSV.
 fn sniff_format(path: &std::path::Path) -> Result<FileFormat, ApiError> {
     use std::io::Read;
     let mut head = [0u8; 8];
@@ -315,13 +320,13 @@ fn sniff_format(path: &std::path::Path) -> Result<FileFormat, ApiError> {
         .and_then(|mut f| f.read(&mut head))
         .map_err(|e| ApiError::internal(anyhow::anyhow!("reading the upload: {e}")))?;
     let head = &head[..n];
-    if head.starts_with(b"PK\x03\x04") || head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedFileType,
-            "The file is a spreadsheet workbook (.xlsx or .xls); workbooks are not read yet: save it as CSV (UTF-8) and upload that.",
-        ));
-    }
-    Ok(FileFormat::Csv)
+    Ok(if head.starts_with(b"PK\x03\x04") {
+        FileFormat::Xlsx
+    } else if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
+        FileFormat::Xls
+    } else {
+        FileFormat::Csv
+    })
 }
 
 /// List import jobs
@@ -481,6 +486,104 @@ pub async fn cancel_import(
             ))
         }
     }
+}
+
+/// How often a stream of events looks at its job.
+const EVENTS_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A comment sent on a quiet stream so that proxies keep it open.
+const EVENTS_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Follow an import job
+///
+/// Server-Sent Events (`text/event-stream`): an `import` event with the
+/// job (as `GET /v1/imports/{id}` answers it) at once, one each time its
+/// progress moves (a committed batch; batches committed within 100 ms of
+/// each other share an event), and an `end` event with the job once it
+/// has finished, after which the stream closes. A comment line every 15
+/// seconds keeps a quiet stream open.
+///
+/// `curl -N -H "Authorization: Bearer $TOKEN" .../v1/imports/$ID/events`
+#[utoipa::path(
+    tag = "imports",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job's events", content_type = "text/event-stream", body = String),
+        (status = 404, description = "`import_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["imports:read"]), ("bearer" = ["imports:write"]))
+)]
+#[get("/imports/{id}/events")]
+pub async fn import_events(
+    auth: Authorized<ImportsRead>,
+    state: web::Data<AppState>,
+    id: web::Path<ImportId>,
+) -> Result<HttpResponse, ApiError> {
+    let integration = auth.principal.access.integration_id;
+    let job = own_job(&state, integration, *id).await?;
+    struct Follow {
+        state: web::Data<AppState>,
+        id: ImportId,
+        /// The last job sent: (state, processed); `None` before the first.
+        sent: Option<(ImportState, u64)>,
+        first: Option<ImportJob>,
+        quiet_since: std::time::Instant,
+        ended: bool,
+    }
+    let follow = Follow {
+        state: state.clone(),
+        id: job.id,
+        sent: None,
+        first: Some(job),
+        quiet_since: std::time::Instant::now(),
+        ended: false,
+    };
+    let events = futures_util::stream::unfold(follow, |mut follow| async move {
+        if follow.ended {
+            return None;
+        }
+        loop {
+            let job = match follow.first.take() {
+                Some(job) => Some(job),
+                None => {
+                    tokio::time::sleep(EVENTS_POLL).await;
+                    match follow.state.store.get_import(follow.id).await {
+                        Ok(job) => job,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "an import's events stopped");
+                            return None;
+                        }
+                    }
+                }
+            };
+            let Some(job) = job else {
+                return None; // deleted meanwhile
+            };
+            let now = (job.state, job.processed);
+            if follow.sent != Some(now) {
+                follow.sent = Some(now);
+                follow.quiet_since = std::time::Instant::now();
+                let name = if job.state.is_finished() {
+                    follow.ended = true;
+                    "end"
+                } else {
+                    "import"
+                };
+                let data = serde_json::to_string(&Import::from(job)).unwrap_or_default();
+                let event = format!("event: {name}\ndata: {data}\n\n");
+                return Some((Ok::<_, actix_web::Error>(web::Bytes::from(event)), follow));
+            }
+            if follow.quiet_since.elapsed() >= EVENTS_KEEP_ALIVE {
+                follow.quiet_since = std::time::Instant::now();
+                return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), follow));
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(events))
 }
 
 /// A job's failed rows as CSV

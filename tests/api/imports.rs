@@ -316,9 +316,10 @@ async fn a_job_is_cancelled_its_own_integration_only_sees_it_and_bad_files_keep_
     let response = importer.upload(b"Staff ID,Case ID\nA-1,T-1\n").await;
     let problem = assert_problem(response, 422, "invalid_csv").await;
     assert!(!problem["errors"].as_array().expect("errors").is_empty());
-    // A workbook is named as such.
+    // A zip that is no workbook.
     let response = importer.upload(b"PK\x03\x04\x14\x00\x06\x00rest").await;
-    assert_problem(response, 422, "unsupported_file_type").await;
+    let problem = assert_problem(response, 422, "invalid_csv").await;
+    assert_eq!(problem["errors"][0]["code"], "unsupported_file_type");
     // No kind.
     let response = importer.upload_to(&app.address, &[("file", FILE)]).await;
     assert_problem(response, 422, "validation_failed").await;
@@ -399,4 +400,169 @@ async fn a_job_whose_replica_is_killed_is_finished_by_another_and_every_row_is_w
     assert_eq!(done["succeeded"], ROWS, "{done}");
     assert_eq!(done["failed"], 0);
     assert_eq!(count_cases(app).await, ROWS as i64);
+}
+
+#[tokio::test]
+async fn events_follow_a_job_to_its_end() {
+    let importer = importer_on(spawn_app().await).await;
+    let mut csv = String::from("Staff ID,External Staff ID,Case ID,Reason\n");
+    for i in 0..12_000 {
+        csv.push_str(&format!("A-1,crm-1,E-{i},Reason\n"));
+    }
+    let job = body(importer.upload(csv.as_bytes()).await).await;
+    let id = job["id"].as_str().expect("id").to_string();
+    let response = importer
+        .call(Method::GET, &format!("/v1/imports/{id}/events"))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|c| c.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let reading = tokio::spawn(async move { response.text().await.expect("the stream") });
+    let confirmed = importer
+        .call(Method::POST, &format!("/v1/imports/{id}/confirm"))
+        .await;
+    assert_eq!(confirmed.status(), 202);
+    let text = tokio::time::timeout(Duration::from_secs(90), reading)
+        .await
+        .expect("the stream ends with the job")
+        .expect("read");
+    let events: Vec<(String, Value)> = text
+        .split("\n\n")
+        .filter(|e| e.starts_with("event: "))
+        .map(|e| {
+            let mut lines = e.lines();
+            let name = lines.next().unwrap_or("").trim_start_matches("event: ");
+            let data = lines.next().unwrap_or("").trim_start_matches("data: ");
+            (name.to_string(), serde_json::from_str(data).expect("json"))
+        })
+        .collect();
+    assert_eq!(events[0].0, "import");
+    assert_eq!(events[0].1["state"], "awaiting_confirmation");
+    let (last_name, last) = events.last().expect("events");
+    assert_eq!(last_name, "end");
+    assert_eq!(last["state"], "completed");
+    assert_eq!(last["succeeded"], 12_000);
+    let processed: Vec<u64> = events
+        .iter()
+        .filter_map(|(_, job)| job["processed"].as_u64())
+        .collect();
+    assert!(processed.windows(2).all(|w| w[0] <= w[1]), "{processed:?}");
+    assert!(
+        events.iter().filter(|(name, _)| name == "end").count() == 1,
+        "one end event"
+    );
+}
+
+/// A workbook with a sheet of notes first and the cases second.
+fn workbook() -> Vec<u8> {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut book = Workbook::new();
+    let notes = book.add_worksheet();
+    notes.set_name("Notes").expect("name");
+    notes.write_string(0, 0, "Read me first").expect("cell");
+    let cases = book.add_worksheet();
+    cases.set_name("Cases").expect("name");
+    for (c, header) in [
+        "Staff ID",
+        "External Staff ID",
+        "Case ID",
+        "Score",
+        "Occurred At",
+        "Flag",
+    ]
+    .iter()
+    .enumerate()
+    {
+        cases.write_string(0, c as u16, *header).expect("cell");
+    }
+    let when = ExcelDateTime::from_ymd(2026, 11, 30)
+        .and_then(|d| d.and_hms(14, 5, 0))
+        .expect("date");
+    let format = Format::new().set_num_format("dd/mm/yyyy hh:mm");
+    cases.write_string(1, 0, "A-1").expect("cell");
+    cases.write_string(1, 1, "crm-1").expect("cell");
+    cases.write_string(1, 2, "W-1").expect("cell");
+    cases.write_number(1, 3, 42.0).expect("cell");
+    cases
+        .write_datetime_with_format(1, 4, &when, &format)
+        .expect("cell");
+    cases.write_boolean(1, 5, true).expect("cell");
+    // A row whose trailing cells are empty (left out of the file).
+    cases.write_string(2, 0, "A-1").expect("cell");
+    cases.write_string(2, 1, "crm-1").expect("cell");
+    cases.write_string(2, 2, "W-2").expect("cell");
+    cases.write_number(2, 3, 2.5).expect("cell");
+    // A row with an unknown Staff ID.
+    cases.write_string(3, 0, "Z-9").expect("cell");
+    cases.write_string(3, 2, "W-3").expect("cell");
+    cases.write_number(3, 3, 1.0).expect("cell");
+    book.save_to_buffer().expect("xlsx")
+}
+
+#[tokio::test]
+async fn an_xlsx_sheet_is_imported_with_its_cells_as_the_csv_path_reads_them() {
+    let importer = importer_on(spawn_app().await).await;
+    let app = &importer.app;
+    let xlsx = workbook();
+    let send = |sheet: Option<&'static str>| {
+        let xlsx = xlsx.clone();
+        let importer = &importer;
+        async move {
+            let mut fields: Vec<(&str, &[u8])> = vec![("kind", b"cases"), ("file", &xlsx)];
+            if let Some(sheet) = sheet {
+                fields.push(("sheet", sheet.as_bytes()));
+            }
+            importer.upload_to(&importer.app.address, &fields).await
+        }
+    };
+    // The first sheet holds no cases.
+    let problem = assert_problem(send(None).await, 422, "invalid_csv").await;
+    assert_eq!(problem["errors"][0]["code"], "missing_header_row");
+    let problem = assert_problem(send(Some("Nope")).await, 422, "invalid_csv").await;
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Notes, Cases")),
+        "{problem}"
+    );
+
+    let response = send(Some("Cases")).await;
+    assert_eq!(response.status(), 201);
+    let job = body(response).await;
+    assert_eq!(job["format"], "xlsx");
+    assert_eq!(job["detected"], Value::Null);
+    assert_eq!(job["total"], 3);
+    assert_eq!(
+        job["preview"][0]["cells"],
+        json!({"Staff ID": "A-1", "External Staff ID": "crm-1", "Case ID": "W-1", "Score": "42",
+               "Occurred At": "2026-11-30T14:05:00Z", "Flag": "true"})
+    );
+    assert_eq!(job["preview"][1]["cells"]["Score"], "2.5");
+    assert_eq!(job["preview"][1]["cells"]["Flag"], "");
+    assert_eq!(job["problems"]["errors"][0]["row"], 4);
+    assert_eq!(job["problems"]["errors"][0]["code"], "unknown_staff_id");
+    let id = job["id"].as_str().expect("id");
+    let response = importer
+        .call(Method::POST, &format!("/v1/imports/{id}/confirm"))
+        .await;
+    assert_eq!(response.status(), 202);
+    let done = importer.finished(id).await;
+    assert_eq!(
+        (&done["succeeded"], &done["failed"]),
+        (&json!(2), &json!(1))
+    );
+    let cases = body(
+        app.get_as(&importer.token, "/v1/cases?external_id=W-1")
+            .await,
+    )
+    .await;
+    let case = &cases["items"][0];
+    assert_eq!(case["data"]["Score"], "42", "{case}");
+    assert_eq!(case["data"]["Flag"], "true");
+    assert_eq!(case["occurred_at"], "2026-11-30T14:05:00Z");
 }
