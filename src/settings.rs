@@ -518,13 +518,16 @@ impl Settings {
             300,
             600_000,
         )?);
-        let import_max_bytes = parse_number(
-            get("import_max_bytes"),
-            "import_max_bytes",
-            512 * 1024 * 1024,
-            1024,
-            64 * 1024 * 1024 * 1024,
-        )?;
+        let import_max_bytes = match get("import_max_bytes") {
+            Some(v) => parse_bytes(&v.raw).ok_or_else(|| {
+                SettingsError(format!(
+                    "{}: expected a size in bytes (e.g. 512MiB) of at least 1KiB, got {:?}",
+                    v.name("import_max_bytes"),
+                    v.raw
+                ))
+            })? as u64,
+            None => 512 << 20,
+        };
         let import_confirm_ttl = Duration::from_secs(parse_number(
             get("import_confirm_ttl_seconds"),
             "import_confirm_ttl_seconds",
