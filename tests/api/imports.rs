@@ -566,3 +566,99 @@ async fn an_xlsx_sheet_is_imported_with_its_cells_as_the_csv_path_reads_them() {
     assert_eq!(case["data"]["Flag"], "true");
     assert_eq!(case["occurred_at"], "2026-11-30T14:05:00Z");
 }
+
+/// Runs SQL on the app's own database.
+async fn execute(app: &TestApp, sql: &str) {
+    match &app.state.store.reads {
+        intake::store::Pool::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        intake::store::Pool::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(pool)
+            .await
+            .map(|_| ()),
+    }
+    .expect("sql");
+}
+
+#[tokio::test]
+async fn a_job_not_confirmed_in_time_is_cancelled_and_finished_jobs_go_after_their_retention() {
+    let importer = importer_on(spawn_app().await).await;
+    let app = &importer.app;
+    let late = body(importer.upload(FILE).await).await;
+    let late = late["id"].as_str().expect("id").to_string();
+    let kept = body(importer.upload(FILE).await).await;
+    let kept = kept["id"].as_str().expect("id").to_string();
+
+    // Its time to be confirmed ran out: refused at once, then swept.
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let id_literal = |id: &str| match &app.state.store.reads {
+        intake::store::Pool::Sqlite(_) => {
+            let hex: String = uuid::Uuid::parse_str(id)
+                .expect("uuid")
+                .as_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("x'{hex}'")
+        }
+        intake::store::Pool::Postgres(_) => format!("'{id}'"),
+    };
+    // RFC 3339, as both backends store (SQLite: as text) and compare it.
+    let stamp = |at: &str| format!("'{at}'");
+    execute(
+        app,
+        &format!(
+            "UPDATE import_jobs SET expires_at = {} WHERE id = {}",
+            stamp(&past),
+            id_literal(&late)
+        ),
+    )
+    .await;
+    let response = importer
+        .call(Method::POST, &format!("/v1/imports/{late}/confirm"))
+        .await;
+    assert_problem(response, 409, "import_state_conflict").await;
+    app.state
+        .store
+        .expire_imports(Duration::from_secs(86_400))
+        .await
+        .expect("sweep");
+    let job = body(
+        importer
+            .call(Method::GET, &format!("/v1/imports/{late}"))
+            .await,
+    )
+    .await;
+    assert_eq!(job["state"], "cancelled");
+    assert_eq!(job["error"], "not confirmed in time");
+
+    // A job finished longer ago than the retention is deleted, rows and all.
+    execute(
+        app,
+        &format!(
+            "UPDATE import_jobs SET finished_at = {} WHERE id = {}",
+            stamp(&(chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339()),
+            id_literal(&late)
+        ),
+    )
+    .await;
+    app.state
+        .store
+        .expire_imports(Duration::from_secs(86_400))
+        .await
+        .expect("sweep");
+    let response = importer
+        .call(Method::GET, &format!("/v1/imports/{late}"))
+        .await;
+    assert_problem(response, 404, "import_not_found").await;
+    let response = importer
+        .call(Method::GET, &format!("/v1/imports/{kept}"))
+        .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "a job awaiting confirmation in time stays"
+    );
+}
