@@ -47,6 +47,69 @@ pub fn truthy(field: &str, value: &str) -> Result<bool, ApiError> {
     }
 }
 
+/// The form's next part (counting it against [`MAX_FORM_PARTS`]).
+async fn next_part(
+    form: &mut Multipart,
+    parts: &mut usize,
+    stall: std::time::Duration,
+) -> Result<Option<actix_multipart::Field>, ApiError> {
+    let Some(field) = tokio::time::timeout(stall, form.next())
+        .await
+        .map_err(|_| stalled(stall))?
+    else {
+        return Ok(None);
+    };
+    let field = field.map_err(multipart_error)?;
+    *parts += 1;
+    if *parts > MAX_FORM_PARTS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("The form has more than {MAX_FORM_PARTS} parts."),
+        ));
+    }
+    Ok(Some(field))
+}
+
+/// A text field's value, up to [`MAX_FORM_FIELD_BYTES`], trimmed.
+async fn text_field(
+    field: &mut actix_multipart::Field,
+    name: &str,
+    stall: std::time::Duration,
+) -> Result<String, ApiError> {
+    let value = field_bytes(field, stall, MAX_FORM_FIELD_BYTES, || {
+        ApiError::new(
+            ErrorCode::InvalidBody,
+            format!(
+                "The form field {:?} is longer than {MAX_FORM_FIELD_BYTES} bytes.",
+                crate::error::excerpt(name)
+            ),
+        )
+    })
+    .await?;
+    Ok(String::from_utf8_lossy(&value).trim().to_string())
+}
+
+/// A field's bytes, up to `limit` (`too_long` past it).
+async fn field_bytes(
+    field: &mut actix_multipart::Field,
+    stall: std::time::Duration,
+    limit: usize,
+    too_long: impl Fn() -> ApiError,
+) -> Result<Vec<u8>, ApiError> {
+    let mut value = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(stall, field.next())
+        .await
+        .map_err(|_| stalled(stall))?
+    {
+        let chunk = chunk.map_err(multipart_error)?;
+        if value.len() + chunk.len() > limit {
+            return Err(too_long());
+        }
+        value.extend_from_slice(&chunk);
+    }
+    Ok(value)
+}
+
 /// A multipart form: the file (if any) and the text fields, in order.
 pub struct Form {
     pub file: Option<Vec<u8>>,
@@ -61,59 +124,25 @@ pub async fn read_form(
     file_limit: usize,
     stall: std::time::Duration,
 ) -> Result<Form, ApiError> {
-    use tokio::time::timeout;
     let mut out = Form {
         file: None,
         fields: Vec::new(),
     };
     let mut parts = 0;
-    while let Some(field) = timeout(stall, form.next())
-        .await
-        .map_err(|_| stalled(stall))?
-    {
-        let mut field = field.map_err(multipart_error)?;
-        parts += 1;
-        if parts > MAX_FORM_PARTS {
-            return Err(ApiError::new(
-                ErrorCode::InvalidBody,
-                format!("The form has more than {MAX_FORM_PARTS} parts."),
-            ));
-        }
+    while let Some(mut field) = next_part(&mut form, &mut parts, stall).await? {
         let name = field.name().unwrap_or_default().to_string();
-        let limit = if name == "file" {
-            file_limit
-        } else {
-            MAX_FORM_FIELD_BYTES
-        };
-        let mut value = Vec::new();
-        while let Some(chunk) = timeout(stall, field.next())
-            .await
-            .map_err(|_| stalled(stall))?
-        {
-            let chunk = chunk.map_err(multipart_error)?;
-            if value.len() + chunk.len() > limit {
-                return Err(if name == "file" {
-                    ApiError::new(
-                        ErrorCode::FileTooLarge,
-                        format!("The file exceeds the limit of {limit} bytes."),
-                    )
-                } else {
-                    ApiError::new(
-                        ErrorCode::InvalidBody,
-                        format!(
-                            "The form field {:?} is longer than {limit} bytes.",
-                            crate::error::excerpt(&name)
-                        ),
-                    )
-                });
-            }
-            value.extend_from_slice(&chunk);
-        }
         if name == "file" {
-            out.file = Some(value);
+            let file = field_bytes(&mut field, stall, file_limit, || {
+                ApiError::new(
+                    ErrorCode::FileTooLarge,
+                    format!("The file exceeds the limit of {file_limit} bytes."),
+                )
+            })
+            .await?;
+            out.file = Some(file);
         } else {
-            out.fields
-                .push((name, String::from_utf8_lossy(&value).trim().to_string()));
+            let value = text_field(&mut field, &name, stall).await?;
+            out.fields.push((name, value));
         }
     }
     Ok(out)
@@ -144,18 +173,7 @@ pub async fn read_form_to_disk(
         fields: Vec::new(),
     };
     let mut parts = 0;
-    while let Some(field) = timeout(stall, form.next())
-        .await
-        .map_err(|_| stalled(stall))?
-    {
-        let mut field = field.map_err(multipart_error)?;
-        parts += 1;
-        if parts > MAX_FORM_PARTS {
-            return Err(ApiError::new(
-                ErrorCode::InvalidBody,
-                format!("The form has more than {MAX_FORM_PARTS} parts."),
-            ));
-        }
+    while let Some(mut field) = next_part(&mut form, &mut parts, stall).await? {
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
             if out.file.is_some() {
@@ -200,25 +218,8 @@ pub async fn read_form_to_disk(
             out.file = Some((upload, file_name));
             continue;
         }
-        let mut value = Vec::new();
-        while let Some(chunk) = timeout(stall, field.next())
-            .await
-            .map_err(|_| stalled(stall))?
-        {
-            let chunk = chunk.map_err(multipart_error)?;
-            if value.len() + chunk.len() > MAX_FORM_FIELD_BYTES {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidBody,
-                    format!(
-                        "The form field {:?} is longer than {MAX_FORM_FIELD_BYTES} bytes.",
-                        crate::error::excerpt(&name)
-                    ),
-                ));
-            }
-            value.extend_from_slice(&chunk);
-        }
-        out.fields
-            .push((name, String::from_utf8_lossy(&value).trim().to_string()));
+        let value = text_field(&mut field, &name, stall).await?;
+        out.fields.push((name, value));
     }
     Ok(out)
 }
