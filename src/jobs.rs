@@ -61,6 +61,7 @@ async fn run(state: web::Data<AppState>) {
                 Ok(n) => tracing::info!(jobs = n, "import jobs expired or deleted"),
                 Err(e) => tracing::warn!(error = %e, "import jobs not swept"),
             }
+            remove_stale_uploads(&state.settings.data_dir.join("uploads"));
         }
         match state.store.claim_import(owner, lease).await {
             Ok(Some(job)) => {
@@ -102,5 +103,26 @@ async fn run_held(state: &AppState, job: ImportJob, owner: uuid::Uuid, lease: Du
     tokio::select! {
         _ = run => {}
         _ = heartbeat => {}
+    }
+}
+
+/// Deletes uploads left behind by a process that stopped while it read
+/// them (a finished upload is deleted at once): those older than an hour.
+fn remove_stale_uploads(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale = path.extension().is_some_and(|e| e == "upload")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(3600));
+        if stale && let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(error = %e, file = %path.display(), "a stale upload not deleted");
+        }
     }
 }
