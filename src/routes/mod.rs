@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod case_csv;
 pub mod cases;
 pub mod customers;
+pub mod enums;
 pub mod extract;
 pub mod health;
 pub mod imports;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         utoipa_actix_web::scope("/v1")
             .configure(me::configure)
             .configure(limits::configure)
+            .configure(enums::configure)
             .configure(campaigns::configure)
             // Before `cases`: `/cases/csv` must not be taken for `/cases/{id}`.
             .configure(case_csv::configure)

@@ -662,3 +662,61 @@ async fn a_job_not_confirmed_in_time_is_cancelled_and_finished_jobs_go_after_the
         "a job awaiting confirmation in time stays"
     );
 }
+
+#[tokio::test]
+async fn enums_answer_the_live_values_of_the_callers_groups() {
+    let importer = importer_on(spawn_app().await).await;
+    let app = &importer.app;
+    let response = app
+        .post_admin("/v1/admin/categories", &json!({"name": "Billing"}))
+        .await;
+    assert_eq!(response.status(), 201);
+    let campaign = app.create_campaign(&importer.group, "Winter leads").await;
+    let elsewhere = app.create_group("Group B").await;
+    app.create_campaign(&elsewhere, "Not ours").await;
+
+    let enums = body(app.get_as(&importer.token, "/v1/enums").await).await;
+    assert_eq!(
+        enums["cases"]["channel"],
+        json!(["form", "live_hotline", "survey"])
+    );
+    assert_eq!(
+        enums["cases"]["status"],
+        json!(["open", "in_progress", "closed"])
+    );
+    assert_eq!(
+        enums["cases"]["priority"],
+        json!(["low", "medium", "high", "critical"])
+    );
+    let categories = enums["cases"]["category"].as_array().expect("categories");
+    assert!(categories.contains(&json!("Billing")), "{enums}");
+    let campaigns = enums["campaigns"].as_array().expect("campaigns");
+    assert_eq!(campaigns.len(), 1, "only the caller's groups: {enums}");
+    assert_eq!(campaigns[0]["id"], json!(campaign));
+    assert!(
+        !campaigns[0]["status"]
+            .as_array()
+            .expect("statuses")
+            .is_empty()
+    );
+
+    // A category added now is in the next answer.
+    let response = app
+        .post_admin("/v1/admin/categories", &json!({"name": "Refunds"}))
+        .await;
+    assert_eq!(response.status(), 201);
+    let enums = body(app.get_as(&importer.token, "/v1/enums").await).await;
+    assert!(
+        enums["cases"]["category"]
+            .as_array()
+            .is_some_and(|c| c.contains(&json!("Refunds"))),
+        "{enums}"
+    );
+    let response = app
+        .client
+        .get(app.url("/v1/enums"))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(response, 401, "invalid_token").await;
+}
