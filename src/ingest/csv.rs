@@ -155,22 +155,8 @@ fn decode(bytes: &[u8]) -> Result<(String, &'static str, bool), (ErrorCode, Stri
         return utf16(UTF_16BE, body, "utf-16be", true);
     }
     if bytes.contains(&0) {
-        // UTF-16 without a byte-order mark puts a zero in every other byte
-        // of ASCII text; anything else with zeros is not text.
-        let sample = &bytes[..bytes.len().min(4096) & !1];
-        let zeros_odd = sample
-            .iter()
-            .skip(1)
-            .step_by(2)
-            .filter(|b| **b == 0)
-            .count();
-        let zeros_even = sample.iter().step_by(2).filter(|b| **b == 0).count();
-        let half = sample.len() / 2;
-        if half > 0 && zeros_odd * 10 >= half * 9 && zeros_even == 0 {
-            return utf16(UTF_16LE, bytes, "utf-16le", false);
-        }
-        if half > 0 && zeros_even * 10 >= half * 9 && zeros_odd == 0 {
-            return utf16(UTF_16BE, bytes, "utf-16be", false);
+        if let Some((encoding, name)) = utf16_by_zeros(bytes) {
+            return utf16(encoding, bytes, name, false);
         }
         return Err((
             ErrorCode::NotCsv,
@@ -188,6 +174,30 @@ fn decode(bytes: &[u8]) -> Result<(String, &'static str, bool), (ErrorCode, Stri
             "windows-1252",
             false,
         )),
+    }
+}
+
+/// The UTF-16 of a file with zeros and no byte-order mark: UTF-16 puts a
+/// zero in every other byte of ASCII text (`None`: anything else with
+/// zeros, which is not text). Looks at the first 4 KiB.
+pub(crate) fn utf16_by_zeros(
+    bytes: &[u8],
+) -> Option<(&'static encoding_rs::Encoding, &'static str)> {
+    let sample = &bytes[..bytes.len().min(4096) & !1];
+    let zeros_odd = sample
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .filter(|b| **b == 0)
+        .count();
+    let zeros_even = sample.iter().step_by(2).filter(|b| **b == 0).count();
+    let half = sample.len() / 2;
+    if half > 0 && zeros_odd * 10 >= half * 9 && zeros_even == 0 {
+        Some((encoding_rs::UTF_16LE, "utf-16le"))
+    } else if half > 0 && zeros_even * 10 >= half * 9 && zeros_odd == 0 {
+        Some((encoding_rs::UTF_16BE, "utf-16be"))
+    } else {
+        None
     }
 }
 

@@ -18,7 +18,7 @@ use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use crate::error::{ErrorCode, FieldError};
 use crate::ingest::csv::{
     CsvRecord, CsvTable, Detected, at, check_header, check_record, detect_delimiter,
-    detect_line_ending, looks_like_text,
+    detect_line_ending, looks_like_text, utf16_by_zeros,
 };
 
 /// How much decoded text is looked at to detect the delimiter, the line
@@ -291,23 +291,9 @@ fn sniff(path: &Path) -> io::Result<Result<(Decoding, &'static str, bool), (Erro
     if head.starts_with(&[0xFE, 0xFF]) {
         return found(Some(UTF_16BE), 2, "utf-16be", true);
     }
-    let sample = &head[..head.len().min(4096) & !1];
-    if sample.contains(&0) {
-        // UTF-16 without a byte-order mark puts a zero in every other byte
-        // of ASCII text; anything else with zeros is not text.
-        let zeros_odd = sample
-            .iter()
-            .skip(1)
-            .step_by(2)
-            .filter(|b| **b == 0)
-            .count();
-        let zeros_even = sample.iter().step_by(2).filter(|b| **b == 0).count();
-        let half = sample.len() / 2;
-        if half > 0 && zeros_odd * 10 >= half * 9 && zeros_even == 0 {
-            return found(Some(UTF_16LE), 0, "utf-16le", false);
-        }
-        if half > 0 && zeros_even * 10 >= half * 9 && zeros_odd == 0 {
-            return found(Some(UTF_16BE), 0, "utf-16be", false);
+    if head[..head.len().min(4096)].contains(&0) {
+        if let Some((encoding, name)) = utf16_by_zeros(&head) {
+            return found(Some(encoding), 0, name, false);
         }
         return Ok(Err((
             ErrorCode::NotCsv,

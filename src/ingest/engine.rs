@@ -613,8 +613,9 @@ impl<R: Resource> Run<R> {
     }
 }
 
-/// A batch's problems grouped by row, each row's as a JSON array.
-fn failures_by_row(problems: &[FieldError]) -> Vec<(u64, String)> {
+/// A batch's problems grouped by row, each row's as a JSON array (an
+/// import job's failed rows).
+pub(crate) fn failures_by_row(problems: &[FieldError]) -> Vec<(u64, String)> {
     let mut by_row: std::collections::BTreeMap<u64, Vec<&FieldError>> = Default::default();
     for problem in problems {
         if let Some(row) = problem.row {

@@ -15,7 +15,6 @@
 //! it: a crash loses at most the batch in flight, which the next holder of
 //! the lease writes again (nothing of it was committed).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,6 +30,7 @@ use crate::ingest::csv::{CsvRecord, CsvTable, check_header, check_record, invali
 use crate::ingest::csv_file::CsvFile;
 use crate::ingest::engine::{
     self, JobLease, Keep, Problems, Resource, RowSource, RunOptions, SourceBatch, Writes,
+    failures_by_row,
 };
 use crate::ingest::sources::Columns;
 use crate::ingest::workbook::{WorkbookError, for_each_row};
@@ -368,8 +368,7 @@ impl<C: Columns> UploadRows<'_, C> {
     ) -> Result<(Vec<(u64, C::Input)>, u64), ApiError> {
         let mut staged = Vec::with_capacity(records.len());
         let mut rows = Vec::with_capacity(records.len());
-        let mut failures: BTreeMap<u64, Vec<&FieldError>> = BTreeMap::new();
-        let mut broken = 0;
+        let mut broken_lines = std::collections::HashSet::new();
         for record in records {
             self.records += 1;
             self.preview(&record);
@@ -379,30 +378,21 @@ impl<C: Columns> UploadRows<'_, C> {
                 broken: record.broken,
             });
             if record.broken {
-                broken += 1;
-                failures.insert(
-                    record.line,
-                    errors
-                        .iter()
-                        .filter(|e| e.row == Some(record.line))
-                        .collect(),
-                );
+                broken_lines.insert(record.line);
             } else {
                 rows.push((record.line, self.columns.input(record.cells)));
             }
         }
         self.store.stage_import_rows(self.job, &staged).await?;
-        let failures: Vec<(u64, String)> = failures
+        // The broken records' problems (a file-wide one names no record).
+        let failures: Vec<(u64, String)> = failures_by_row(errors)
             .into_iter()
-            .map(|(line, errors)| {
-                let errors = serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into());
-                (line, errors)
-            })
+            .filter(|(line, _)| broken_lines.contains(line))
             .collect();
         self.store
             .record_import_failures(self.job, &failures)
             .await?;
-        Ok((rows, broken))
+        Ok((rows, broken_lines.len() as u64))
     }
 }
 

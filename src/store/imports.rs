@@ -262,6 +262,11 @@ pub struct Checkpoint {
     pub failures: Vec<(u64, String)>,
 }
 
+/// When a lease taken or renewed at `at` runs out.
+fn lease_end(at: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30))
+}
+
 /// Rows staged per statement.
 const STAGE_CHUNK: usize = 2_000;
 
@@ -507,7 +512,7 @@ impl Store {
         lease: Duration,
     ) -> Result<Option<ImportJob>, StoreError> {
         let at = now();
-        let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
+        let until = lease_end(at, lease);
         let lock = match &self.reads {
             Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
             Pool::Sqlite(_) => "",
@@ -537,7 +542,7 @@ impl Store {
         lease: Duration,
     ) -> Result<bool, StoreError> {
         let at = now();
-        let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
+        let until = lease_end(at, lease);
         let done = with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE import_jobs SET lease_until = $3 WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
@@ -711,10 +716,3 @@ pub(super) async fn write_checkpoint(
 #[derive(Debug, thiserror::Error)]
 #[error("the import job is no longer this replica's to run (cancelled or taken over)")]
 pub struct JobStopped;
-
-impl StoreError {
-    /// Whether this is a job's batch refused at its checkpoint.
-    pub fn is_job_stopped(&self) -> bool {
-        matches!(self, StoreError::Other(e) if e.is::<JobStopped>())
-    }
-}
