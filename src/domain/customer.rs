@@ -85,7 +85,7 @@ impl UniqueMode {
 }
 
 /// The dialer's checkboxes. All default to false / `allow`.
-#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CustomerOptions {
     /// Phone numbers carry their country code (`+…` or `00…`); otherwise

@@ -24,6 +24,7 @@ use crate::ingest::engine::{
     RowSource, RunOptions, Shape, Summary,
 };
 use crate::store::customers::{CustomerRow, CustomerWriter, UpsertPolicy};
+use crate::store::imports::Checkpoint;
 use crate::store::models::Campaign;
 use crate::store::{Store, StoreError};
 
@@ -430,9 +431,17 @@ impl RowResult for CustomerResult {
     }
 }
 
+/// A batch of customers to write, and an import job's checkpoint to
+/// commit with it.
+#[derive(Debug, Default)]
+pub struct CustomerBatch {
+    pub rows: Vec<CustomerRow>,
+    pub checkpoint: Option<Checkpoint>,
+}
+
 impl Resource for CustomerIngest<'_> {
     type Input = CustomerInput;
-    type Batch = Vec<CustomerRow>;
+    type Batch = CustomerBatch;
     type Row = CustomerResult;
     type Writer = CustomerBatchWriter;
 
@@ -441,10 +450,13 @@ impl Resource for CustomerIngest<'_> {
     async fn prepare(
         &mut self,
         rows: Vec<(u64, CustomerInput)>,
-    ) -> Result<Prepared<Vec<CustomerRow>, CustomerResult>, ApiError> {
+    ) -> Result<Prepared<CustomerBatch, CustomerResult>, ApiError> {
         let batch = self.prepare_batch(rows).await?;
         Ok(Prepared {
-            batch: batch.rows,
+            batch: CustomerBatch {
+                rows: batch.rows,
+                checkpoint: None,
+            },
             results: batch.results,
             errors: batch.errors,
             failed_rows: batch.failed_rows,
@@ -466,37 +478,42 @@ impl Resource for CustomerIngest<'_> {
         Batching::fixed(BATCH)
     }
 
-    /// Customers are written in one transaction whatever `commits` says.
-    fn writer(&self, _commits: Commits, _shape: Shape) -> CustomerBatchWriter {
+    /// A request's customers are written in one transaction; an import
+    /// job's ([`Commits::EachBatch`]) in one a batch.
+    fn writer(&self, commits: Commits, _shape: Shape) -> CustomerBatchWriter {
         CustomerBatchWriter {
             store: self.store.clone(),
             policy: self.policy(),
+            commits,
             writer: None,
         }
     }
 }
 
 /// The writer of one run's customers: it opens the transaction (and takes
-/// the campaign's lock) at the first batch with something to write. The
-/// outcomes it answers are those the write reported, not those expected
-/// from the lookups.
+/// the campaign's lock) at the first batch with something to write, and
+/// with [`Commits::EachBatch`] commits it (and lets the lock go) after
+/// each batch. The outcomes it answers are those the write reported, not
+/// those expected from the lookups.
 pub struct CustomerBatchWriter {
     store: Store,
     policy: UpsertPolicy,
+    commits: Commits,
     writer: Option<CustomerWriter>,
 }
 
 impl BatchWriter for CustomerBatchWriter {
-    type Batch = Vec<CustomerRow>;
+    type Batch = CustomerBatch;
     type Row = CustomerResult;
 
-    #[tracing::instrument(name = "write_customers", skip_all, fields(rows = rows.len()))]
+    #[tracing::instrument(name = "write_customers", skip_all, fields(rows = batch.rows.len()))]
     async fn write(
         &mut self,
-        rows: Vec<CustomerRow>,
+        batch: CustomerBatch,
         mut results: Vec<CustomerResult>,
     ) -> Result<Vec<CustomerResult>, StoreError> {
-        if rows.is_empty() {
+        let CustomerBatch { rows, checkpoint } = batch;
+        if rows.is_empty() && checkpoint.is_none() {
             return Ok(results);
         }
         let writer = match &mut self.writer {
@@ -505,7 +522,11 @@ impl BatchWriter for CustomerBatchWriter {
                 .writer
                 .insert(self.store.customer_writer(self.policy.clone()).await?),
         };
-        let written = writer.write(&rows).await?;
+        let written = if rows.is_empty() {
+            HashMap::new()
+        } else {
+            writer.write(&rows).await?
+        };
         let sent: HashMap<CustomerId, &str> =
             rows.iter().map(|r| (r.id, r.phone.as_str())).collect();
         for result in &mut results {
@@ -533,7 +554,29 @@ impl BatchWriter for CustomerBatchWriter {
                 }
             }
         }
+        if let Some(mut checkpoint) = checkpoint {
+            // The counts as written, not as the lookups expected them.
+            let count = |outcomes: &[CustomerOutcome]| {
+                results
+                    .iter()
+                    .filter(|r| outcomes.contains(&r.outcome))
+                    .count() as u64
+            };
+            checkpoint.succeeded = count(&[CustomerOutcome::Created, CustomerOutcome::Updated]);
+            checkpoint.skipped = count(&[CustomerOutcome::Skipped]);
+            writer.checkpoint(&checkpoint).await?;
+        }
+        if self.commits == Commits::EachBatch
+            && let Some(writer) = self.writer.take()
+        {
+            writer.commit().await?;
+        }
         Ok(results)
+    }
+
+    fn carry(batch: &mut CustomerBatch, checkpoint: Checkpoint) -> Result<(), StoreError> {
+        batch.checkpoint = Some(checkpoint);
+        Ok(())
     }
 
     async fn commit(self) -> Result<(), StoreError> {

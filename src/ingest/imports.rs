@@ -22,12 +22,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::access::GroupAccess;
 use crate::domain::case::DateInput;
+use crate::domain::customer::CustomerOptions;
 use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::ids::CampaignId;
 use crate::ingest::Services;
 use crate::ingest::case_csv::CaseColumns;
 use crate::ingest::cases::{CaseIngest, OnConflict};
 use crate::ingest::csv::{CsvRecord, CsvTable, check_header, check_record, invalid_csv};
 use crate::ingest::csv_file::CsvFile;
+use crate::ingest::customer_csv::CustomerColumns;
+use crate::ingest::customers::{CustomerIngest, UploadSpec};
 use crate::ingest::engine::{
     self, JobLease, Keep, Problems, Resource, RowSource, RunOptions, SourceBatch, Writes,
     failures_by_row,
@@ -38,6 +42,7 @@ use crate::store::Store;
 use crate::store::imports::{
     Checked, FileFormat, ImportJob, ImportKind, ImportState, NewImport, StagedRow,
 };
+use crate::store::models::Campaign;
 
 /// Rows a job's answer shows as parsed.
 pub const PREVIEW_ROWS: usize = 20;
@@ -104,20 +109,18 @@ enum Chunk {
     },
 }
 
-/// Opens the file and reads its columns: the table's problems when the
-/// rows cannot be read.
-type OpenColumns<C> = fn(&mut CsvTable) -> Option<C>;
-
 /// Reads `file` on a blocking thread: its table (header, detected, the
-/// header's problems) and columns, then its records chunk by chunk.
-async fn open_file<C>(
+/// header's problems) and columns (`open_columns` matches the header to
+/// the kind's fields), then its records chunk by chunk.
+async fn open_file<C, F>(
     file: &UploadedFile,
     format: FileFormat,
     sheet: Option<String>,
-    open_columns: OpenColumns<C>,
+    open_columns: F,
 ) -> Result<(CsvTable, C, tokio::sync::mpsc::Receiver<Chunk>), ApiError>
 where
     C: Send + 'static,
+    F: FnOnce(&mut CsvTable) -> Result<C, ApiError> + Send + 'static,
 {
     let path = file.path.clone();
     let (opened, opened_rx) = tokio::sync::oneshot::channel();
@@ -138,18 +141,18 @@ where
             }
             let mut csv = match CsvFile::open(&path, MAX_IMPORT_CELL_CHARS, MAX_IMPORT_COLUMNS) {
                 Ok(csv) => csv,
-                Err(table) => {
-                    let _ = opened.send(Err(table));
+                Err(mut table) => {
+                    let _ = opened.send(Err(invalid_csv(std::mem::take(&mut table.errors))));
                     return;
                 }
             };
             let mut table = std::mem::take(&mut csv.table);
             // The reader checks each record against the header.
             csv.table.header = table.header.clone();
-            let columns = match open_columns(&mut table) {
-                Some(columns) if table.errors.is_empty() => columns,
-                _ => {
-                    let _ = opened.send(Err(Box::new(table)));
+            let columns = match columns_of(&mut table, open_columns) {
+                Ok(columns) => columns,
+                Err(e) => {
+                    let _ = opened.send(Err(e));
                     return;
                 }
             };
@@ -178,27 +181,46 @@ where
         .map_err(|e| ApiError::internal(anyhow::anyhow!("starting the file's reader: {e}")))?;
     match opened_rx.await {
         Ok(Ok((table, columns))) => Ok((table, columns, chunks_rx)),
-        Ok(Err(table)) => Err(invalid_csv(table.errors)),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(ApiError::internal(anyhow::anyhow!(
             "the file's reader stopped"
         ))),
     }
 }
 
-type Opened<C> = tokio::sync::oneshot::Sender<Result<(CsvTable, C), Box<CsvTable>>>;
+/// The columns of a table whose header was read: every problem of the
+/// header (the table's, then the columns') answers `invalid_csv`.
+fn columns_of<C>(
+    table: &mut CsvTable,
+    open_columns: impl FnOnce(&mut CsvTable) -> Result<C, ApiError>,
+) -> Result<C, ApiError> {
+    if !table.errors.is_empty() {
+        return Err(invalid_csv(std::mem::take(&mut table.errors)));
+    }
+    let columns = open_columns(table)?;
+    if !table.errors.is_empty() {
+        return Err(invalid_csv(std::mem::take(&mut table.errors)));
+    }
+    Ok(columns)
+}
+
+type Opened<C> = tokio::sync::oneshot::Sender<Result<(CsvTable, C), ApiError>>;
 
 /// Reads a workbook's sheet as `open_file` reads a CSV: its first row is
 /// the header; each row is checked as a CSV record is (a row shorter than
 /// the header is padded: a workbook leaves its trailing empty cells out).
-fn read_workbook<C>(
+fn read_workbook<C, F>(
     path: &std::path::Path,
     format: FileFormat,
     sheet: Option<&str>,
-    open_columns: OpenColumns<C>,
+    open_columns: F,
     opened: Opened<C>,
     chunks: tokio::sync::mpsc::Sender<Chunk>,
-) {
+) where
+    F: FnOnce(&mut CsvTable) -> Result<C, ApiError>,
+{
     let mut opened = Some(opened);
+    let mut open_columns = Some(open_columns);
     let mut header: Option<Vec<String>> = None;
     let (mut records, mut errors, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
     let mut count = 0u64;
@@ -209,18 +231,18 @@ fn read_workbook<C>(
                 header: cells.iter().map(|c| c.trim().to_string()).collect(),
                 ..Default::default()
             };
-            let columns = if check_header(&mut table, MAX_IMPORT_CELL_CHARS, MAX_IMPORT_COLUMNS) {
-                open_columns(&mut table).filter(|_| table.errors.is_empty())
-            } else {
-                None
+            check_header(&mut table, MAX_IMPORT_CELL_CHARS, MAX_IMPORT_COLUMNS);
+            let columns = match open_columns.take() {
+                Some(open) => columns_of(&mut table, open),
+                None => Err(ApiError::internal(anyhow::anyhow!("a header read twice"))),
             };
             let sent = match columns {
-                Some(columns) => {
+                Ok(columns) => {
                     header = Some(table.header.clone());
                     opened.take().map(|o| o.send(Ok((table, columns))).is_ok())
                 }
-                None => opened.take().map(|o| {
-                    let _ = o.send(Err(Box::new(table)));
+                Err(e) => opened.take().map(|o| {
+                    let _ = o.send(Err(e));
                     false
                 }),
             };
@@ -255,7 +277,7 @@ fn read_workbook<C>(
         }
         !stopped
     });
-    let fatal = |code, message: String| Err(Box::new(CsvTable::fatal(code, message)));
+    let fatal = |code, message: String| Err(invalid_csv(CsvTable::fatal(code, message).errors));
     if let Some(opened) = opened.take() {
         // The header was never read: say why.
         let _ = opened.send(match read {
@@ -475,14 +497,61 @@ impl<C: Columns> UploadRows<'_, C> {
     }
 }
 
-/// Reads, stages and checks a case job's file: the job, awaiting
-/// confirmation. On any failure the job is deleted (with what was staged).
-pub async fn check_cases(
+/// A customer job's options, kept with the job (the uploader's form
+/// fields, but `atomic` and `dry_run`: a job is checked before anything is
+/// written, and writes its valid rows once confirmed).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CustomerJobOptions {
+    pub campaign_id: Option<CampaignId>,
+    pub status: Option<String>,
+    /// File header → field, as the uploader's `mapping`.
+    pub mapping: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub options: CustomerOptions,
+    /// A workbook's sheet (the first by default).
+    pub sheet: Option<String>,
+}
+
+impl CustomerJobOptions {
+    /// What the customers' pipeline is asked for: the uploader's rules
+    /// (dates as spreadsheets write them).
+    pub fn spec(&self) -> UploadSpec {
+        UploadSpec {
+            status: self.status.clone(),
+            options: self.options.clone(),
+            atomic: false,
+            spreadsheet_dates: true,
+            option_prefix: "",
+        }
+    }
+
+    /// The job's campaign, if the integration's groups hold it.
+    pub async fn campaign(
+        &self,
+        store: &Store,
+        access: &GroupAccess,
+    ) -> Result<Campaign, ApiError> {
+        let not_found = || ApiError::new(ErrorCode::CampaignNotFound, "No campaign has this id.");
+        let id = self.campaign_id.ok_or_else(not_found)?;
+        access
+            .visible(store.get_campaign(id).await?)
+            .ok_or_else(not_found)
+    }
+}
+
+/// A job's options as stored, for its kind.
+fn job_options<T: serde::de::DeserializeOwned>(job: &serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(job.clone())
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("an import job's options: {e}")))
+}
+
+/// Reads, stages and checks a job's file: the job, awaiting confirmation.
+/// On any failure the job is deleted (with what was staged).
+pub async fn check_import(
     services: Services<'_>,
     access: &GroupAccess,
     job: NewImport,
     file: UploadedFile,
-    sheet: Option<String>,
     confirm_within: Duration,
 ) -> Result<ImportJob, ApiError> {
     let store = services.store;
@@ -490,52 +559,40 @@ pub async fn check_cases(
     let format = job.format;
     store.create_import(&job).await?;
     let checked = async {
-        let (table, columns, chunks) = open_file(&file, format, sheet, CaseColumns::read).await?;
-        let mut ingest = CaseIngest::new(
-            store,
-            access,
-            services.control,
-            OnConflict::Error,
-            DateInput::Spreadsheet,
-        )
-        .await?;
-        let mut source = UploadRows {
-            store,
-            job: id,
-            chunks,
-            columns,
-            header: table.header.clone(),
-            held: None,
-            held_errors: Vec::new(),
-            preview: Vec::new(),
-            warnings: table.warnings.clone(),
-            warning_count: table.warnings.len() as u64,
-            records: 0,
-            read: 0,
-            ended: false,
+        let checked = match job.kind {
+            ImportKind::Cases => {
+                let options: CaseJobOptions = job_options(&job.options)?;
+                let mut ingest = CaseIngest::new(
+                    store,
+                    access,
+                    services.control,
+                    OnConflict::Error,
+                    DateInput::Spreadsheet,
+                )
+                .await?;
+                let open = |table: &mut CsvTable| {
+                    CaseColumns::read(table)
+                        .ok_or_else(|| invalid_csv(std::mem::take(&mut table.errors)))
+                };
+                let upload = open_file(&file, format, options.sheet, open).await?;
+                check(store, id, upload, &mut ingest).await?
+            }
+            ImportKind::Customers => {
+                let options: CustomerJobOptions = job_options(&job.options)?;
+                let campaign = options.campaign(store, access).await?;
+                let mut ingest =
+                    CustomerIngest::new(store, access, &campaign, &options.spec()).await?;
+                let mapping = options.mapping;
+                let open =
+                    move |table: &mut CsvTable| CustomerColumns::read(table, mapping.as_ref());
+                let upload = open_file(&file, format, options.sheet, open).await?;
+                check(store, id, upload, &mut ingest).await?
+            }
         };
-        let options = RunOptions {
-            writes: Writes::Nothing,
-            keep: Keep::Counts,
-            problems: Problems::FirstThousand,
-        };
-        let summary = engine::run(&mut ingest, &mut source, options, None).await?;
-        let problems = CheckProblems {
-            errors: summary.errors.listed.clone(),
-            error_count: summary.errors.problems,
-            failed_rows: summary.errors.failed_rows,
-            warnings: std::mem::take(&mut source.warnings),
-            warning_count: source.warning_count,
-        };
-        let expires_at = crate::store::now()
-            + chrono::Duration::from_std(confirm_within).unwrap_or(chrono::Duration::days(1));
         let checked = Checked {
-            header: table.header,
-            detected: table.detected.and_then(|d| serde_json::to_value(d).ok()),
-            preview: serde_json::Value::Array(std::mem::take(&mut source.preview)),
-            problems: serde_json::to_value(&problems).unwrap_or_default(),
-            total: source.records,
-            expires_at,
+            expires_at: crate::store::now()
+                + chrono::Duration::from_std(confirm_within).unwrap_or(chrono::Duration::days(1)),
+            ..checked
         };
         store.finish_import_check(id, &checked).await?;
         Ok::<_, ApiError>(())
@@ -552,6 +609,56 @@ pub async fn check_cases(
         .get_import(id)
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the checked import disappeared")))
+}
+
+/// Stages an opened file's records and checks its rows through the
+/// engine as a dry run: what the job shows before its confirmation.
+async fn check<R, C>(
+    store: &Store,
+    id: crate::ids::ImportId,
+    (table, columns, chunks): (CsvTable, C, tokio::sync::mpsc::Receiver<Chunk>),
+    ingest: &mut R,
+) -> Result<Checked, ApiError>
+where
+    C: Columns<Input = R::Input>,
+    R: Resource,
+{
+    let mut source = UploadRows {
+        store,
+        job: id,
+        chunks,
+        columns,
+        header: table.header.clone(),
+        held: None,
+        held_errors: Vec::new(),
+        preview: Vec::new(),
+        warnings: table.warnings.clone(),
+        warning_count: table.warnings.len() as u64,
+        records: 0,
+        read: 0,
+        ended: false,
+    };
+    let options = RunOptions {
+        writes: Writes::Nothing,
+        keep: Keep::Counts,
+        problems: Problems::FirstThousand,
+    };
+    let summary = engine::run(ingest, &mut source, options, None).await?;
+    let problems = CheckProblems {
+        errors: summary.errors.listed.clone(),
+        error_count: summary.errors.problems,
+        failed_rows: summary.errors.failed_rows,
+        warnings: std::mem::take(&mut source.warnings),
+        warning_count: source.warning_count,
+    };
+    Ok(Checked {
+        header: table.header,
+        detected: table.detected.and_then(|d| serde_json::to_value(d).ok()),
+        preview: serde_json::Value::Array(std::mem::take(&mut source.preview)),
+        problems: serde_json::to_value(&problems).unwrap_or_default(),
+        total: source.records,
+        expires_at: crate::store::now(),
+    })
 }
 
 /// A running job's staged rows, after its last committed line.
@@ -644,7 +751,7 @@ async fn run_claimed(
         })?;
     let access = GroupAccess::new(job.integration_id, integration.groups);
     let lease = JobLease { job: job.id, owner };
-    let options = RunOptions {
+    let options_run = RunOptions {
         writes: Writes::ValidRows(crate::store::Commits::EachBatch),
         keep: Keep::Counts,
         problems: Problems::FirstThousand,
@@ -674,12 +781,27 @@ async fn run_claimed(
                 columns,
                 read: 0,
             };
-            run_resource(&mut ingest, &mut source, options, lease).await
+            run_resource(&mut ingest, &mut source, options_run, lease).await
         }
-        ImportKind::Customers => Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            "Customer import jobs are not supported yet.",
-        )),
+        ImportKind::Customers => {
+            let options: CustomerJobOptions = job_options(&job.options)?;
+            let campaign = options.campaign(services.store, &access).await?;
+            let mut ingest =
+                CustomerIngest::new(services.store, &access, &campaign, &options.spec()).await?;
+            let mut table = CsvTable {
+                header: job.header.clone(),
+                ..Default::default()
+            };
+            let columns = CustomerColumns::read(&mut table, options.mapping.as_ref())?;
+            let mut source = StagedRows {
+                store: services.store,
+                job: job.id,
+                after: job.next_line,
+                columns,
+                read: 0,
+            };
+            run_resource(&mut ingest, &mut source, options_run, lease).await
+        }
     }
 }
 

@@ -512,26 +512,24 @@ impl CustomerUpload {
             dry_run: false,
         };
         for (name, value) in fields {
-            let options = &mut upload.spec.options;
-            let given = || (!value.is_empty()).then(|| value.clone());
+            let spec = &mut upload.spec;
+            if customer_option(
+                name,
+                value,
+                &mut spec.status,
+                &mut upload.mapping,
+                &mut spec.options,
+            )? {
+                continue;
+            }
             match name.as_str() {
-                "status" => upload.spec.status = given(),
-                "mapping" if !value.is_empty() => upload.mapping = Some(mapping(value)?),
-                "mapping" => {}
-                "international_format" => options.international_format = truthy(name, value)?,
-                "override_existing" => options.override_existing = truthy(name, value)?,
-                "update_contact_allowed" => options.update_contact_allowed = truthy(name, value)?,
-                "reset_status" => options.reset_status = truthy(name, value)?,
-                "unique_mode" => options.unique_mode = unique_mode(value)?,
-                "date_format" => options.date_format = given(),
-                "timezone" => options.timezone = given(),
                 "atomic" => upload.spec.atomic = truthy(name, value)?,
                 "dry_run" => upload.dry_run = truthy(name, value)?,
                 other => {
                     return Err(ApiError::new(
                         ErrorCode::UnknownField,
                         format!(
-                            "Unknown form field {:?}; expected file, status, mapping, international_format, override_existing, update_contact_allowed, reset_status, unique_mode, date_format, timezone, atomic, dry_run.",
+                            "Unknown form field {:?}; expected file, {CUSTOMER_OPTION_FIELDS}, atomic, dry_run.",
                             excerpt(other)
                         ),
                     ));
@@ -540,6 +538,35 @@ impl CustomerUpload {
         }
         Ok(upload)
     }
+}
+
+/// The customers' uploader option fields (import jobs take them too).
+pub(crate) const CUSTOMER_OPTION_FIELDS: &str = "status, mapping, international_format, override_existing, update_contact_allowed, reset_status, unique_mode, date_format, timezone";
+
+/// Reads one of [`CUSTOMER_OPTION_FIELDS`] into its place; `false` when
+/// `name` is not one of them.
+pub(crate) fn customer_option(
+    name: &str,
+    value: &str,
+    status: &mut Option<String>,
+    mapping_given: &mut Option<serde_json::Map<String, serde_json::Value>>,
+    options: &mut CustomerOptions,
+) -> Result<bool, ApiError> {
+    let given = || (!value.is_empty()).then(|| value.to_string());
+    match name {
+        "status" => *status = given(),
+        "mapping" if !value.is_empty() => *mapping_given = Some(mapping(value)?),
+        "mapping" => {}
+        "international_format" => options.international_format = truthy(name, value)?,
+        "override_existing" => options.override_existing = truthy(name, value)?,
+        "update_contact_allowed" => options.update_contact_allowed = truthy(name, value)?,
+        "reset_status" => options.reset_status = truthy(name, value)?,
+        "unique_mode" => options.unique_mode = unique_mode(value)?,
+        "date_format" => options.date_format = given(),
+        "timezone" => options.timezone = given(),
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 fn mapping(value: &str) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {

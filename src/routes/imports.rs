@@ -14,8 +14,10 @@ use crate::auth::{Authorized, ImportsRead, ImportsWrite};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ids::{ImportId, ListId};
 use crate::ingest::cases::{ListFields, resolve_list};
-use crate::ingest::imports::{CaseJobOptions, CheckProblems, check_cases};
+use crate::ingest::customers::CustomerIngest;
+use crate::ingest::imports::{CaseJobOptions, CheckProblems, CustomerJobOptions, check_import};
 use crate::routes::cases::StreamOptions;
+use crate::routes::customers::{CUSTOMER_OPTION_FIELDS, customer_option};
 use crate::routes::extract::form::read_form_to_disk;
 use crate::routes::{Page, PageQuery};
 use crate::startup::AppState;
@@ -35,14 +37,16 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // documents the multipart form
 pub struct ImportForm {
-    /// The file: CSV (UTF-8, UTF-16 or Windows-1252; `,` or `;`). Cases:
-    /// `Staff ID`, `External Staff ID`, `Case ID`, then your columns (and
-    /// optionally `Channel`, `Status`, `Priority`, `Category`, `Occurred At`),
-    /// as for `POST /v1/cases/csv`, without its 1,000-record and
-    /// 103-column limits.
+    /// The file: CSV (UTF-8, UTF-16 or Windows-1252; `,` or `;`), XLSX or
+    /// XLS (recognised by its content, whatever its name). Cases: `Staff
+    /// ID`, `External Staff ID`, `Case ID`, then your columns (and
+    /// optionally `Channel`, `Status`, `Priority`, `Category`, `Occurred
+    /// At`), as for `POST /v1/cases/csv`. Customers: a name and a phone
+    /// column and your own, as for `POST /v1/campaigns/{id}/customers/csv`.
+    /// Neither uploader's 1,000-record and 103-column limits apply.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// `cases` (customers come next).
+    /// What the file holds: `cases` or `customers`.
     kind: ImportKind,
     /// A workbook's sheet, by name (the first sheet by default).
     sheet: Option<String>,
@@ -52,6 +56,25 @@ pub struct ImportForm {
     assign_group: Option<String>,
     assign_team: Option<String>,
     assign_evaluator: Option<String>,
+    /// Customers (required): the campaign they go into.
+    campaign_id: Option<uuid::Uuid>,
+    /// Customers: the status of every customer of the file (default the
+    /// campaign's first).
+    status: Option<String>,
+    /// Customers: JSON object, file header → field (`name`, `phone`,
+    /// `agent`, `follow_up_at`, `source_created_at`, or `fields`); headers
+    /// it leaves out are matched automatically.
+    mapping: Option<String>,
+    /// Customers: the dialer's options, as for the customers' uploader.
+    international_format: Option<bool>,
+    override_existing: Option<bool>,
+    update_contact_allowed: Option<bool>,
+    reset_status: Option<bool>,
+    unique_mode: Option<crate::domain::customer::UniqueMode>,
+    /// Customers: how the file's dates are written (default `DD-MM-YYYY HH:MM`).
+    date_format: Option<String>,
+    /// Customers: the IANA time zone of the file's dates (default the campaign's).
+    timezone: Option<String>,
 }
 
 /// An import job.
@@ -190,13 +213,16 @@ fn form_error(field: &str, code: ErrorCode, message: impl Into<String>) -> ApiEr
 /// it within `INTAKE_IMPORT_CONFIRM_TTL_SECONDS` (a day by default).
 ///
 /// `curl -H "Authorization: Bearer $TOKEN" -F kind=cases -F file=@cases.csv .../v1/imports`
+///
+/// `curl -H "Authorization: Bearer $TOKEN" -F kind=customers -F campaign_id=$CAMPAIGN -F override_existing=true -F file=@leads.xlsx .../v1/imports`
 #[utoipa::path(
     tag = "imports",
     request_body(content = ImportForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "Checked and staged: awaiting confirmation", body = Import),
         (status = 413, description = "`file_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_csv` (the file or its header cannot be read: every problem in `errors`), `unsupported_file_type`, `validation_failed` (a form field), `unknown_assignment`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`campaign_not_found` (customers)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_csv` (the file or its header cannot be read: every problem in `errors`), `unsupported_file_type`, `validation_failed` (a form field, a customer status or option), `unknown_assignment`, `invalid_mapping`, `missing_column`", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "`body_timeout`: the upload stalled", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`server_busy`: as many bulk ingestions as the server takes at once are running; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -213,52 +239,54 @@ pub async fn create_import(
     let dir = settings.data_dir.join("uploads");
     let form =
         read_form_to_disk(form, &dir, settings.import_max_bytes, settings.body_timeout).await?;
-    let mut kind = None;
-    let mut options = CaseJobOptions::default();
-    for (name, text) in form.fields {
-        match name.as_str() {
-            "kind" => {
-                kind = Some(match text.as_str() {
-                    "cases" => ImportKind::Cases,
-                    "customers" => {
-                        return Err(form_error(
-                            "kind",
-                            ErrorCode::InvalidEnum,
-                            "customer import jobs are not available yet; upload customers with POST /v1/customers/csv",
-                        ));
-                    }
-                    other => {
-                        return Err(form_error(
-                            "kind",
-                            ErrorCode::InvalidEnum,
-                            format!("kind must be cases, not {:?}", crate::error::excerpt(other)),
-                        ));
-                    }
-                })
-            }
-            "list_name" => options.list_name = Some(text),
-            "assign_group" => options.assign_group = Some(text),
-            "assign_team" => options.assign_team = Some(text),
-            "assign_evaluator" => options.assign_evaluator = Some(text),
-            "sheet" => options.sheet = Some(text),
+    let kind = match form.fields.iter().find(|(name, _)| name == "kind") {
+        None => {
+            return Err(form_error(
+                "kind",
+                ErrorCode::Required,
+                "name what the file holds: kind=cases or kind=customers",
+            ));
+        }
+        Some((_, kind)) => match kind.as_str() {
+            "cases" => ImportKind::Cases,
+            "customers" => ImportKind::Customers,
             other => {
-                return Err(ApiError::new(
-                    ErrorCode::UnknownField,
+                return Err(form_error(
+                    "kind",
+                    ErrorCode::InvalidEnum,
                     format!(
-                        "Unknown form field {:?}; expected file, kind, list_name, assign_group, assign_team, assign_evaluator, sheet.",
+                        "kind must be cases or customers, not {:?}",
                         crate::error::excerpt(other)
                     ),
                 ));
             }
+        },
+    };
+    let options = match kind {
+        ImportKind::Cases => {
+            let options = case_options(&form.fields)?;
+            // The list is checked now (it is created at the confirmation).
+            if let Some(spec) = list_options(&options).list_spec()? {
+                resolve_list(
+                    &state.store,
+                    access,
+                    &spec,
+                    "import",
+                    ListFields::Parameters,
+                )
+                .await?;
+            }
+            serde_json::to_value(&options)
+        }
+        ImportKind::Customers => {
+            let options = customer_options(&form.fields)?;
+            // Its campaign, status and options answer before the file is read.
+            let campaign = options.campaign(&state.store, access).await?;
+            CustomerIngest::new(&state.store, access, &campaign, &options.spec()).await?;
+            serde_json::to_value(&options)
         }
     }
-    let kind = kind.ok_or_else(|| {
-        form_error(
-            "kind",
-            ErrorCode::Required,
-            "name what the file holds: kind=cases",
-        )
-    })?;
+    .map_err(|e| ApiError::internal(anyhow::anyhow!("an import's options: {e}")))?;
     let (file, file_name) = form.file.ok_or_else(|| {
         form_error(
             "file",
@@ -267,17 +295,6 @@ pub async fn create_import(
         )
     })?;
     let format = sniff_format(&file.path)?;
-    // The list is checked now (it is created at the confirmation).
-    if let Some(spec) = list_options(&options).list_spec()? {
-        resolve_list(
-            &state.store,
-            access,
-            &spec,
-            "import",
-            ListFields::Parameters,
-        )
-        .await?;
-    }
     let _bulk = state.bulk.enter()?;
     let job = NewImport {
         id: ImportId::new(),
@@ -285,20 +302,98 @@ pub async fn create_import(
         kind,
         file_name,
         format,
-        options: serde_json::to_value(&options).unwrap_or_default(),
+        options,
     };
-    let job = check_cases(
+    let job = check_import(
         state.services(),
         access,
         job,
         file,
-        options.sheet.clone(),
         settings.import_confirm_ttl,
     )
     .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/imports/{}", job.id)))
         .json(Import::from(job)))
+}
+
+/// A case job's options from the form's fields.
+fn case_options(fields: &[(String, String)]) -> Result<CaseJobOptions, ApiError> {
+    let mut options = CaseJobOptions::default();
+    for (name, text) in fields {
+        let text = Some(text.clone());
+        match name.as_str() {
+            "kind" => {}
+            "list_name" => options.list_name = text,
+            "assign_group" => options.assign_group = text,
+            "assign_team" => options.assign_team = text,
+            "assign_evaluator" => options.assign_evaluator = text,
+            "sheet" => options.sheet = text,
+            other => {
+                return Err(unknown_field(
+                    other,
+                    "list_name, assign_group, assign_team, assign_evaluator",
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// A customer job's options from the form's fields.
+fn customer_options(fields: &[(String, String)]) -> Result<CustomerJobOptions, ApiError> {
+    let mut job = CustomerJobOptions::default();
+    for (name, text) in fields {
+        if customer_option(
+            name,
+            text,
+            &mut job.status,
+            &mut job.mapping,
+            &mut job.options,
+        )? {
+            continue;
+        }
+        match name.as_str() {
+            "kind" => {}
+            "sheet" => job.sheet = Some(text.clone()),
+            "campaign_id" => {
+                job.campaign_id = Some(text.trim().parse().map_err(|_| {
+                    form_error(
+                        "campaign_id",
+                        ErrorCode::InvalidType,
+                        format!(
+                            "{:?} is not a campaign id (a UUID)",
+                            crate::error::excerpt(text)
+                        ),
+                    )
+                })?)
+            }
+            other => {
+                return Err(unknown_field(
+                    other,
+                    &format!("campaign_id, {CUSTOMER_OPTION_FIELDS}"),
+                ));
+            }
+        }
+    }
+    if job.campaign_id.is_none() {
+        return Err(form_error(
+            "campaign_id",
+            ErrorCode::Required,
+            "name the campaign the customers go into: campaign_id",
+        ));
+    }
+    Ok(job)
+}
+
+fn unknown_field(name: &str, fields: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::UnknownField,
+        format!(
+            "Unknown form field {:?}; expected file, kind, sheet, {fields}.",
+            crate::error::excerpt(name)
+        ),
+    )
 }
 
 fn list_options(options: &CaseJobOptions) -> StreamOptions {
@@ -427,7 +522,10 @@ pub async fn confirm_import(
             ),
         ));
     }
-    let options: CaseJobOptions = serde_json::from_value(job.options.clone()).unwrap_or_default();
+    let options: CaseJobOptions = match job.kind {
+        ImportKind::Cases => serde_json::from_value(job.options.clone()).unwrap_or_default(),
+        ImportKind::Customers => CaseJobOptions::default(),
+    };
     let list = match list_options(&options).list_spec()? {
         Some(spec) => Some(
             resolve_list(
@@ -609,49 +707,107 @@ pub async fn import_errors_csv(
     id: web::Path<ImportId>,
 ) -> Result<HttpResponse, ApiError> {
     let job = own_job(&state, auth.principal.access.integration_id, *id).await?;
-    let mut out = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    let internal = |e: csv::Error| ApiError::internal(anyhow::anyhow!("writing errors.csv: {e}"));
     let mut header: Vec<String> = job.header.iter().map(|h| neutralise(h)).collect();
     header.push("error".into());
-    out.write_record(&header).map_err(internal)?;
-    let mut after = 0;
-    loop {
-        let page = state.store.import_failures(job.id, after, 5_000).await?;
-        let Some((last, _, _)) = page.last() else {
-            break;
-        };
-        after = *last;
-        for (line, cells, errors) in page {
-            let mut cells: Vec<String> = cells
-                .and_then(|c| serde_json::from_str(&c).ok())
-                .unwrap_or_default();
-            cells.resize(job.header.len(), String::new());
-            let errors: Vec<FieldError> = serde_json::from_str(&errors).unwrap_or_default();
-            let message = errors
-                .iter()
-                .map(|e| match &e.column {
-                    Some(column) => format!("line {line}, {}: {}", column_name(column), e.message),
-                    None => format!("line {line}: {}", e.message),
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            let mut record: Vec<String> = cells.iter().map(|c| neutralise(c)).collect();
-            record.push(neutralise(&message));
-            out.write_record(&record).map_err(internal)?;
-        }
+    let first = csv_lines(std::iter::once(header))?;
+    // Streamed a page of failed rows at a time: a job's failures may be
+    // many more than an answer should hold in memory.
+    struct Pages {
+        state: web::Data<AppState>,
+        job: ImportId,
+        width: usize,
+        after: u64,
+        first: Option<web::Bytes>,
+        ended: bool,
     }
-    let body = out
-        .into_inner()
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("writing errors.csv: {e}")))?;
+    let pages = Pages {
+        state: state.clone(),
+        job: job.id,
+        width: job.header.len(),
+        after: 0,
+        first: Some(first),
+        ended: false,
+    };
+    let body = futures_util::stream::unfold(pages, |mut pages| async move {
+        if let Some(first) = pages.first.take() {
+            return Some((Ok(first), pages));
+        }
+        if pages.ended {
+            return None;
+        }
+        let page = match pages
+            .state
+            .store
+            .import_failures(pages.job, pages.after, ERRORS_PAGE)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                // The answer is cut short: the client sees it end early.
+                tracing::warn!(error = %e, "an import's errors.csv stopped");
+                pages.ended = true;
+                return Some((Err(actix_web::error::ErrorInternalServerError("")), pages));
+            }
+        };
+        let (last, _, _) = page.last()?;
+        pages.after = *last;
+        pages.ended = page.len() < ERRORS_PAGE;
+        let records = page
+            .into_iter()
+            .map(|(line, cells, errors)| failed_record(pages.width, line, cells, &errors));
+        let chunk = csv_lines(records).map_err(|e| {
+            tracing::warn!(error = %e.detail, "an import's errors.csv stopped");
+            actix_web::error::ErrorInternalServerError("")
+        });
+        Some((chunk, pages))
+    });
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
             "Content-Disposition",
             format!("attachment; filename=\"import-{}-errors.csv\"", job.id),
         ))
-        .body(body))
+        .streaming(body))
+}
+
+/// Failed rows read at a time for an errors file.
+const ERRORS_PAGE: usize = 5_000;
+
+/// A failed row as its errors file shows it: its cells as staged (as
+/// many as the header has columns) and its problems in an `error` cell,
+/// each cell neutralised.
+fn failed_record(width: usize, line: u64, cells: Option<String>, errors: &str) -> Vec<String> {
+    let mut cells: Vec<String> = cells
+        .and_then(|c| serde_json::from_str(&c).ok())
+        .unwrap_or_default();
+    cells.resize(width, String::new());
+    let errors: Vec<FieldError> = serde_json::from_str(errors).unwrap_or_default();
+    let message = errors
+        .iter()
+        .map(|e| match &e.column {
+            Some(column) => format!("line {line}, {}: {}", column_name(column), e.message),
+            None => format!("line {line}: {}", e.message),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut record: Vec<String> = cells.iter().map(|c| neutralise(c)).collect();
+    record.push(neutralise(&message));
+    record
+}
+
+/// Records as CSV lines (CRLF).
+fn csv_lines(records: impl IntoIterator<Item = Vec<String>>) -> Result<web::Bytes, ApiError> {
+    let internal = |e: String| ApiError::internal(anyhow::anyhow!("writing errors.csv: {e}"));
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for record in records {
+        out.write_record(&record)
+            .map_err(|e| internal(e.to_string()))?;
+    }
+    out.into_inner()
+        .map(web::Bytes::from)
+        .map_err(|e| internal(e.to_string()))
 }
 
 fn column_name(column: &crate::error::Column) -> String {

@@ -17,6 +17,7 @@ use serde::Serialize;
 use sqlx::types::Json;
 use utoipa::ToSchema;
 
+use super::imports::{Checkpoint, write_checkpoint};
 use super::writer::{WriterTx, begin, commit};
 use super::{Pool, Store, StoreError, now, postgres, sqlite, with_pool};
 use crate::ids::{CampaignId, CustomerId, GroupId};
@@ -397,6 +398,12 @@ impl CustomerWriter {
                 )
             })
             .collect())
+    }
+
+    /// Writes an import job's checkpoint in this transaction (refused when
+    /// the job is no longer the writer's to run).
+    pub async fn checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        write_checkpoint(&mut self.tx, checkpoint).await
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

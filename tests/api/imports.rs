@@ -720,3 +720,197 @@ async fn enums_answer_the_live_values_of_the_callers_groups() {
         .expect("request");
     assert_problem(response, 401, "invalid_token").await;
 }
+
+#[tokio::test]
+async fn a_customer_file_is_checked_by_the_campaigns_rules_imported_and_its_failed_rows_come_back()
+{
+    let app = spawn_app().await;
+    let group = app.create_group("Dialer").await;
+    let response = app
+        .admin(Method::PUT, "/v1/admin/staff")
+        .json(&json!({"staff": [
+            {"staff_id": "A-1", "external_id": "crm-1", "name": "Ann", "role": "agent", "group_id": group},
+        ]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let campaign = app.create_campaign(&group, "Leads").await;
+    let other_group = app.create_group("Elsewhere").await;
+    let foreign = app.create_campaign(&other_group, "Theirs").await;
+    let integration = app.create_integration("Dialer feed", &[&group]).await;
+    let (token, _) = app
+        .mint(
+            &integration,
+            &["imports:write", "customers:read", "customers:write"],
+        )
+        .await;
+    let importer = Importer { app, group, token };
+    let app = &importer.app;
+    // One customer is there already, blocked from being called.
+    let response = app
+        .client
+        .put(app.url(&format!("/v1/campaigns/{campaign}/customers")))
+        .bearer_auth(&importer.token)
+        .json(&json!({"customers": [{"name": "Old name", "phone": "+44 7911 123453"}]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+
+    let file: &[u8] = b"Full name,Phone number,Agent,Follow-up date,Plan\r\n\
+Dana Levi,07911 123451,Ann,24-11-2026 09:30,Gold\r\n\
+Tom Cohen,+44 7911 123452,,,Silver\r\n\
+Bad Phone,12,,,Bronze\r\n\
+Dana Again,+447911123451,,,Gold\r\n\
+New Name,07911 123453,Nobody,,Gold\r\n\
+Renamed,07911 123453,,,Platinum\r\n";
+    let upload = |fields: Vec<(&'static str, Vec<u8>)>| {
+        let importer = &importer;
+        async move {
+            let fields: Vec<(&str, &[u8])> =
+                fields.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+            importer.upload_to(&importer.app.address, &fields).await
+        }
+    };
+    let kind = ("kind", b"customers".to_vec());
+    let file_part = ("file", file.to_vec());
+
+    // The campaign is required, must be the integration's, and its status
+    // and options are checked before the file is read.
+    let response = upload(vec![kind.clone(), file_part.clone()]).await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "campaign_id");
+    let response = upload(vec![
+        kind.clone(),
+        ("campaign_id", foreign.clone().into_bytes()),
+        file_part.clone(),
+    ])
+    .await;
+    assert_problem(response, 404, "campaign_not_found").await;
+    let response = upload(vec![
+        kind.clone(),
+        ("campaign_id", campaign.clone().into_bytes()),
+        ("status", b"gone".to_vec()),
+        file_part.clone(),
+    ])
+    .await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["code"], "invalid_status");
+    let response = upload(vec![
+        kind.clone(),
+        ("campaign_id", campaign.clone().into_bytes()),
+        ("list_name", b"Cases only".to_vec()),
+        file_part.clone(),
+    ])
+    .await;
+    assert_problem(response, 400, "unknown_field").await;
+
+    let response = upload(vec![
+        kind.clone(),
+        ("campaign_id", campaign.clone().into_bytes()),
+        ("status", b"follow_up".to_vec()),
+        ("override_existing", b"true".to_vec()),
+        ("update_contact_allowed", b"true".to_vec()),
+        file_part.clone(),
+    ])
+    .await;
+    let status = response.status();
+    let job = body(response).await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["kind"], "customers");
+    assert_eq!(job["total"], 6);
+    assert_eq!(
+        job["preview"][0]["cells"],
+        json!({"Full name": "Dana Levi", "Phone number": "07911 123451", "Agent": "Ann", "Follow-up date": "24-11-2026 09:30", "Plan": "Gold"})
+    );
+    let problems: Vec<(Value, Value)> = job["problems"]["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| (e["row"].clone(), e["code"].clone()))
+        .collect();
+    assert_eq!(
+        problems,
+        vec![
+            (json!(4), json!("invalid_phone")),
+            (json!(5), json!("duplicate_in_file")),
+            (json!(6), json!("unknown_agent")),
+        ],
+        "{job}"
+    );
+    assert_eq!(job["problems"]["failed_rows"], 3);
+    let id = job["id"].as_str().expect("id").to_string();
+    let path = format!("/v1/campaigns/{campaign}/customers?limit=100");
+    let customers = || async {
+        let page = body(importer.app.get_as(&importer.token, &path).await).await;
+        let mut items: Vec<Value> = page["items"].as_array().cloned().unwrap_or_default();
+        items.sort_by_key(|c| c["phone"].as_str().unwrap_or("").to_string());
+        items
+    };
+    assert_eq!(customers().await.len(), 1, "nothing written yet");
+
+    let response = importer
+        .call(Method::POST, &format!("/v1/imports/{id}/confirm"))
+        .await;
+    let status = response.status();
+    let confirmed = body(response).await;
+    assert_eq!(status, 202, "{confirmed}");
+    assert!(confirmed["list_id"].is_null());
+    let done = importer.finished(&id).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(
+        (
+            &done["processed"],
+            &done["succeeded"],
+            &done["skipped"],
+            &done["failed"]
+        ),
+        (&json!(6), &json!(3), &json!(0), &json!(3)),
+        "{done}"
+    );
+    let stored = customers().await;
+    let summary: Vec<(&str, &str, &str, &Value)> = stored
+        .iter()
+        .map(|c| {
+            (
+                c["phone"].as_str().unwrap_or(""),
+                c["name"].as_str().unwrap_or(""),
+                c["status"].as_str().unwrap_or(""),
+                &c["fields"]["Plan"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("+447911123451", "Dana Levi", "follow_up", &json!("Gold")),
+            ("+447911123452", "Tom Cohen", "follow_up", &json!("Silver")),
+            // Existing: updated (override_existing), its status kept
+            // (no reset_status).
+            ("+447911123453", "Renamed", "new", &json!("Platinum")),
+        ]
+    );
+    assert_eq!(stored[0]["agent_staff_id"], "A-1");
+    assert_eq!(stored[0]["follow_up_at"], "2026-11-24T09:30:00Z");
+
+    // The failed rows, in the file's columns, fixed and uploaded again.
+    let errors = importer
+        .call(Method::GET, &format!("/v1/imports/{id}/errors.csv"))
+        .await
+        .text()
+        .await
+        .expect("text");
+    let lines: Vec<&str> = errors.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "Full name,Phone number,Agent,Follow-up date,Plan,error"
+    );
+    assert_eq!(lines.len(), 4, "{errors}");
+    assert!(
+        lines[1].starts_with("Bad Phone,12,,,Bronze,"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[3].contains("Nobody"), "{}", lines[3]);
+}
