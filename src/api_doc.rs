@@ -32,6 +32,7 @@ creation; pass `next_cursor` back as `?cursor=`.",
         (name = "cases", description = "Cases and case lists (the integration's groups only)."),
         (name = "customers", description = "Campaigns and their customers (the integration's groups only)."),
         (name = "imports", description = "Import jobs: a spreadsheet file checked and previewed, confirmed, then written in the background with its progress and failed rows (the integration's own jobs only)."),
+        (name = "templates", description = "Import templates: a file to fill in a spreadsheet program and upload as an import job, with examples and the values in force for the integration."),
         (name = "operations", description = "Health, readiness, metrics and public keys; no token."),
     ),
     modifiers(&BearerScheme)

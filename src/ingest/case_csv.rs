@@ -27,6 +27,19 @@ const KNOWN: [(&str, &str); 5] = [
     ("occurred at", "occurred_at"),
 ];
 
+/// The header of a cases file as a template writes it: the mandatory
+/// columns, then the known ones (each read as [`KNOWN`] says).
+pub const TEMPLATE_HEADER: [&str; 8] = [
+    "Staff ID",
+    "External Staff ID",
+    "Case ID",
+    "Channel",
+    "Status",
+    "Priority",
+    "Category",
+    "Occurred At",
+];
+
 /// Lower case, with runs of spaces, underscores and hyphens as one space.
 fn normalize(header: &str) -> String {
     header
@@ -249,6 +262,20 @@ mod tests {
         assert_eq!(errors, vec![ErrorCode::MissingHeaderRow]);
         let (_, errors, _) = columns("staff_id, EXTERNAL STAFF ID ,Case-ID\nA-1,,T-1\n");
         assert_eq!(errors, vec![ErrorCode::NoDataColumns]);
+    }
+
+    #[test]
+    fn the_template_header_is_read_as_the_known_columns() {
+        let header = format!("{},Reason\nA-1,,T-1,,,,,,x\n", TEMPLATE_HEADER.join(","));
+        let (columns, errors, warnings) = columns(&header);
+        assert!(
+            errors.is_empty() && warnings.is_empty(),
+            "{errors:?} {warnings:?}"
+        );
+        let columns = columns.expect("readable");
+        let fields: Vec<Role> = KNOWN.iter().map(|(_, field)| Role::Known(field)).collect();
+        assert_eq!(columns.roles[3..8], fields[..]);
+        assert_eq!(columns.roles[8], Role::Data);
     }
 
     #[test]

@@ -87,6 +87,21 @@ const ALIASES: [(Target, &[&str]); 5] = [
     ),
 ];
 
+/// The header of a customers file as a template writes it: one column per
+/// field, each an alias above (name, phone, agent, follow-up date, created).
+pub const TEMPLATE_HEADER: [&str; 5] = ["Name", "Phone", "Agent", "Follow-up Date", "Created"];
+
+/// The headers recognised for `field` (`name`, `phone`, `agent`,
+/// `follow_up_at`, `source_created_at`), in canonical form.
+pub fn field_aliases(field: &str) -> &'static [&'static str] {
+    FIELDS
+        .iter()
+        .find(|(_, name)| *name == field)
+        .and_then(|(target, _)| ALIASES.iter().find(|(t, _)| t == target))
+        .map(|(_, aliases)| *aliases)
+        .unwrap_or_default()
+}
+
 fn field_name(target: Target) -> &'static str {
     FIELDS
         .iter()
@@ -320,6 +335,14 @@ mod tests {
             1,
             "the comments column is ignored with a warning"
         );
+    }
+
+    #[test]
+    fn the_template_header_fills_every_field_without_a_mapping() {
+        let mut t = table(&TEMPLATE_HEADER);
+        let columns = CustomerColumns::read(&mut t, None).expect("works");
+        let targets: Vec<Target> = FIELDS.iter().map(|(t, _)| *t).collect();
+        assert_eq!(columns.targets, targets);
     }
 
     #[test]

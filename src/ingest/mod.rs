@@ -15,6 +15,7 @@ pub mod input;
 pub mod ndjson;
 pub mod sources;
 pub mod staff;
+pub mod templates;
 pub mod workbook;
 
 use crate::auth::access::AccessControl;

@@ -6,9 +6,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::{AnyIntegration, Authorized};
+use crate::domain::access::GroupAccess;
 use crate::domain::case::{CaseStatus, Channel, Priority};
 use crate::error::ApiError;
-use crate::ids::CampaignId;
+use crate::ids::{CampaignId, GroupId};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -37,6 +38,9 @@ pub struct CampaignEnums {
     #[schema(value_type = uuid::Uuid)]
     pub id: CampaignId,
     pub name: String,
+    /// The group it belongs to (its agents are this group's).
+    #[serde(skip)]
+    pub group_id: GroupId,
     /// A customer's `status` in this campaign.
     pub status: Vec<String>,
 }
@@ -74,7 +78,16 @@ pub async fn get_enums(
     auth: Authorized<AnyIntegration>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let groups = auth.principal.access.groups();
+    Ok(HttpResponse::Ok().json(live_enums(&state, &auth.principal.access).await?))
+}
+
+/// The enum fields and their values in force now for a caller with
+/// `access`: the case fields' fixed sets, the configured categories, and
+/// the customer statuses of each campaign of its groups (at most
+/// [`MAX_CAMPAIGNS`]). `GET /v1/enums` answers them; the import templates
+/// (`GET /v1/templates/{kind}`) list them.
+pub async fn live_enums(state: &AppState, access: &GroupAccess) -> Result<Enums, ApiError> {
+    let groups = access.groups();
     let (categories, campaigns) = tokio::try_join!(
         async { Ok::<_, ApiError>(state.access.categories().await?) },
         async {
@@ -86,7 +99,7 @@ pub async fn get_enums(
             )
         },
     )?;
-    Ok(HttpResponse::Ok().json(Enums {
+    Ok(Enums {
         cases: CaseEnums {
             channel: Channel::ALL.iter().map(|v| v.as_str()).collect(),
             status: CaseStatus::ALL.iter().map(|v| v.as_str()).collect(),
@@ -98,8 +111,9 @@ pub async fn get_enums(
             .map(|c| CampaignEnums {
                 id: c.id,
                 name: c.name,
+                group_id: c.group_id,
                 status: c.statuses.0,
             })
             .collect(),
-    }))
+    })
 }

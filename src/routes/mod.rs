@@ -13,6 +13,7 @@ pub mod health;
 pub mod imports;
 pub mod limits;
 pub mod me;
+pub mod templates;
 
 use actix_web::dev::ResourceDef;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -39,7 +40,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(case_csv::configure)
             .configure(cases::configure)
             .configure(customers::configure)
-            .configure(imports::configure),
+            .configure(imports::configure)
+            .configure(templates::configure),
     );
 }
 

@@ -330,6 +330,30 @@ impl Store {
         }))
     }
 
+    /// Up to `limit` active staff of `groups`, agents first, then by Staff
+    /// ID (the example rows of an import template).
+    pub async fn active_staff_of_groups(
+        &self,
+        groups: &[GroupId],
+        limit: usize,
+    ) -> Result<Vec<StaffMatch>, StoreError> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT staff_id, external_id, group_id, active, role FROM staff WHERE active AND {} \
+             ORDER BY CASE WHEN role = 'agent' THEN 0 ELSE 1 END, staff_id LIMIT {limit}",
+            group_clause("group_id", Some(groups), 1)
+        );
+        Ok(with_pool!(self, |pool| {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            for group in groups {
+                query = query.bind(*group);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
     /// The integration's cases with these external ids: (id, group) by
     /// external id.
     pub async fn existing_cases(

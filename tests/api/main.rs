@@ -24,3 +24,4 @@ mod openapi;
 mod operations;
 mod shutdown;
 mod telemetry;
+mod templates;
