@@ -7,6 +7,7 @@
 use actix_multipart::Multipart;
 use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
+use rust_xlsxwriter::{Format, Workbook, XlsxError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -30,7 +31,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(confirm_import)
         .service(cancel_import)
         .service(import_events)
-        .service(import_errors_csv);
+        .service(import_errors_csv)
+        .service(import_errors_xlsx);
 }
 
 /// The form of an import.
@@ -773,10 +775,18 @@ pub async fn import_errors_csv(
 /// Failed rows read at a time for an errors file.
 const ERRORS_PAGE: usize = 5_000;
 
-/// A failed row as its errors file shows it: its cells as staged (as
-/// many as the header has columns) and its problems in an `error` cell,
-/// each cell neutralised.
+/// A failed row as `errors.csv` shows it: [`failed_cells`], each cell
+/// neutralised.
 fn failed_record(width: usize, line: u64, cells: Option<String>, errors: &str) -> Vec<String> {
+    failed_cells(width, line, cells, errors)
+        .iter()
+        .map(|c| neutralise(c))
+        .collect()
+}
+
+/// A failed row's cells as staged (as many as the header has columns) and
+/// its problems in an `error` cell.
+fn failed_cells(width: usize, line: u64, cells: Option<String>, errors: &str) -> Vec<String> {
     let mut cells: Vec<String> = cells
         .and_then(|c| serde_json::from_str(&c).ok())
         .unwrap_or_default();
@@ -790,9 +800,8 @@ fn failed_record(width: usize, line: u64, cells: Option<String>, errors: &str) -
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let mut record: Vec<String> = cells.iter().map(|c| neutralise(c)).collect();
-    record.push(neutralise(&message));
-    record
+    cells.push(message);
+    cells
 }
 
 /// Records as CSV lines (CRLF).
@@ -808,6 +817,99 @@ fn csv_lines(records: impl IntoIterator<Item = Vec<String>>) -> Result<web::Byte
     out.into_inner()
         .map(web::Bytes::from)
         .map_err(|e| internal(e.to_string()))
+}
+
+/// Rows an errors workbook holds below its header (a sheet's limit).
+const MAX_XLSX_ROWS: u32 = 1_048_575;
+
+/// A job's failed rows as a workbook
+///
+/// The same rows as `errors.csv`, as an .xlsx workbook (sheet `Failed
+/// rows`): the file's own columns plus `error`. Every cell is a text cell,
+/// so no value is ever run as a formula, and values are kept exactly as
+/// uploaded (fixed and uploaded again, the workbook is read as sent). A
+/// sheet holds at most 1,048,575 rows below its header: beyond that, use
+/// `errors.csv`.
+#[utoipa::path(
+    tag = "imports",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The failed rows", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = String),
+        (status = 404, description = "`import_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["imports:read"]), ("bearer" = ["imports:write"]))
+)]
+#[get("/imports/{id}/errors.xlsx")]
+pub async fn import_errors_xlsx(
+    auth: Authorized<ImportsRead>,
+    state: web::Data<AppState>,
+    id: web::Path<ImportId>,
+) -> Result<HttpResponse, ApiError> {
+    let job = own_job(&state, auth.principal.access.integration_id, *id).await?;
+    let mut header = job.header.clone();
+    header.push("error".into());
+    let width = job.header.len();
+    // The workbook is written on a blocking thread (its rows to a temporary
+    // file: constant memory), the failed rows fed to it a page at a time.
+    let (pages, mut pages_rx) = tokio::sync::mpsc::channel::<Vec<Vec<String>>>(2);
+    let book = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, XlsxError> {
+        let mut book = Workbook::new();
+        let sheet = book.add_worksheet_with_constant_memory()?;
+        sheet.set_name("Failed rows")?;
+        let bold = Format::new().set_bold();
+        for (c, name) in header.iter().enumerate() {
+            sheet.write_string_with_format(0, column(c)?, name, &bold)?;
+        }
+        let mut row = 0u32;
+        while let Some(records) = pages_rx.blocking_recv() {
+            for record in records {
+                if row >= MAX_XLSX_ROWS {
+                    continue;
+                }
+                row += 1;
+                for (c, cell) in record.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+                    sheet.write_string(row, column(c)?, cell)?;
+                }
+            }
+        }
+        book.save_to_buffer()
+    });
+    let mut after = 0;
+    loop {
+        let page = state
+            .store
+            .import_failures(job.id, after, ERRORS_PAGE)
+            .await?;
+        let Some((last, _, _)) = page.last() else {
+            break;
+        };
+        after = *last;
+        let records = page
+            .into_iter()
+            .map(|(line, cells, errors)| failed_cells(width, line, cells, &errors))
+            .collect();
+        if pages.send(records).await.is_err() {
+            break; // the writer stopped: its error is answered below
+        }
+    }
+    drop(pages);
+    let internal = |e: String| ApiError::internal(anyhow::anyhow!("writing errors.xlsx: {e}"));
+    let body = book
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"import-{}-errors.xlsx\"", job.id),
+        ))
+        .body(body))
+}
+
+/// A sheet's column index.
+fn column(index: usize) -> Result<u16, XlsxError> {
+    u16::try_from(index).map_err(|_| XlsxError::ParameterError("too many columns".into()))
 }
 
 fn column_name(column: &crate::error::Column) -> String {

@@ -260,6 +260,72 @@ async fn formulas_in_the_errors_file_are_neutralised() {
         row.starts_with("Z-9,,\"'=HYPERLINK(\"\"x\"\")\",'@cmd,"),
         "{row}"
     );
+
+    // The workbook: text cells (never formulas), values as uploaded.
+    let response = importer
+        .call(Method::GET, &format!("/v1/imports/{id}/errors.xlsx"))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|c| c.to_str().ok()),
+        Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    );
+    let book = response.bytes().await.expect("bytes").to_vec();
+    let rows = xlsx_rows(&book);
+    assert_eq!(
+        rows[0],
+        vec![
+            "Staff ID",
+            "External Staff ID",
+            "Case ID",
+            "Reason",
+            "error"
+        ]
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(&rows[1][..4], &["Z-9", "", "=HYPERLINK(\"x\")", "@cmd"]);
+    assert!(rows[1][4].contains("line 2, Staff ID:"), "{:?}", rows[1]);
+    let sheet = sheet_xml(&book);
+    assert!(!sheet.contains("<f>"), "no formula: {sheet}");
+
+    // Uploaded again as it is, it is read with the same rows.
+    let response = importer.upload(&book).await;
+    let status = response.status();
+    let again = body(response).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["format"], "xlsx");
+    assert_eq!(again["total"], 1);
+    assert_eq!(again["problems"]["errors"][0]["code"], "unknown_staff_id");
+}
+
+/// A workbook's first sheet, every cell as text.
+fn xlsx_rows(book: &[u8]) -> Vec<Vec<String>> {
+    use calamine::Reader;
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::Xlsx::new(std::io::Cursor::new(book.to_vec())).expect("a workbook");
+    let name = workbook.sheet_names()[0].clone();
+    let range = workbook.worksheet_range(&name).expect("the sheet");
+    range
+        .rows()
+        .map(|row| row.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
+/// The XML of a workbook's first sheet.
+fn sheet_xml(book: &[u8]) -> String {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(book.to_vec())).expect("a zip");
+    let mut xml = String::new();
+    std::io::Read::read_to_string(
+        &mut archive
+            .by_name("xl/worksheets/sheet1.xml")
+            .expect("the sheet's part"),
+        &mut xml,
+    )
+    .expect("read");
+    xml
 }
 
 #[tokio::test]

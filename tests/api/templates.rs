@@ -447,6 +447,30 @@ async fn the_customers_zip_lists_the_statuses_of_the_callers_campaigns_only() {
         (&json!(3), &json!(0)),
         "{answer}"
     );
+
+    // And as an import job of customers: checked without a problem.
+    let (content_type, payload) = form(&[
+        ("kind", b"customers"),
+        ("campaign_id", ours.as_bytes()),
+        ("override_existing", b"true"),
+        ("file", zip["example.csv"].as_bytes()),
+    ]);
+    let response = p
+        .app
+        .client
+        .post(p.app.url("/v1/imports"))
+        .bearer_auth(&p.token)
+        .header("content-type", content_type)
+        .body(payload)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let job = body(response).await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["total"], 3);
+    assert_eq!(job["problems"]["error_count"], 0, "{job}");
+    assert_eq!(job["problems"]["warning_count"], 0, "{job}");
 }
 
 #[tokio::test]
