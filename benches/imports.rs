@@ -12,7 +12,8 @@
 //! (INTAKE_BENCH_DATABASE_URL, default
 //! postgres://postgres@127.0.0.1:5432/intake_bench, created if missing; its
 //! tables are emptied). INTAKE_BENCH_IMPORT_ROWS (default 1000000) sets
-//! the rows; INTAKE_BENCH_ROUNDS (default 2) the rounds. The files are
+//! the rows; INTAKE_BENCH_ROUNDS (default 3) the rounds, the paths
+//! interleaved in each. The files are
 //! generated once into the system's temporary folder and kept for later
 //! runs.
 
@@ -330,7 +331,12 @@ async fn empty(db: &sqlx::PgPool) -> anyhow::Result<()> {
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
+    let middle = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    } else {
+        sorted[middle]
+    }
 }
 
 #[tokio::main]
@@ -342,7 +348,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(default)
     };
     let rows = number("INTAKE_BENCH_IMPORT_ROWS", 1_000_000);
-    let rounds = number("INTAKE_BENCH_ROUNDS", 2).max(1);
+    let rounds = number("INTAKE_BENCH_ROUNDS", 3).max(1);
     let url = std::env::var("INTAKE_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/intake_bench".to_string());
     let (server_url, db_name) = url.rsplit_once('/').expect("a database URL");
@@ -435,7 +441,7 @@ async fn main() -> anyhow::Result<()> {
                 _ => job(&http, &server, &token, &xlsx_path, rows).await?,
             };
             eprintln!(
-                "round {}: {path}: {:.0} rows/s, check {:.1} s, peak RSS {:.0} MB",
+                "round {}: {path}: {:.0} rows/s, check {:.2} s, peak RSS {:.0} MB",
                 round + 1,
                 result.rate,
                 result.check_secs,
@@ -454,14 +460,14 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "{:<16} {:>12} {:>10} {:>12} {:>14} {:>14}",
-        "path", "rows/s", "× NDJSON", "check s", "× CSV check", "peak RSS MB"
+        "path", "rows/s", "× NDJSON", "check s", "× CSV check", "max peak MB"
     );
     for (path, results) in &figures {
         let rate = median(&results.iter().map(|f| f.rate).collect::<Vec<_>>());
         let check = median(&results.iter().map(|f| f.check_secs).collect::<Vec<_>>());
         let peak = results.iter().map(|f| f.peak_mb).fold(0.0, f64::max);
         let (check, check_ratio) = if check > 0.0 {
-            (format!("{check:.1}"), format!("{:.2}", check / csv_check))
+            (format!("{check:.2}"), format!("{:.2}", check / csv_check))
         } else {
             ("-".into(), "-".into())
         };
