@@ -197,11 +197,40 @@ fn columns_of<C>(
     if !table.errors.is_empty() {
         return Err(invalid_csv(std::mem::take(&mut table.errors)));
     }
+    drop_error_column(table);
     let columns = open_columns(table)?;
     if !table.errors.is_empty() {
         return Err(invalid_csv(std::mem::take(&mut table.errors)));
     }
     Ok(columns)
+}
+
+/// The column an errors file adds (`errors.csv`, `errors.xlsx`).
+pub const ERROR_COLUMN: &str = "error";
+
+/// A file whose last column is an errors file's `error` column (the file
+/// came back fixed, as it was downloaded): that column is not imported
+/// (its cells are the old problems, not the partner's data), and a warning
+/// says so. The job's columns end before it; its records' cells are cut to
+/// them ([`row_cells`]).
+fn drop_error_column(table: &mut CsvTable) {
+    if table.header.len() > 1 && table.header.last().is_some_and(|h| h == ERROR_COLUMN) {
+        let index = table.header.len() - 1;
+        table.warnings.push(crate::ingest::csv::at(
+            1,
+            Some(table.column(index)),
+            ErrorCode::IgnoredColumn,
+            "the last column, \"error\", is an errors file's list of problems: it is not imported",
+        ));
+        table.header.pop();
+    }
+}
+
+/// A record's cells for the job's columns: an errors file's `error` cell
+/// (past the last column) is left out.
+fn row_cells(mut cells: Vec<String>, width: usize) -> Vec<String> {
+    cells.truncate(width);
+    cells
 }
 
 type Opened<C> = tokio::sync::oneshot::Sender<Result<(CsvTable, C), ApiError>>;
@@ -232,13 +261,16 @@ fn read_workbook<C, F>(
                 ..Default::default()
             };
             check_header(&mut table, MAX_IMPORT_CELL_CHARS, MAX_IMPORT_COLUMNS);
+            // Rows are checked against the whole header (an errors file's
+            // `error` column too).
+            let whole = table.header.clone();
             let columns = match open_columns.take() {
                 Some(open) => columns_of(&mut table, open),
                 None => Err(ApiError::internal(anyhow::anyhow!("a header read twice"))),
             };
             let sent = match columns {
                 Ok(columns) => {
-                    header = Some(table.header.clone());
+                    header = Some(whole);
                     opened.take().map(|o| o.send(Ok((table, columns))).is_ok())
                 }
                 Err(e) => opened.take().map(|o| {
@@ -402,7 +434,8 @@ impl<C: Columns> UploadRows<'_, C> {
             if record.broken {
                 broken_lines.insert(record.line);
             } else {
-                rows.push((record.line, self.columns.input(record.cells)));
+                let cells = row_cells(record.cells, self.header.len());
+                rows.push((record.line, self.columns.input(cells)));
             }
         }
         self.store.stage_import_rows(self.job, &staged).await?;
@@ -667,6 +700,8 @@ struct StagedRows<'a, C> {
     job: crate::ids::ImportId,
     after: u64,
     columns: C,
+    /// The job's columns (a staged record may have one more: [`row_cells`]).
+    width: usize,
     read: u64,
 }
 
@@ -682,7 +717,7 @@ impl<C: Columns> RowSource for StagedRows<'_, C> {
         for (line, cells) in staged {
             self.after = line;
             let cells: Vec<String> = serde_json::from_str(&cells).unwrap_or_default();
-            rows.push((line, self.columns.input(cells)));
+            rows.push((line, self.columns.input(row_cells(cells, self.width))));
         }
         self.read += rows.len() as u64;
         Ok(SourceBatch {
@@ -779,6 +814,7 @@ async fn run_claimed(
                 job: job.id,
                 after: job.next_line,
                 columns,
+                width: job.header.len(),
                 read: 0,
             };
             run_resource(&mut ingest, &mut source, options_run, lease).await
@@ -798,6 +834,7 @@ async fn run_claimed(
                 job: job.id,
                 after: job.next_line,
                 columns,
+                width: job.header.len(),
                 read: 0,
             };
             run_resource(&mut ingest, &mut source, options_run, lease).await

@@ -205,8 +205,8 @@ async fn a_file_is_checked_confirmed_imported_and_its_failed_rows_come_back_as_c
     assert!(lines[1].contains("line 4, Staff ID:"), "{}", lines[1]);
     assert!(lines[2].starts_with("A-1,crm-1,,,"), "{}", lines[2]);
 
-    // Fixed and uploaded again as it is (the `error` column is one more
-    // column of data): the fixed row passes the check.
+    // Fixed and uploaded again as it is: the fixed rows pass the check, and
+    // the `error` column is not imported (a warning says so).
     let fixed = errors.replacen("Z-9,,T-3", "A-1,crm-1,T-3", 1).replacen(
         "A-1,crm-1,,,",
         "A-1,crm-1,T-4,Fixed,",
@@ -217,6 +217,13 @@ async fn a_file_is_checked_confirmed_imported_and_its_failed_rows_come_back_as_c
     let second = body(response).await;
     assert_eq!(second["total"], 2);
     assert_eq!(second["problems"]["failed_rows"], 0, "{second}");
+    assert_eq!(
+        second["header"],
+        json!(["Staff ID", "External Staff ID", "Case ID", "Reason"])
+    );
+    assert_eq!(second["problems"]["warnings"][0]["code"], "ignored_column");
+    assert_eq!(second["problems"]["warnings"][0]["column"], "error");
+    assert_eq!(second["problems"]["warning_count"], 1, "{second}");
     let second_id = second["id"].as_str().expect("id");
     let response = importer
         .call(Method::POST, &format!("/v1/imports/{second_id}/confirm"))
@@ -225,6 +232,16 @@ async fn a_file_is_checked_confirmed_imported_and_its_failed_rows_come_back_as_c
     let done = importer.finished(second_id).await;
     assert_eq!(done["succeeded"], 2, "{done}");
     assert_eq!(count_cases(app).await, 5);
+    let fixed = body(
+        app.get_as(&importer.token, "/v1/cases?external_id=T-3")
+            .await,
+    )
+    .await;
+    assert_eq!(
+        fixed["items"][0]["data"],
+        json!({"Reason": "Refund"}),
+        "{fixed}"
+    );
 }
 
 #[tokio::test]
@@ -299,6 +316,7 @@ async fn formulas_in_the_errors_file_are_neutralised() {
     assert_eq!(again["format"], "xlsx");
     assert_eq!(again["total"], 1);
     assert_eq!(again["problems"]["errors"][0]["code"], "unknown_staff_id");
+    assert_eq!(again["problems"]["warnings"][0]["column"], "error");
 }
 
 /// A workbook's first sheet, every cell as text.
