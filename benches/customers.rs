@@ -119,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
         state.settings.admin_token_max_ttl,
     )
     .await?;
+    intake::install_tls_provider();
     let http = reqwest::Client::new();
     let (group, _, token) = common::setup(&http, &base, &admin_token, &["customers:write"]).await?;
     let campaign: Value = http

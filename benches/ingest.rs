@@ -196,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
         state.settings.admin_token_max_ttl,
     )
     .await?;
+    intake::install_tls_provider();
     let http = reqwest::Client::new();
     let (group, integration, token) =
         common::setup(&http, &base, &admin_token, &["cases:write"]).await?;

@@ -331,6 +331,7 @@ async fn main() -> anyhow::Result<()> {
             .as_bytes(),
     )?;
     let secret = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz".to_string();
+    intake::install_tls_provider();
     let http = reqwest::Client::new();
 
     // PostgreSQL.

@@ -6,6 +6,8 @@
 //! scope, access) → `store` (SQLite or PostgreSQL) → `error`, `telemetry`,
 //! `settings`, `ids` (the typed ids). `startup` assembles the application;
 //! `guard` is the `/v1` gate (authentication, rate limits, idempotency).
+//! `cli` holds the binary's client commands (`intake upload`), which call a
+//! server over HTTP and use nothing else of the crate.
 
 // The handlers' futures nest the engine's (sources, resources, writers):
 // deeper than the compiler's default query depth in release builds.
@@ -13,6 +15,7 @@
 
 pub mod api_doc;
 pub mod auth;
+pub mod cli;
 pub mod demo;
 pub mod domain;
 pub mod error;
@@ -35,3 +38,13 @@ pub mod telemetry;
 /// glibc's malloc serves markedly slower (see `cargo bench`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Makes rustls's `ring` provider the process's default, before any HTTP
+/// client is built: reqwest is built without a provider of its own (its
+/// default, aws-lc-rs, would need cmake and a C toolchain) and panics
+/// building a client without one. `ring` is the provider the database
+/// connections already use. Idempotent.
+pub fn install_tls_provider() {
+    // An error means a provider is installed already: the one to use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,4 +1,5 @@
-//! The `intake` binary: `serve` (default), `migrate`, `openapi`, `token`.
+//! The `intake` binary: `serve` (default), `migrate`, `openapi`, `token`,
+//! and `upload` (a client of a running server).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,11 +65,15 @@ enum Command {
         /// The token's id (`jti`, printed by `intake token --admin` on stderr).
         jti: TokenId,
     },
+    /// Import a file (CSV, XLSX, XLS) into a running server: upload it, see
+    /// what its check found, confirm, follow the import, get the failed rows.
+    Upload(Box<intake::cli::upload::UploadArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
+    intake::install_tls_provider();
     if let Command::Openapi = command {
         return match intake::api_doc::openapi().to_pretty_json() {
             Ok(json) => {
@@ -78,6 +83,11 @@ fn main() -> ExitCode {
             Err(e) => fail(format!("cannot render the OpenAPI document: {e}")),
         };
     }
+    // A client of a server: none of the server's settings.
+    let command = match command {
+        Command::Upload(args) => return intake::cli::upload::run(*args),
+        command => command,
+    };
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {
@@ -95,6 +105,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match command {
             Command::Serve | Command::Openapi => serve(settings).await,
+            Command::Upload(_) => unreachable!("run above, before the settings are loaded"),
             Command::SeedDemo => {
                 let keys = JwtKeys::from_settings(&settings)?;
                 let store = Store::connect(&settings).await?;

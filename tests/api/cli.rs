@@ -1,7 +1,13 @@
 //! The binary's subcommands, run as a user would.
 
+use std::process::{Output, Stdio};
+
+use reqwest::Method;
+use serde_json::json;
+
 use crate::helpers::{
-    assert_problem, body, intake_command as intake, printed_token, spawn_app_with,
+    TestApp, assert_problem, body, count_cases, intake_command as intake, printed_token, spawn_app,
+    spawn_app_with,
 };
 
 #[tokio::test]
@@ -212,4 +218,253 @@ async fn seed_demo_creates_data_and_a_working_integration_token() {
     let output = run();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("already there"));
+}
+
+/// A group with staff member A-1, and an integration of that group:
+/// (group, integration).
+async fn partner(app: &TestApp) -> (String, String) {
+    let group = app.create_group("Group A").await;
+    let response = app
+        .admin(Method::PUT, "/v1/admin/staff")
+        .json(&json!({"staff": [
+            {"staff_id": "A-1", "external_id": "crm-1", "name": "Ann", "role": "agent", "group_id": group},
+        ]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let integration = app.create_integration("Partner", &[&group]).await;
+    (group, integration)
+}
+
+/// Three valid rows and one whose staff member does not exist (line 4).
+const NOVEMBER: &str = "Staff ID,External Staff ID,Case ID,Reason\n\
+A-1,crm-1,T-1,Billing\n\
+A-1,crm-1,T-2,Refund\n\
+Z-9,,T-3,Unknown agent\n\
+A-1,crm-1,T-4,Late\n";
+
+/// Runs the command off the test's thread: the app's PostgreSQL and Redis
+/// connections are driven by the test's runtime, which must keep running
+/// while the command talks to the app.
+async fn output(mut command: std::process::Command) -> Output {
+    tokio::task::spawn_blocking(move || command.output().expect("run intake upload"))
+        .await
+        .expect("the command's thread")
+}
+
+/// `intake upload` in `dir`, stdin not a terminal, with these arguments.
+async fn upload(dir: &std::path::Path, args: &[&str]) -> Output {
+    let mut command = intake();
+    command
+        .current_dir(dir)
+        .arg("upload")
+        .args(args)
+        .stdin(Stdio::null());
+    output(command).await
+}
+
+/// `intake upload FILE --kind cases --yes` refused: exit 1, nothing on
+/// stdout; its stderr.
+async fn refused(dir: &std::path::Path, file: &str, url: &str, token: &str) -> String {
+    let output = upload(
+        dir,
+        &[
+            file, "--kind", "cases", "--url", url, "--token", token, "--yes",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
+    text(&output.stderr)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn upload_imports_the_valid_rows_and_writes_the_failed_ones_to_fix() {
+    let app = spawn_app().await;
+    let (group, partner) = partner(&app).await;
+    let (token, _) = app.mint(&partner, &["imports:write", "cases:read"]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("november.csv"), NOVEMBER).expect("write");
+
+    let mut command = intake();
+    command
+        .current_dir(dir.path())
+        .args(["upload", "november.csv", "--kind", "cases"])
+        .args(["--list-name", "November", "--assign-group", &group])
+        .args(["--url", &app.address, "--yes"])
+        .env("INTAKE_TOKEN", &token)
+        .stdin(Stdio::null());
+    let output = output(command).await;
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "imported with failed rows\n{stdout}\n{stderr}"
+    );
+    // The check, for a person: rows, the first rows, the problem by line
+    // and column.
+    assert!(stdout.contains("november.csv: 4 rows checked"), "{stdout}");
+    assert!(
+        stdout.contains("line  Staff ID  External Staff ID  Case ID  Reason"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 error in 1 row"), "{stdout}");
+    assert!(stdout.contains("  line 4, Staff ID: "), "{stdout}");
+    assert!(stdout.contains("3 of 4 rows can be imported."), "{stdout}");
+    // The summary.
+    let summary: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    for (label, n) in [
+        ("rows:", "4"),
+        ("succeeded:", "3"),
+        ("skipped:", "0"),
+        ("failed:", "1"),
+    ] {
+        assert!(
+            summary.contains(&vec![label, n]),
+            "{label} {n} in the summary: {stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("november-errors.csv"),
+        "says where the failed rows are: {stdout}"
+    );
+    // No progress bars without a terminal.
+    assert!(!stderr.contains("Uploading"), "{stderr}");
+
+    // The cases are there.
+    assert_eq!(count_cases(&app).await, 3);
+    let cases = body(app.get_as(&token, "/v1/cases").await).await;
+    let mut ids: Vec<&str> = cases["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|c| c["external_id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec!["T-1", "T-2", "T-4"]);
+
+    // The failed row, in the file's columns plus `error`, beside.
+    let errors =
+        std::fs::read_to_string(dir.path().join("november-errors.csv")).expect("the errors file");
+    let lines: Vec<&str> = errors.lines().collect();
+    assert_eq!(lines[0], "Staff ID,External Staff ID,Case ID,Reason,error");
+    assert_eq!(lines.len(), 2, "{errors}");
+    assert!(lines[1].starts_with("Z-9,,T-3,Unknown agent,"), "{errors}");
+    assert!(lines[1].contains("line 4, Staff ID:"), "{errors}");
+
+    // Every row valid, the errors file named: done, exit 0, no file.
+    std::fs::write(
+        dir.path().join("december.csv"),
+        "Staff ID,External Staff ID,Case ID,Reason\nA-1,crm-1,D-1,Fine\n",
+    )
+    .expect("write");
+    let output = upload(
+        dir.path(),
+        &[
+            "december.csv",
+            "--kind=cases",
+            "--url",
+            &app.address,
+            "--token",
+            &token,
+            "-y",
+            "--errors-file",
+            "out/december-failed.csv",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(!dir.path().join("out").exists());
+    assert_eq!(count_cases(&app).await, 4);
+}
+
+#[tokio::test]
+async fn upload_without_a_terminal_or_yes_leaves_the_job_awaiting_confirmation() {
+    let app = spawn_app().await;
+    let (_, partner) = partner(&app).await;
+    let (token, _) = app.mint(&partner, &["imports:write"]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("november.csv"), NOVEMBER).expect("write");
+    let output = upload(
+        dir.path(),
+        &[
+            "november.csv",
+            "--kind",
+            "cases",
+            "--url",
+            &app.address,
+            "--token",
+            &token,
+        ],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    // The check was shown all the same.
+    assert!(text(&output.stdout).contains("3 of 4 rows can be imported."));
+
+    let jobs = body(app.get_as(&token, "/v1/imports").await).await;
+    let jobs = jobs["items"].as_array().expect("items");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["state"], "awaiting_confirmation");
+    let id = jobs[0]["id"].as_str().expect("id");
+    assert!(
+        stderr.contains(&format!("/v1/imports/{id}/confirm")),
+        "says how to confirm it: {stderr}"
+    );
+    assert_eq!(count_cases(&app).await, 0);
+}
+
+#[tokio::test]
+async fn upload_errors_are_one_clear_line_and_exit_1() {
+    let app = spawn_app().await;
+    let (_, partner) = partner(&app).await;
+    let (reader, _) = app.mint(&partner, &["cases:read"]).await;
+    let (writer, _) = app.mint(&partner, &["imports:write"]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("november.csv"), NOVEMBER).expect("write");
+    std::fs::write(
+        dir.path().join("headless.csv"),
+        "Staff ID,Case ID\nA-1,T-1\n",
+    )
+    .expect("write");
+
+    let stderr = refused(dir.path(), "november.csv", &app.address, "not-a-token").await;
+    assert!(
+        stderr.starts_with("intake: the token was refused"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let stderr = refused(dir.path(), "november.csv", &app.address, &reader).await;
+    assert!(stderr.contains("lacks the scope imports:write"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nowhere = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let stderr = refused(dir.path(), "november.csv", &nowhere, "any").await;
+    assert!(stderr.contains("cannot reach the server at"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // A file the server cannot read: its detail and first errors.
+    let stderr = refused(dir.path(), "headless.csv", &app.address, &writer).await;
+    assert!(
+        stderr.starts_with("intake: the server refused the file: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\n  "), "its errors listed: {stderr}");
+
+    let stderr = refused(dir.path(), "missing.csv", &app.address, &writer).await;
+    assert!(stderr.contains("cannot open missing.csv"), "{stderr}");
+    assert_eq!(count_cases(&app).await, 0);
 }

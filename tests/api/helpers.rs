@@ -142,6 +142,7 @@ async fn start(env: BTreeMap<String, String>, data_dir: tempfile::TempDir) -> Te
     )
     .await
     .expect("mint");
+    intake::install_tls_provider();
     TestApp {
         address,
         client: reqwest::Client::builder()

@@ -89,6 +89,7 @@ async fn spans_are_exported_by_otlp_continuing_the_callers_trace() {
         }
     });
 
+    intake::install_tls_provider();
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let up = eventually(Duration::from_secs(20), || async {
