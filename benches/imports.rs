@@ -341,6 +341,7 @@ fn median(values: &[f64]) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    intake::install_tls_provider();
     let number = |name: &str, default: usize| {
         std::env::var(name)
             .ok()
