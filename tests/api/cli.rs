@@ -468,3 +468,69 @@ async fn upload_errors_are_one_clear_line_and_exit_1() {
     assert!(stderr.contains("cannot open missing.csv"), "{stderr}");
     assert_eq!(count_cases(&app).await, 0);
 }
+
+#[tokio::test]
+async fn upload_imports_customers_into_a_campaign_with_the_dialers_options() {
+    let app = spawn_app().await;
+    let (group, partner) = partner(&app).await;
+    let campaign = app.create_campaign(&group, "Leads").await;
+    let (token, _) = app
+        .mint(&partner, &["imports:write", "customers:read"])
+        .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("leads.csv"),
+        "Full name,Phone number,Agent\nDana Levi,07911 123451,Ann\nTom Cohen,+44 7911 123452,\n",
+    )
+    .expect("write");
+    let output = upload(
+        dir.path(),
+        &[
+            "leads.csv",
+            "--kind",
+            "customers",
+            "--campaign-id",
+            &campaign,
+            "--status",
+            "follow_up",
+            "--override-existing",
+            "--url",
+            &app.address,
+            "--token",
+            &token,
+            "--yes",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("leads.csv: 2 rows checked"), "{stdout}");
+    let page = body(
+        app.get_as(
+            &token,
+            &format!("/v1/campaigns/{campaign}/customers?limit=10"),
+        )
+        .await,
+    )
+    .await;
+    let mut stored: Vec<(String, String, String)> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| {
+            (
+                c["phone"].as_str().unwrap_or("").to_string(),
+                c["status"].as_str().unwrap_or("").to_string(),
+                c["agent_staff_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        vec![
+            ("+447911123451".into(), "follow_up".into(), "A-1".into()),
+            ("+447911123452".into(), "follow_up".into(), String::new()),
+        ]
+    );
+}
