@@ -16,7 +16,9 @@ use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ids::{ImportId, ListId};
 use crate::ingest::cases::{ListFields, resolve_list};
 use crate::ingest::customers::CustomerIngest;
-use crate::ingest::imports::{CaseJobOptions, CheckProblems, CustomerJobOptions, check_import};
+use crate::ingest::imports::{
+    CaseJobOptions, CheckProblems, CustomerJobOptions, ERROR_COLUMN, check_import,
+};
 use crate::routes::cases::StreamOptions;
 use crate::routes::customers::{CUSTOMER_OPTION_FIELDS, customer_option};
 use crate::routes::extract::form::read_form_to_disk;
@@ -710,7 +712,7 @@ pub async fn import_errors_csv(
 ) -> Result<HttpResponse, ApiError> {
     let job = own_job(&state, auth.principal.access.integration_id, *id).await?;
     let mut header: Vec<String> = job.header.iter().map(|h| neutralise(h)).collect();
-    header.push("error".into());
+    header.push(ERROR_COLUMN.into());
     let first = csv_lines(std::iter::once(header))?;
     // Streamed a page of failed rows at a time: a job's failures may be
     // many more than an answer should hold in memory.
@@ -847,7 +849,7 @@ pub async fn import_errors_xlsx(
 ) -> Result<HttpResponse, ApiError> {
     let job = own_job(&state, auth.principal.access.integration_id, *id).await?;
     let mut header = job.header.clone();
-    header.push("error".into());
+    header.push(ERROR_COLUMN.into());
     let width = job.header.len();
     // The workbook is written on a blocking thread (its rows to a temporary
     // file: constant memory), the failed rows fed to it a page at a time.
