@@ -168,6 +168,8 @@ scope_markers! {
     ImportsWrite => IntegrationPrincipal: [ImportsWrite];
     /// Reading imports.
     ImportsRead => IntegrationPrincipal: [ImportsRead, ImportsWrite];
+    /// Reading reference data (teams, staff, categories): whoever sends cases.
+    ReferenceRead => IntegrationPrincipal: [CasesRead, CasesWrite, ImportsWrite];
 }
 
 /// Proof that the request carries a valid token of the kind and with a scope

@@ -132,7 +132,8 @@ pub struct ValidCase {
     pub external_id: String,
     pub staff: StaffRef,
     pub channel: Option<Channel>,
-    pub status: CaseStatus,
+    /// As sent (a new case without one is `open`; an updated one keeps its own).
+    pub status: Option<CaseStatus>,
     pub priority: Option<Priority>,
     pub category: Option<String>,
     pub occurred_at: Option<DateTime<Utc>>,
@@ -263,8 +264,7 @@ pub fn validate_case(input: &CaseInput, rules: &CaseRules) -> Result<ValidCase, 
         CaseStatus::parse,
         CaseStatus::names,
         &mut errors,
-    )
-    .unwrap_or(CaseStatus::Open);
+    );
     let priority_raw = text("priority", &input.priority, false, &mut errors);
     let priority = enum_value(
         "priority",
@@ -391,7 +391,7 @@ mod tests {
         assert_eq!(valid.external_id, "T-1");
         assert_eq!(valid.staff.staff_id.as_deref(), Some("1001"));
         assert_eq!(valid.channel, Some(Channel::LiveHotline));
-        assert_eq!(valid.status, CaseStatus::InProgress);
+        assert_eq!(valid.status, Some(CaseStatus::InProgress));
         assert_eq!(valid.priority, Some(Priority::High));
         assert_eq!(valid.category.as_deref(), Some("Technical issue"));
         assert_eq!(

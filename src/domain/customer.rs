@@ -52,6 +52,14 @@ pub struct CustomerInput {
     #[serde(default, deserialize_with = "scalar")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub source_created_at: Option<Scalar>,
+    /// The customer asked not to be called (a boolean; in CSV `true`/`false`,
+    /// `yes`/`no`, `1`/`0`). Sent, it is the customer's value even where
+    /// `update_contact_allowed` is ticked: `true` keeps or sets the block.
+    /// Not sent: a new customer is not blocked; a stored one keeps its value
+    /// (unless `update_contact_allowed` clears it).
+    #[serde(default, deserialize_with = "scalar")]
+    #[schema(value_type = Option<bool>)]
+    pub do_not_call: Option<Scalar>,
     /// Custom fields: text, numbers or booleans. On an update they are
     /// merged into the stored ones.
     #[serde(default)]
@@ -92,14 +100,19 @@ pub struct CustomerOptions {
     /// they are read in the campaign's `default_region`.
     pub international_format: bool,
     /// A customer already in this campaign (same E.164 phone) is updated in
-    /// the fields the input carries; without it, it is skipped
+    /// the fields the input carries; without it (and without
+    /// `update_contact_allowed` and `reset_status`), it is skipped
     /// (`already_exists`).
     pub override_existing: bool,
-    /// Clear a do-not-call block and set `contact_allowed_at` to now (new
-    /// customers, and existing ones that are updated).
+    /// Clear a do-not-call block and set `contact_allowed_at` to now, on
+    /// new customers and on existing ones: ticked alone, it updates an
+    /// existing customer in these two fields only (outcome `updated`). A
+    /// row that sends `do_not_call: true` keeps its block (the row's value
+    /// wins) and its `contact_allowed_at` is left as it was.
     pub update_contact_allowed: bool,
-    /// Set an updated customer's status to the upload's status (without it,
-    /// an updated customer keeps its status).
+    /// Set an existing customer's status to the upload's status: ticked
+    /// alone, it updates an existing customer in its status only (outcome
+    /// `updated`). Without it, an updated customer keeps its status.
     pub reset_status: bool,
     /// Whether other campaigns (of the integration's groups) may hold the phone too.
     pub unique_mode: UniqueMode,
@@ -278,6 +291,8 @@ pub struct ValidCustomer {
     pub agent: Option<String>,
     pub follow_up_at: Option<DateTime<Utc>>,
     pub source_created_at: Option<DateTime<Utc>>,
+    /// `do_not_call` as sent.
+    pub do_not_call: Option<bool>,
     /// The custom fields as a JSON object text.
     pub fields: String,
 }
@@ -401,6 +416,7 @@ pub fn validate_customer(
         rules.dates,
         &mut errors,
     );
+    let do_not_call = flag("do_not_call", &input.do_not_call, &mut errors);
     let fields = data_json("fields", &input.fields, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
@@ -412,8 +428,36 @@ pub fn validate_customer(
         agent,
         follow_up_at,
         source_created_at,
+        do_not_call,
         fields,
     })
+}
+
+/// A yes/no field: a JSON boolean, or text `true`/`false`, `yes`/`no`,
+/// `1`/`0` (any letter case, as spreadsheets write them).
+fn flag(field: &str, value: &Option<Scalar>, errors: &mut Vec<FieldError>) -> Option<bool> {
+    let parsed = match value.as_ref()? {
+        Scalar::Bool(b) => Some(*b),
+        Scalar::Number(n) => match n.as_u64() {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
+        Scalar::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "" => return None,
+            "true" | "yes" | "y" | "1" => Some(true),
+            "false" | "no" | "n" | "0" => Some(false),
+            _ => None,
+        },
+    };
+    if parsed.is_none() {
+        errors.push(FieldError::field(
+            field,
+            ErrorCode::InvalidType,
+            format!("{field} is true or false (also yes/no, 1/0)"),
+        ));
+    }
+    parsed
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::domain::StaffRole;
 use crate::domain::access::GroupAccess;
-use crate::domain::case::{CaseInput, CaseRules, ValidCase, validate_case};
+use crate::domain::case::{CaseInput, CaseRules, CaseStatus, ValidCase, validate_case};
 use crate::error::{ApiError, ErrorCode, FieldError, excerpt};
 use crate::ids::{CaseId, GroupId, IntegrationId, ListId, TeamId};
 use crate::ingest::Services;
@@ -50,7 +50,8 @@ pub enum OnConflict {
     Error,
     /// The stored case stays; the row is `skipped`.
     Skip,
-    /// The stored case takes the new values (and the new list, if any).
+    /// The stored case takes the values the input carries (and the new
+    /// list, if any); the others stay, and `data` is merged key by key.
     Update,
 }
 
@@ -331,7 +332,12 @@ impl<'a> CaseIngest<'a> {
                 external_staff_id: case.staff.external_staff_id,
                 group_id,
                 channel: case.channel.map(|c| c.as_str()),
-                status: case.status.as_str(),
+                // An update without a status keeps the stored one ("").
+                status: match (case.status, outcome) {
+                    (Some(status), _) => status.as_str(),
+                    (None, Outcome::Updated) => "",
+                    (None, _) => CaseStatus::Open.as_str(),
+                },
                 priority: case.priority.map(|p| p.as_str()),
                 category: case.category,
                 occurred_at: case.occurred_at,

@@ -21,23 +21,25 @@ enum Target {
     Agent,
     FollowUpAt,
     SourceCreatedAt,
+    DoNotCall,
     /// A custom field named by its header.
     Custom,
     /// Messages, comments, activity logs: not ingested.
     Ignored,
 }
 
-const FIELDS: [(Target, &str); 5] = [
+const FIELDS: [(Target, &str); 6] = [
     (Target::Name, "name"),
     (Target::Phone, "phone"),
     (Target::Agent, "agent"),
     (Target::FollowUpAt, "follow_up_at"),
     (Target::SourceCreatedAt, "source_created_at"),
+    (Target::DoNotCall, "do_not_call"),
 ];
 
 /// Headers recognised without a mapping (compared in canonical form:
 /// "Follow-up date" → `follow_up_date`).
-const ALIASES: [(Target, &[&str]); 5] = [
+const ALIASES: [(Target, &[&str]); 6] = [
     (
         Target::Name,
         &[
@@ -85,6 +87,7 @@ const ALIASES: [(Target, &[&str]); 5] = [
             "original_creation_date",
         ],
     ),
+    (Target::DoNotCall, &["do_not_call", "dnc"]),
 ];
 
 /// The header of a customers file as a template writes it: one column per
@@ -156,7 +159,7 @@ impl CustomerColumns {
                     field,
                     ErrorCode::InvalidMapping,
                     format!(
-                        "{} is not a field; map a column to name, phone, agent, follow_up_at, source_created_at or fields",
+                        "{} is not a field; map a column to name, phone, agent, follow_up_at, source_created_at, do_not_call or fields",
                         excerpt(&to.to_string())
                     ),
                 ));
@@ -256,6 +259,7 @@ impl CustomerColumns {
                 Target::Agent => input.agent = value,
                 Target::FollowUpAt => input.follow_up_at = value,
                 Target::SourceCreatedAt => input.source_created_at = value,
+                Target::DoNotCall => input.do_not_call = value,
                 Target::Custom => custom.push((self.header[i].clone(), value)),
                 Target::Ignored => {}
             }
@@ -341,7 +345,12 @@ mod tests {
     fn the_template_header_fills_every_field_without_a_mapping() {
         let mut t = table(&TEMPLATE_HEADER);
         let columns = CustomerColumns::read(&mut t, None).expect("works");
-        let targets: Vec<Target> = FIELDS.iter().map(|(t, _)| *t).collect();
+        // All but `do_not_call`, which a template leaves out.
+        let targets: Vec<Target> = FIELDS
+            .iter()
+            .map(|(t, _)| *t)
+            .filter(|t| *t != Target::DoNotCall)
+            .collect();
         assert_eq!(columns.targets, targets);
     }
 

@@ -364,7 +364,14 @@ impl<'a> CustomerIngest<'a> {
         for (row, customer, agent_staff_id) in valid {
             let in_other = elsewhere.contains(&customer.phone);
             let (outcome, id, reason) = match existing.get(&customer.phone) {
-                Some(id) if self.options.override_existing => (CustomerOutcome::Updated, *id, None),
+                // Each of these acts on an existing customer by itself.
+                Some(id)
+                    if self.options.override_existing
+                        || self.options.reset_status
+                        || self.options.update_contact_allowed =>
+                {
+                    (CustomerOutcome::Updated, *id, None)
+                }
                 Some(id) => (
                     CustomerOutcome::Skipped,
                     *id,
@@ -400,6 +407,7 @@ impl<'a> CustomerIngest<'a> {
                 agent_staff_id,
                 follow_up_at: customer.follow_up_at,
                 source_created_at: customer.source_created_at,
+                do_not_call: customer.do_not_call,
                 fields: customer.fields,
             });
         }
@@ -545,7 +553,7 @@ impl BatchWriter for CustomerBatchWriter {
                         CustomerOutcome::Updated
                     };
                 }
-                // Without `override_existing`, a customer a concurrent
+                // With none of the options that act on existing customers, a customer a concurrent
                 // request created first is left as it is.
                 None => {
                     result.outcome = CustomerOutcome::Skipped;

@@ -8,11 +8,11 @@ use utoipa::ToSchema;
 use crate::auth::{Authorized, CasesWrite};
 use crate::domain::access::GroupAccess;
 use crate::domain::case::DateInput;
-use crate::error::{ApiError, ErrorCode, FieldError, Problem};
+use crate::error::{ApiError, ErrorCode, FieldError, Problem, excerpt};
 use crate::ids::{CaseId, IntegrationId, ListId};
 use crate::ingest::case_csv::CaseColumns;
 use crate::ingest::cases::{
-    CaseRun, CasesIngested, ListFields, ListSpec, OnConflict, ingest_cases,
+    CaseRun, CasesIngested, ListFields, ListSpec, OnConflict, Outcome, ingest_cases,
 };
 use crate::ingest::csv::{CsvTable, Detected, invalid_csv, read_table};
 use crate::ingest::engine::{Keep, Problems, RunOptions, Writes};
@@ -48,6 +48,13 @@ pub struct CaseCsvForm {
     assign_group: Option<String>,
     assign_team: Option<String>,
     assign_evaluator: Option<String>,
+    /// What a Case ID this integration sent before does: `error` (default;
+    /// `duplicate_external_id`), `skip` (the stored case stays), `update`
+    /// (the stored case takes the values the row carries — an empty cell
+    /// changes nothing — its `data` merged key by key, and it moves into
+    /// the new list). Re-send a corrected file with `update`.
+    #[schema(value_type = Option<OnConflict>)]
+    on_conflict: Option<String>,
     /// `true`: check the file and answer, write nothing.
     dry_run: Option<bool>,
 }
@@ -62,7 +69,7 @@ pub struct UploadedList {
     pub case_count: u64,
 }
 
-/// One case the upload created.
+/// One case the upload created, updated or skipped.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadedCase {
     #[schema(value_type = uuid::Uuid)]
@@ -70,18 +77,23 @@ pub struct UploadedCase {
     pub external_id: String,
     /// The case's line in the file.
     pub line: u64,
+    pub outcome: Outcome,
 }
 
 /// The file was imported.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "list": {"id": "019a8c12-5555-7000-8000-000000000006", "name": "November calls", "assignment": {"kind": "group", "id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa"}, "case_count": 2},
-    "created": 2, "cases": [{"id": "019a8c12-4444-7000-8000-000000000005", "external_id": "T-1", "line": 2}],
+    "created": 2, "updated": 0, "skipped": 0, "cases": [{"id": "019a8c12-4444-7000-8000-000000000005", "external_id": "T-1", "line": 2, "outcome": "created"}],
     "warnings": [], "detected": {"encoding": "utf-8", "bom": false, "delimiter": ",", "line_ending": "crlf"}
 }))]
 pub struct CsvImported {
     pub list: UploadedList,
     pub created: u64,
+    /// Cases this integration sent before, updated (`on_conflict=update`).
+    pub updated: u64,
+    /// Cases this integration sent before, left as stored (`on_conflict=skip`).
+    pub skipped: u64,
     pub cases: Vec<UploadedCase>,
     /// Extra cells ignored, columns not ingested.
     pub warnings: Vec<FieldError>,
@@ -90,10 +102,14 @@ pub struct CsvImported {
 
 /// The file would import (`dry_run`).
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"valid": true, "would_create": 2, "warnings": [], "detected": {"encoding": "utf-8", "bom": false, "delimiter": ";", "line_ending": "lf"}}))]
+#[schema(example = json!({"valid": true, "would_create": 2, "would_update": 0, "would_skip": 0, "warnings": [], "detected": {"encoding": "utf-8", "bom": false, "delimiter": ";", "line_ending": "lf"}}))]
 pub struct CsvChecked {
     pub valid: bool,
     pub would_create: u64,
+    /// With `on_conflict=update`.
+    pub would_update: u64,
+    /// With `on_conflict=skip`.
+    pub would_skip: u64,
     pub warnings: Vec<FieldError>,
     pub detected: Detected,
 }
@@ -112,6 +128,13 @@ pub struct CsvChecked {
 /// as `row` and its `column`), then the same validators as `POST /v1/cases`
 /// run on each row. Columns of messages, comments or activity logs are
 /// ignored with a warning. A valid file becomes a new list, all or nothing.
+///
+/// `on_conflict` (as in `POST /v1/cases`) says what a Case ID the
+/// integration sent before does: `error` (default), `skip`, or `update` —
+/// re-sending a corrected file: a stored case takes only what its row
+/// carries (empty cells change nothing; its `data` is merged key by key,
+/// the stored columns keeping their order, new ones appended) and moves
+/// into the new list.
 ///
 /// `curl -H "Authorization: Bearer $TOKEN" -F file=@cases.csv -F list_name=November -F assign_group=$GROUP .../v1/cases/csv`
 #[utoipa::path(
@@ -174,6 +197,7 @@ pub async fn upload_cases_csv(
 /// The uploader's options, from the form's text fields.
 struct Upload {
     options: StreamOptions,
+    on_conflict: OnConflict,
     dry_run: bool,
 }
 
@@ -181,6 +205,7 @@ impl Upload {
     fn from_fields(fields: &[(String, String)]) -> Result<Self, ApiError> {
         let mut options = StreamOptions::default();
         let mut dry_run = false;
+        let mut on_conflict = OnConflict::default();
         for (name, text) in fields {
             let text = text.clone();
             match name.as_str() {
@@ -189,17 +214,22 @@ impl Upload {
                 "assign_team" => options.assign_team = Some(text),
                 "assign_evaluator" => options.assign_evaluator = Some(text),
                 "dry_run" => dry_run = truthy("dry_run", &text)?,
+                "on_conflict" => on_conflict = parse_on_conflict(&text)?,
                 other => {
                     return Err(ApiError::new(
                         ErrorCode::UnknownField,
                         format!(
-                            "Unknown form field {other:?}; expected file, list_name, assign_group, assign_team, assign_evaluator, dry_run."
+                            "Unknown form field {other:?}; expected file, list_name, assign_group, assign_team, assign_evaluator, on_conflict, dry_run."
                         ),
                     ));
                 }
             }
         }
-        Ok(Self { options, dry_run })
+        Ok(Self {
+            options,
+            on_conflict,
+            dry_run,
+        })
     }
 
     fn run<'a>(&self, access: &'a GroupAccess, list: Option<&'a ListSpec>) -> CaseRun<'a> {
@@ -208,7 +238,7 @@ impl Upload {
             list,
             list_fields: ListFields::Parameters,
             list_source: "csv",
-            on_conflict: OnConflict::Error,
+            on_conflict: self.on_conflict,
             dates: DateInput::Spreadsheet,
             options: RunOptions {
                 // A file breaking the CSV rules writes nothing; its rows are
@@ -223,6 +253,27 @@ impl Upload {
             },
             path: "csv",
         }
+    }
+}
+
+/// The `on_conflict` form field: `error`, `skip` or `update` (any letter
+/// case, surrounding spaces ignored); empty is the default.
+fn parse_on_conflict(text: &str) -> Result<OnConflict, ApiError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "error" => Ok(OnConflict::Error),
+        "skip" => Ok(OnConflict::Skip),
+        "update" => Ok(OnConflict::Update),
+        other => Err(ApiError::validation(
+            ErrorCode::ValidationFailed,
+            vec![FieldError::field(
+                "on_conflict",
+                ErrorCode::InvalidEnum,
+                format!(
+                    "{:?} is not an on_conflict; expected one of: error, skip, update",
+                    excerpt(other)
+                ),
+            )],
+        )),
     }
 }
 
@@ -274,11 +325,13 @@ fn answer(
     if !columns_read || !summary.errors.is_empty() {
         return Err(invalid_csv(summary.errors.listed));
     }
-    let created = summary.created;
+    let (created, updated, skipped) = (summary.created, summary.updated, summary.skipped);
     if dry_run {
         return Ok(HttpResponse::Ok().json(CsvChecked {
             valid: true,
             would_create: created,
+            would_update: updated,
+            would_skip: skipped,
             warnings,
             detected,
         }));
@@ -289,6 +342,7 @@ fn answer(
         id: a.id,
         external_id: a.external_id,
         line: a.row,
+        outcome: a.outcome,
     });
     Ok(HttpResponse::Created().json(CsvImported {
         list: UploadedList {
@@ -298,9 +352,12 @@ fn answer(
                 kind: list.assignment_kind.to_string(),
                 id: list.assignment_id,
             },
-            case_count: created,
+            // The cases created or updated (an updated case moves here).
+            case_count: created + updated,
         },
         created,
+        updated,
+        skipped,
         cases: cases.collect(),
         warnings,
         detected,

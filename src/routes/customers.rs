@@ -278,6 +278,8 @@ pub struct NewCustomer {
     follow_up_at: Option<String>,
     #[schema(format = DateTime)]
     source_created_at: Option<String>,
+    /// The customer asked not to be called (default false).
+    do_not_call: Option<bool>,
     #[schema(value_type = Option<Object>)]
     fields: Option<serde_json::Value>,
 }
@@ -384,7 +386,7 @@ pub struct CustomerCsvForm {
     /// The status of every customer of the file (default the campaign's first).
     status: Option<String>,
     /// JSON object, file header → field (`name`, `phone`, `agent`,
-    /// `follow_up_at`, `source_created_at`, or `fields` to keep a column as a
+    /// `follow_up_at`, `source_created_at`, `do_not_call`, or `fields` to keep a column as a
     /// custom field). Headers it leaves out are matched automatically.
     mapping: Option<String>,
     international_format: Option<bool>,
@@ -418,7 +420,7 @@ pub struct CustomersCsvSummary {
 ///
 /// The dialer's uploader: one status per file, the options as form fields,
 /// headers matched by `mapping` or automatically ("Full name", "Phone
-/// number", "Mobile", "Agent", "Follow-up date", "Created", …; other
+/// number", "Mobile", "Agent", "Follow-up date", "Created", "Do not call", …; other
 /// columns become custom `fields`). Dates are read with `date_format` in
 /// `timezone` (default `DD-MM-YYYY HH:MM` in the campaign's zone; a time
 /// skipped by a daylight-saving change is moved forward by the gap, a time

@@ -13,6 +13,7 @@ pub mod health;
 pub mod imports;
 pub mod limits;
 pub mod me;
+pub mod reference;
 pub mod templates;
 
 use actix_web::dev::ResourceDef;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(me::configure)
             .configure(limits::configure)
             .configure(enums::configure)
+            .configure(reference::configure)
             .configure(campaigns::configure)
             // Before `cases`: `/cases/csv` must not be taken for `/cases/{id}`.
             .configure(case_csv::configure)

@@ -71,8 +71,24 @@ pub struct CustomerRow {
     pub agent_staff_id: Option<String>,
     pub follow_up_at: Option<DateTime<Utc>>,
     pub source_created_at: Option<DateTime<Utc>>,
+    /// `do_not_call` as sent (absent: false on a new customer, kept on a
+    /// stored one unless `update_contact_allowed` clears it).
+    pub do_not_call: Option<bool>,
     /// JSON object text.
     pub fields: String,
+}
+
+impl CustomerRow {
+    /// The `do_not_call` written for this row.
+    pub(super) fn do_not_call(&self) -> bool {
+        self.do_not_call.unwrap_or(false)
+    }
+
+    /// The `contact_allowed_at` written for this row: `update_contact_allowed`'s
+    /// time, unless the row itself says `do_not_call: true` (its value wins).
+    pub(super) fn contact_allowed_at(&self, at: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        at.filter(|_| self.do_not_call != Some(true))
+    }
 }
 
 /// How a request's batches are written.
@@ -81,9 +97,13 @@ pub struct UpsertPolicy {
     pub campaign_id: CampaignId,
     /// The upload's status (new customers; updated ones with `reset_status`).
     pub status: String,
-    /// Existing customers are updated (else a conflict is a concurrent write).
+    /// Existing customers are updated in the fields the input carries.
     pub override_existing: bool,
+    /// Existing customers take the upload's status (even without
+    /// `override_existing`).
     pub reset_status: bool,
+    /// Existing customers lose their do-not-call block (even without
+    /// `override_existing`).
     pub update_contact_allowed: bool,
     /// `unique_mode: move`: the caller's groups, whose other campaigns lose
     /// the phones written.
@@ -297,6 +317,26 @@ fn lock_key(campaign_id: CampaignId) -> i64 {
     i64::from_be_bytes(tail)
 }
 
+/// SQL merging the JSON object `new` into the JSON object `old`, keeping
+/// order: `old`'s keys where they are (those `new` also carries take its
+/// value), then `new`'s other keys in the order sent. SQLite's `json_patch`
+/// keeps that order itself; PostgreSQL's `jsonb ||` would sort the keys,
+/// so the objects are walked as `json` (which keeps the text's order).
+pub(super) fn merge_object_sql(postgres: bool, old: &str, new: &str) -> String {
+    if !postgres {
+        return format!("json_patch({old}, {new})");
+    }
+    format!(
+        "(SELECT COALESCE(json_object_agg(m.key, m.value ORDER BY m.part, m.ord), '{{}}'::json) FROM ( \
+         SELECT 0 AS part, o.ord, o.key, COALESCE(n.value, o.value) AS value \
+         FROM json_each({old}) WITH ORDINALITY AS o(key, value, ord) \
+         LEFT JOIN json_each({new}) AS n(key, value) ON n.key = o.key \
+         UNION ALL SELECT 1, n.ord, n.key, n.value \
+         FROM json_each({new}) WITH ORDINALITY AS n(key, value, ord) \
+         WHERE NOT EXISTS (SELECT 1 FROM json_each({old}) AS o(key, value) WHERE o.key = n.key)) AS m)"
+    )
+}
+
 pub(super) fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
@@ -318,32 +358,52 @@ pub struct CustomerWriter {
 
 impl CustomerWriter {
     /// The `DO UPDATE SET …` (or `DO NOTHING`) of the upsert, the same text
-    /// on both databases.
-    fn on_conflict(&self) -> String {
-        if !self.policy.override_existing {
+    /// on both databases. Each ticked option touches only what it names:
+    /// `override_existing` the fields the input carries, `reset_status` the
+    /// status, `update_contact_allowed` `do_not_call` and
+    /// `contact_allowed_at`. `do_not_call_sent`: the rows carry
+    /// `do_not_call` (set with `override_existing`; with
+    /// `update_contact_allowed` the row's value is written either way).
+    fn on_conflict(&self, do_not_call_sent: bool) -> String {
+        let policy = &self.policy;
+        if !(policy.override_existing || policy.reset_status || policy.update_contact_allowed) {
             return "ON CONFLICT (campaign_id, phone) DO NOTHING".to_string();
         }
-        let mut set = vec![
-            "name = excluded.name",
-            "phone_raw = excluded.phone_raw",
-            "agent_staff_id = COALESCE(excluded.agent_staff_id, customers.agent_staff_id)",
-            "follow_up_at = COALESCE(excluded.follow_up_at, customers.follow_up_at)",
-            "source_created_at = COALESCE(excluded.source_created_at, customers.source_created_at)",
-            "updated_at = excluded.updated_at",
-        ];
-        if self.policy.reset_status {
-            set.push("status = excluded.status");
+        let mut set = Vec::new();
+        if policy.override_existing {
+            set.extend([
+                "name = excluded.name".to_string(),
+                "phone_raw = excluded.phone_raw".to_string(),
+                "agent_staff_id = COALESCE(excluded.agent_staff_id, customers.agent_staff_id)"
+                    .to_string(),
+                "follow_up_at = COALESCE(excluded.follow_up_at, customers.follow_up_at)".to_string(),
+                "source_created_at = COALESCE(excluded.source_created_at, customers.source_created_at)"
+                    .to_string(),
+                format!(
+                    "fields = {}",
+                    merge_object_sql(
+                        matches!(self.tx, WriterTx::Postgres(_)),
+                        "customers.fields",
+                        "excluded.fields"
+                    )
+                ),
+            ]);
         }
-        if self.policy.update_contact_allowed {
-            set.push("do_not_call = FALSE");
-            set.push("contact_allowed_at = excluded.contact_allowed_at");
+        if policy.reset_status {
+            set.push("status = excluded.status".to_string());
         }
-        set.push(match self.tx {
-            WriterTx::Postgres(_) => {
-                "fields = (customers.fields::jsonb || excluded.fields::jsonb)::json"
-            }
-            WriterTx::Sqlite(_) => "fields = json_patch(customers.fields, excluded.fields)",
-        });
+        if policy.update_contact_allowed {
+            // The row's `do_not_call` (false unless it sent true), and a
+            // `contact_allowed_at` unless it sent true.
+            set.push("do_not_call = excluded.do_not_call".to_string());
+            set.push(
+                "contact_allowed_at = COALESCE(excluded.contact_allowed_at, customers.contact_allowed_at)"
+                    .to_string(),
+            );
+        } else if policy.override_existing && do_not_call_sent {
+            set.push("do_not_call = excluded.do_not_call".to_string());
+        }
+        set.push("updated_at = excluded.updated_at".to_string());
         format!(
             "ON CONFLICT (campaign_id, phone) DO UPDATE SET {}",
             set.join(", ")
@@ -369,21 +429,32 @@ impl CustomerWriter {
         };
         let at = now();
         let contact_allowed_at = self.policy.update_contact_allowed.then_some(at);
-        let on_conflict = self.on_conflict();
-        let batch = UpsertBatch {
-            policy: &self.policy,
-            rows,
-            moved: &moved,
-            at,
-            contact_allowed_at,
-            on_conflict: &on_conflict,
-        };
-        let stored = match &mut self.tx {
-            WriterTx::Postgres(tx) => {
-                postgres::customers::write(tx, &mut self.staging_ready, &batch).await?
+        // Rows that carry `do_not_call` and rows that do not are written by
+        // two statements (their `DO UPDATE SET` differ).
+        let (sent, not_sent): (Vec<CustomerRow>, Vec<CustomerRow>) =
+            rows.iter().cloned().partition(|r| r.do_not_call.is_some());
+        let mut stored = Vec::with_capacity(rows.len());
+        for (part, do_not_call_sent) in [(not_sent, false), (sent, true)] {
+            if part.is_empty() && (do_not_call_sent || moved.is_empty()) {
+                continue;
             }
-            WriterTx::Sqlite(tx) => sqlite::customers::write(tx, &batch).await?,
-        };
+            let on_conflict = self.on_conflict(do_not_call_sent);
+            let batch = UpsertBatch {
+                policy: &self.policy,
+                rows: &part,
+                // The other campaigns lose the phones once, with the first part.
+                moved: if do_not_call_sent { &[] } else { &moved },
+                at,
+                contact_allowed_at,
+                on_conflict: &on_conflict,
+            };
+            stored.extend(match &mut self.tx {
+                WriterTx::Postgres(tx) => {
+                    postgres::customers::write(tx, &mut self.staging_ready, &batch).await?
+                }
+                WriterTx::Sqlite(tx) => sqlite::customers::write(tx, &batch).await?,
+            });
+        }
         // A row is new when it was created by this statement: a stored
         // customer keeps its earlier `created_at`.
         Ok(stored

@@ -24,6 +24,7 @@ pub mod imports;
 pub mod integrations;
 pub mod models;
 mod postgres;
+pub mod reference;
 mod sqlite;
 mod writer;
 

@@ -531,3 +531,62 @@ async fn the_integrations_own_limits_apply() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_corrected_file_is_sent_again_with_on_conflict_update() {
+    let u = uploader().await;
+    let csv = format!(
+        "{HEADER},Channel,Occurred At\r\nA-1,,T-1,Jaws,5,Live hotline,20-11-2026 14:05\r\nA-1,,T-2,Alien,4,form,\r\n"
+    );
+    assert_eq!(u.upload(csv.as_bytes()).await.status(), 201);
+
+    // Sent again as it was: refused by default, the Case IDs already sent.
+    let problem = assert_problem(u.upload(csv.as_bytes()).await, 422, "invalid_csv").await;
+    assert_eq!(problem["errors"][0]["code"], "duplicate_external_id");
+
+    // A corrected row, and its channel and date cells left empty.
+    let corrected = format!("{HEADER},Channel,Occurred At\r\nA-1,,T-1,Jaws,3,,\r\n");
+    let response = u
+        .send(&[
+            ("file", corrected.as_bytes()),
+            ("list_name", b"Corrected"),
+            ("assign_group", u.group.as_bytes()),
+            ("on_conflict", b"update"),
+        ])
+        .await;
+    assert_eq!(response.status(), 201);
+    let imported = body(response).await;
+    assert_eq!(imported["created"], 0);
+    assert_eq!(imported["updated"], 1);
+    assert_eq!(imported["cases"][0]["outcome"], "updated");
+    assert_eq!(imported["list"]["case_count"], 1);
+    let stored = u.stored().await;
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0]["external_id"], "T-1");
+    assert_eq!(stored[0]["channel"], "live_hotline");
+    assert_eq!(stored[0]["occurred_at"], "2026-11-20T14:05:00Z");
+    assert_eq!(stored[0]["list_id"], imported["list"]["id"]);
+    assert_eq!(
+        serde_json::to_string(&stored[0]["data"]).expect("json"),
+        r#"{"Film":"Jaws","Rating":"3"}"#
+    );
+
+    // skip leaves the stored case; an unknown value is refused.
+    let response = u
+        .send(&[
+            ("file", csv.as_bytes()),
+            ("on_conflict", b"Skip"),
+            ("dry_run", b"true"),
+        ])
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(body(response).await["would_skip"], 2);
+    let response = u
+        .send(&[
+            ("file", csv.as_bytes()),
+            ("on_conflict", b"merge"),
+            ("dry_run", b"true"),
+        ])
+        .await;
+    assert_problem(response, 422, "validation_failed").await;
+}

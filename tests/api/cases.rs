@@ -506,6 +506,45 @@ async fn on_conflict_decides_what_a_second_send_does() {
 }
 
 #[tokio::test]
+async fn an_update_changes_only_what_the_input_carries_and_merges_data_in_order() {
+    let w = world().await;
+    let first = w
+        .post(
+            &json!({"cases": [{"external_id": "T-1", "staff_id": "A-1", "channel": "form",
+            "status": "in_progress", "priority": "high", "occurred_at": "2026-11-20T14:05:00Z",
+            "data": {"Film": "Jaws", "Rating": 5, "Year": 1975}}]}),
+        )
+        .await;
+    assert_eq!(first.status(), 201);
+    let response = w
+        .post(&json!({"on_conflict": "update", "cases": [
+            {"external_id": "T-1", "staff_id": "A-1", "data": {"Rating": 4, "Notes": "re-rated", "Film": "Heat"}}]}))
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(body(response).await["updated"], 1);
+    let stored = w.get("/v1/cases?external_id=T-1").await["items"][0].clone();
+    assert_eq!(stored["channel"], "form");
+    assert_eq!(stored["status"], "in_progress");
+    assert_eq!(stored["priority"], "high");
+    assert_eq!(stored["occurred_at"], "2026-11-20T14:05:00Z");
+    assert_eq!(
+        serde_json::to_string(&stored["data"]).expect("json"),
+        r#"{"Film":"Heat","Rating":4,"Year":1975,"Notes":"re-rated"}"#,
+        "keys sent replace theirs, the others stay, new ones come after, in order"
+    );
+
+    // What it carries does change.
+    w.post(&json!({"on_conflict": "update", "cases": [
+        {"external_id": "T-1", "staff_id": "A-1", "status": "closed", "channel": "survey"}]}))
+        .await;
+    let stored = w.get("/v1/cases?external_id=T-1").await["items"][0].clone();
+    assert_eq!(stored["status"], "closed");
+    assert_eq!(stored["channel"], "survey");
+    assert_eq!(stored["priority"], "high");
+    assert_eq!(stored["data"]["Notes"], "re-rated");
+}
+
+#[tokio::test]
 async fn a_list_is_assigned_only_within_the_integrations_groups() {
     let w = world().await;
     let team_b = w.app.create_team(&w.group_b, "Tier B").await;

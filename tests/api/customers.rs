@@ -336,24 +336,272 @@ async fn override_existing_updates_only_the_fields_sent_and_reset_status_sets_th
     assert_eq!(after["status"], "new", "no reset_status: the status stays");
     assert_eq!(after["created_at"], before["created_at"]);
 
-    // reset_status alone does nothing to an existing customer (it is skipped);
-    // with override_existing it sets the upload's status.
+    // With override_existing and reset_status: the fields and the status.
+    d.upsert(
+        &d.leads,
+        &json!({"status": "Follow-up", "options": {"reset_status": true, "override_existing": true},
+                "customers": [{"name": "Dana M", "phone": "0502345678"}]}),
+    )
+    .await;
+    let stored = d.customers(&d.leads).await[0].clone();
+    assert_eq!(stored["status"], "follow_up");
+    assert_eq!(stored["name"], "Dana M");
+}
+
+/// The names of a JSON object's keys, in order.
+fn keys(object: &Value) -> Vec<String> {
+    object
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// One stored customer, and a do-not-call block on it, for the checkboxes.
+async fn blocked_dana(d: &Dialer) -> Value {
+    d.upsert(
+        &d.leads,
+        &json!({"customers": [{"name": "Dana", "phone": "050-234-5678", "agent": "Jana Novak",
+            "fields": {"Plan": "Gold"}}]}),
+    )
+    .await;
+    d.execute("UPDATE customers SET do_not_call = TRUE").await;
+    d.customers(&d.leads).await[0].clone()
+}
+
+#[tokio::test]
+async fn reset_status_alone_sets_only_the_status_of_an_existing_customer() {
+    let d = dialer().await;
+    let before = blocked_dana(&d).await;
     let answer = d
         .upsert(
             &d.leads,
             &json!({"status": "follow_up", "options": {"reset_status": true},
+                    "customers": [{"name": "Dana L", "phone": "0502345678", "fields": {"Plan": "Silver"}}]}),
+        )
+        .await;
+    assert_eq!(outcomes(&answer), vec![row(1, "updated", "")]);
+    assert_eq!(answer["results"][0]["customer_id"], before["id"]);
+    let after = d.customers(&d.leads).await[0].clone();
+    assert_eq!(after["status"], "follow_up");
+    for field in [
+        "name",
+        "phone_raw",
+        "agent_staff_id",
+        "fields",
+        "do_not_call",
+        "contact_allowed_at",
+        "created_at",
+    ] {
+        assert_eq!(after[field], before[field], "{field} is not touched");
+    }
+}
+
+#[tokio::test]
+async fn update_contact_allowed_alone_lifts_only_the_block_of_an_existing_customer() {
+    let d = dialer().await;
+    let before = blocked_dana(&d).await;
+    assert_eq!(before["do_not_call"], true);
+    let answer = d
+        .upsert(
+            &d.leads,
+            &json!({"status": "follow_up", "options": {"update_contact_allowed": true},
+                    "customers": [{"name": "Dana L", "phone": "0502345678", "fields": {"Plan": "Silver"}}]}),
+        )
+        .await;
+    assert_eq!(outcomes(&answer), vec![row(1, "updated", "")]);
+    let after = d.customers(&d.leads).await[0].clone();
+    assert_eq!(after["do_not_call"], false);
+    assert!(after["contact_allowed_at"].is_string(), "{after}");
+    for field in [
+        "name",
+        "phone_raw",
+        "status",
+        "agent_staff_id",
+        "fields",
+        "created_at",
+    ] {
+        assert_eq!(after[field], before[field], "{field} is not touched");
+    }
+}
+
+#[tokio::test]
+async fn both_checkboxes_without_override_set_the_status_and_lift_the_block_only() {
+    let d = dialer().await;
+    let before = blocked_dana(&d).await;
+    let answer = d
+        .upsert(
+            &d.leads,
+            &json!({"status": "waiting", "options": {"update_contact_allowed": true, "reset_status": true},
                     "customers": [{"name": "Dana L", "phone": "0502345678"}]}),
         )
         .await;
-    assert_eq!(outcomes(&answer), vec![row(1, "skipped", "already_exists")]);
-    assert_eq!(d.customers(&d.leads).await[0]["status"], "new");
+    assert_eq!(outcomes(&answer), vec![row(1, "updated", "")]);
+    let after = d.customers(&d.leads).await[0].clone();
+    assert_eq!(after["status"], "waiting");
+    assert_eq!(after["do_not_call"], false);
+    assert!(after["contact_allowed_at"].is_string());
+    assert_eq!(after["name"], before["name"]);
+    assert_eq!(after["fields"], before["fields"]);
+
+    // With override_existing too: the fields as well.
     d.upsert(
         &d.leads,
-        &json!({"status": "Follow-up", "options": {"reset_status": true, "override_existing": true},
-                "customers": [{"name": "Dana L", "phone": "0502345678"}]}),
+        &json!({"status": "new", "options": {"update_contact_allowed": true, "reset_status": true, "override_existing": true},
+                "customers": [{"name": "Dana L", "phone": "0502345678", "fields": {"Plan": "Silver"}}]}),
     )
     .await;
-    assert_eq!(d.customers(&d.leads).await[0]["status"], "follow_up");
+    let after = d.customers(&d.leads).await[0].clone();
+    assert_eq!(after["status"], "new");
+    assert_eq!(after["name"], "Dana L");
+    assert_eq!(after["fields"], json!({"Plan": "Silver"}));
+}
+
+#[tokio::test]
+async fn the_checkboxes_alone_act_on_existing_customers_in_a_csv_upload() {
+    let d = dialer().await;
+    let before = blocked_dana(&d).await;
+    let csv = "Name,Phone,Plan\r\nDana L,0502345678,Silver\r\n";
+    let upload = |option: &'static str| -> Vec<(&str, &[u8])> {
+        vec![
+            ("file", csv.as_bytes()),
+            ("status", b"waiting"),
+            (option, b"true"),
+        ]
+    };
+    let response = d.csv(&d.leads, &upload("reset_status")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(outcomes(&body(response).await), vec![row(2, "updated", "")]);
+    let after = d.customers(&d.leads).await[0].clone();
+    assert_eq!(after["status"], "waiting");
+    assert_eq!(after["do_not_call"], true, "reset_status leaves the block");
+    assert_eq!(after["name"], before["name"]);
+    assert_eq!(after["fields"], before["fields"]);
+
+    let response = d.csv(&d.leads, &upload("update_contact_allowed")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(outcomes(&body(response).await), vec![row(2, "updated", "")]);
+    let after = d.customers(&d.leads).await[0].clone();
+    assert_eq!(after["do_not_call"], false);
+    assert!(after["contact_allowed_at"].is_string());
+    assert_eq!(after["name"], before["name"]);
+    assert_eq!(after["fields"], before["fields"]);
+
+    // A "Do not call" column is read as the customer's flag.
+    let csv = "Name,Phone,Do not call\r\nDana L,0502345678,yes\r\nTom,052-345-6789,no\r\n";
+    let response = d
+        .csv(
+            &d.leads,
+            &[("file", csv.as_bytes()), ("override_existing", b"true")],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let stored = d.customers(&d.leads).await;
+    assert_eq!(stored[0]["do_not_call"], true);
+    assert_eq!(stored[0]["name"], "Dana L");
+    assert_eq!(stored[1]["do_not_call"], false);
+    assert_eq!(
+        stored[1]["fields"],
+        json!({}),
+        "the column is not a custom field"
+    );
+}
+
+#[tokio::test]
+async fn do_not_call_is_set_by_an_upsert_and_by_one_customer_and_wins_over_update_contact_allowed()
+{
+    let d = dialer().await;
+    let answer = d
+        .upsert(
+            &d.leads,
+            &json!({"customers": [{"name": "Dana", "phone": "050-234-5678", "do_not_call": true},
+                                  {"name": "Tom", "phone": "052-345-6789"}]}),
+        )
+        .await;
+    assert_eq!(answer["created"], 2);
+    let stored = d.customers(&d.leads).await;
+    assert_eq!(stored[0]["do_not_call"], true);
+    assert_eq!(stored[1]["do_not_call"], false);
+
+    // override_existing: a row's value is set; a row without it keeps the stored one.
+    d.upsert(
+        &d.leads,
+        &json!({"options": {"override_existing": true},
+                "customers": [{"name": "Dana", "phone": "050-234-5678"},
+                              {"name": "Tom", "phone": "052-345-6789", "do_not_call": true}]}),
+    )
+    .await;
+    let stored = d.customers(&d.leads).await;
+    assert_eq!(stored[0]["do_not_call"], true);
+    assert_eq!(stored[1]["do_not_call"], true);
+
+    // update_contact_allowed with do_not_call: true in the row: the row wins.
+    d.upsert(
+        &d.leads,
+        &json!({"options": {"update_contact_allowed": true},
+                "customers": [{"name": "Dana", "phone": "050-234-5678", "do_not_call": true},
+                              {"name": "Tom", "phone": "052-345-6789"},
+                              {"name": "Eve", "phone": "053-456-7890", "do_not_call": true}]}),
+    )
+    .await;
+    let stored = d.customers(&d.leads).await;
+    assert_eq!(stored[0]["do_not_call"], true);
+    assert_eq!(stored[0]["contact_allowed_at"], Value::Null);
+    assert_eq!(stored[1]["do_not_call"], false);
+    assert!(stored[1]["contact_allowed_at"].is_string());
+    assert_eq!(stored[2]["do_not_call"], true);
+    assert_eq!(stored[2]["contact_allowed_at"], Value::Null);
+
+    // Not a boolean: the row fails.
+    let answer = d
+        .upsert(
+            &d.leads,
+            &json!({"atomic": false, "customers": [{"name": "Ann", "phone": "054-567-8901", "do_not_call": "maybe"}]}),
+        )
+        .await;
+    assert_eq!(outcomes(&answer), vec![row(1, "failed", "invalid_type")]);
+
+    // One customer.
+    let response = d
+        .app
+        .client
+        .post(d.app.url(&format!("/v1/campaigns/{}/customers", d.leads)))
+        .bearer_auth(&d.token)
+        .json(&json!({"name": "Ann", "phone": "054-567-8901", "do_not_call": true}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 201);
+    let one = body(response).await;
+    assert_eq!(one["do_not_call"], true);
+    assert_eq!(one["contact_allowed_at"], Value::Null);
+}
+
+#[tokio::test]
+async fn updated_fields_keep_the_order_sent_and_new_keys_come_after() {
+    let d = dialer().await;
+    d.upsert(
+        &d.leads,
+        &json!({"customers": [{"name": "Dana", "phone": "050-234-5678",
+            "fields": {"Zeta": 1, "Alpha": 2, "Mid": 3}}]}),
+    )
+    .await;
+    assert_eq!(
+        keys(&d.customers(&d.leads).await[0]["fields"]),
+        ["Zeta", "Alpha", "Mid"]
+    );
+    d.upsert(
+        &d.leads,
+        &json!({"options": {"override_existing": true},
+                "customers": [{"name": "Dana", "phone": "050-234-5678",
+                               "fields": {"Yak": "y", "Alpha": "two", "Beta": "b"}}]}),
+    )
+    .await;
+    let fields = d.customers(&d.leads).await[0]["fields"].clone();
+    assert_eq!(keys(&fields), ["Zeta", "Alpha", "Mid", "Yak", "Beta"]);
+    assert_eq!(fields["Alpha"], "two");
+    assert_eq!(fields["Zeta"], 1);
 }
 
 #[tokio::test]

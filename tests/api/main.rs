@@ -22,6 +22,7 @@ mod integrations;
 mod keys;
 mod openapi;
 mod operations;
+mod reference;
 mod shutdown;
 mod telemetry;
 mod templates;

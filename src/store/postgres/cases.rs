@@ -6,6 +6,7 @@
 use super::copy::CopyRows;
 use crate::store::StoreError;
 use crate::store::cases::{CaseBatch, CaseRow, Writer};
+use crate::store::customers::merge_object_sql;
 
 impl Writer {
     /// PostgreSQL, one transaction: a `COPY` into `cases` is kept open
@@ -97,15 +98,20 @@ impl Writer {
         .await?;
         copy.send(rows).await?;
         copy.finish().await?;
-        sqlx::query(
+        // Only what the input carried: a value not sent is NULL (a status
+        // ""), and `data` is merged into the stored columns in order.
+        let sql = format!(
             "UPDATE cases c SET staff_id = s.staff_id, external_staff_id = s.external_staff_id, \
-             list_id = COALESCE(s.list_id, c.list_id), group_id = s.group_id, channel = s.channel, \
-             status = s.status, priority = s.priority, category = s.category, \
-             occurred_at = s.occurred_at, data = s.data, updated_at = s.updated_at \
+             list_id = COALESCE(s.list_id, c.list_id), group_id = s.group_id, \
+             channel = COALESCE(s.channel, c.channel), status = COALESCE(NULLIF(s.status, ''), c.status), \
+             priority = COALESCE(s.priority, c.priority), category = COALESCE(s.category, c.category), \
+             occurred_at = COALESCE(s.occurred_at, c.occurred_at), data = {}, updated_at = s.updated_at \
              FROM cases_stage s WHERE c.id = s.id",
-        )
-        .execute(&mut **tx)
-        .await?;
+            merge_object_sql(true, "c.data", "s.data")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 }

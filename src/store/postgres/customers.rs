@@ -79,7 +79,7 @@ async fn copy_customers(
     let mut at_text = String::new();
     let at: &str = copy_time(at, &mut at_text);
     let mut contact_text = String::new();
-    let contact = contact_allowed_at.map(|t| copy_time(t, &mut contact_text));
+    let contact = contact_allowed_at.map(|t| copy_time(t, &mut contact_text).to_string());
     let (mut follow_up_text, mut source_created_text) = (String::new(), String::new());
     let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 64 * 1024);
     let mut id_text = Uuid::encode_buffer();
@@ -99,8 +99,9 @@ async fn copy_customers(
             row.agent_staff_id.as_deref(),
             follow_up,
             source_created,
-            Some("f"),
-            contact,
+            Some(if row.do_not_call() { "t" } else { "f" }),
+            row.contact_allowed_at(contact_allowed_at)
+                .and(contact.as_deref()),
             Some(&row.fields),
             Some(at),
             Some(at),

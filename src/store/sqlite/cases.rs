@@ -3,6 +3,7 @@
 
 use crate::store::StoreError;
 use crate::store::cases::{CaseBatch, Writer, bind_case_rows, insert_cases_sql};
+use crate::store::customers::merge_object_sql;
 
 /// Rows per multi-row INSERT on SQLite (15 columns each: under 32,766 variables).
 const SQLITE_INSERT_ROWS: usize = 500;
@@ -28,26 +29,31 @@ impl Writer {
             );
             query.execute(&mut **tx).await?;
         }
+        // Only what the input carried: a value not sent is NULL (a status
+        // ""), and `data` is merged into the stored columns in order.
+        let update = format!(
+            "UPDATE cases SET staff_id = $2, external_staff_id = $3, list_id = COALESCE($4, list_id), \
+             group_id = $5, channel = COALESCE($6, channel), status = COALESCE(NULLIF($7, ''), status), \
+             priority = COALESCE($8, priority), category = COALESCE($9, category), \
+             occurred_at = COALESCE($10, occurred_at), data = {}, updated_at = $12 WHERE id = $1",
+            merge_object_sql(false, "data", "$11")
+        );
         for row in updates {
-            sqlx::query(
-                "UPDATE cases SET staff_id = $2, external_staff_id = $3, list_id = COALESCE($4, list_id), \
-                 group_id = $5, channel = $6, status = $7, priority = $8, category = $9, occurred_at = $10, \
-                 data = $11, updated_at = $12 WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind(&row.staff_id)
-            .bind(&row.external_staff_id)
-            .bind(list_id)
-            .bind(row.group_id)
-            .bind(row.channel)
-            .bind(row.status)
-            .bind(row.priority)
-            .bind(&row.category)
-            .bind(row.occurred_at)
-            .bind(&row.data)
-            .bind(at)
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(update.as_str()))
+                .bind(row.id)
+                .bind(&row.staff_id)
+                .bind(&row.external_staff_id)
+                .bind(list_id)
+                .bind(row.group_id)
+                .bind(row.channel)
+                .bind(row.status)
+                .bind(row.priority)
+                .bind(&row.category)
+                .bind(row.occurred_at)
+                .bind(&row.data)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(())
     }

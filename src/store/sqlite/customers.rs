@@ -47,7 +47,7 @@ pub(crate) async fn write(
         }
     }
     for chunk in rows.chunks(SQLITE_UPSERT_ROWS) {
-        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?)"; chunk.len()];
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()];
         let sql = format!(
             "INSERT INTO customers ({CUSTOMER_COLUMNS}) VALUES {} {on_conflict} \
              RETURNING id, phone, created_at",
@@ -65,7 +65,8 @@ pub(crate) async fn write(
                 .bind(&row.agent_staff_id)
                 .bind(row.follow_up_at)
                 .bind(row.source_created_at)
-                .bind(contact_allowed_at)
+                .bind(row.do_not_call())
+                .bind(row.contact_allowed_at(contact_allowed_at))
                 .bind(&row.fields)
                 .bind(at)
                 .bind(at);
