@@ -1194,7 +1194,7 @@ mod tests {
         assert!(text.starts_with(
             "Staff ID,External Staff ID,Case ID,Channel,Status,Priority,Category,Occurred At,Reason\r\n"
         ));
-        let mut table = read_table(text.as_bytes(), &CsvLimits::default());
+        let mut table = read_table(text.as_bytes(), &CsvLimits::default(), None, "cases");
         let columns = CaseColumns::read(&mut table).expect("readable");
         assert!(table.errors.is_empty() && table.warnings.is_empty());
         assert_eq!(table.records.len(), EXAMPLE_ROWS);
@@ -1253,7 +1253,7 @@ mod tests {
             limits: limits(),
         });
         let text = example_csv(&template);
-        let mut table = read_table(text.as_bytes(), &CsvLimits::default());
+        let mut table = read_table(text.as_bytes(), &CsvLimits::default(), None, "cases");
         let columns = CustomerColumns::read(&mut table, None).expect("readable");
         assert!(table.errors.is_empty() && table.warnings.is_empty());
         let dates = DateRule::Local {
