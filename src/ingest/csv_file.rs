@@ -6,8 +6,10 @@
 //! [`Scanner`] over a second handle follows it byte by byte to give each
 //! record its physical line (whatever the line ending) and to find a quote
 //! that opens a cell and is never closed. The text encoding is decided
-//! first, by one pass over the file (UTF-8 unless it is not valid UTF-8),
-//! and both readers decode the same way.
+//! first: the uploader's `charset`, a byte-order mark or UTF-16's zeros,
+//! else one pass over the file (UTF-8 if it is valid UTF-8 throughout, else
+//! what the encoding detector recognises), and both readers decode the
+//! same way.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
@@ -283,7 +285,7 @@ fn decode_error(e: io::Error, encoding: &str) -> Box<CsvTable> {
 
 /// The file's encoding (see [`choose_encoding`]): the uploader's
 /// `charset`, a byte-order mark, UTF-16's zeros, valid UTF-8 throughout,
-/// or else what the detector recognises, fed the whole file.
+/// or else what the detector recognises in the file's first megabytes.
 #[allow(clippy::type_complexity)]
 fn sniff(
     path: &Path,
@@ -318,9 +320,16 @@ fn sniff(
     }))
 }
 
-/// Feeds the whole file to the detector.
+/// How much of a file the detector reads: plenty of text to tell an
+/// encoding by, without a pass over a file of hundreds of megabytes. (A
+/// byte further on that the encoding cannot read still stops the file, as
+/// `unsupported_encoding` at its line.)
+const DETECTOR_SAMPLE: u64 = 4 * 1024 * 1024;
+
+/// Feeds the file's first [`DETECTOR_SAMPLE`] bytes to the detector.
 fn feed_file(path: &Path, detector: &mut chardetng::EncodingDetector) -> io::Result<()> {
-    let mut file = BufReader::with_capacity(64 * 1024, File::open(path)?);
+    let file = File::open(path)?.take(DETECTOR_SAMPLE);
+    let mut file = BufReader::with_capacity(64 * 1024, file);
     loop {
         let chunk = file.fill_buf()?;
         if chunk.is_empty() {
