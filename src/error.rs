@@ -119,6 +119,9 @@ error_codes! {
     /// The Staff ID (or External Staff ID) is not a staff member of the integration's groups.
     UnknownStaffId = (StatusCode::UNPROCESSABLE_ENTITY, "Unknown Staff ID"),
     /// `staff_id` and `external_staff_id` name two different staff members.
+    /// A warning in the CSV uploader and import jobs: the case is stored
+    /// with the staff member the Staff ID names and the External Staff ID
+    /// as sent.
     StaffIdMismatch = (StatusCode::UNPROCESSABLE_ENTITY, "Staff IDs disagree"),
     /// The External Staff ID belongs to more than one staff member: send `staff_id`.
     AmbiguousExternalStaffId = (StatusCode::UNPROCESSABLE_ENTITY, "Ambiguous External Staff ID"),
@@ -198,14 +201,25 @@ error_codes! {
     FileTooLarge = (StatusCode::PAYLOAD_TOO_LARGE, "File too large"),
     /// The file holds nothing.
     EmptyFile = (StatusCode::UNPROCESSABLE_ENTITY, "Empty file"),
-    /// The file is not text.
+    /// The file is not text (a workbook sent to a CSV uploader is told so:
+    /// import it with `POST /v1/imports`).
     NotCsv = (StatusCode::UNPROCESSABLE_ENTITY, "Not a CSV file"),
-    /// The file's text encoding cannot be read (send UTF-8).
+    /// The file's text encoding cannot be read, or cannot be told for sure
+    /// (save it as CSV UTF-8, or name it with `charset`).
     UnsupportedEncoding = (StatusCode::UNPROCESSABLE_ENTITY, "Unsupported encoding"),
     /// Warning: a record has more cells than headers; the extra cells are ignored.
     ExtraCells = (StatusCode::OK, "Extra cells ignored"),
-    /// Warning: a column of messages, comments or activity logs is not ingested.
+    /// Formerly the warning of a column of messages, comments or activity
+    /// logs; no longer answered: every column is kept.
     IgnoredColumn = (StatusCode::OK, "Column ignored"),
+    /// Warning: rows with no value at all (only delimiters, as spreadsheets
+    /// write formatted empty rows) were skipped; the message counts them
+    /// and lists their lines.
+    EmptyRowsSkipped = (StatusCode::OK, "Empty rows skipped"),
+    /// The `charset` form field is not a known encoding label.
+    UnknownCharset = (StatusCode::UNPROCESSABLE_ENTITY, "Unknown charset"),
+    /// The form has more than one `file` part: one file per upload.
+    MultipleFiles = (StatusCode::BAD_REQUEST, "Multiple files"),
 
     // Resources
     /// No group with this id.

@@ -1,12 +1,13 @@
 //! The cases CSV (the spreadsheet uploader's contract): `Staff ID`,
 //! `External Staff ID`, `Case ID`, then the client's own columns and,
 //! optionally, the known ones (`Channel`, `Status`, `Priority`, `Category`,
-//! `Occurred At`). This layer only checks the header layout and turns rows
+//! `Occurred At`). Every other column goes into the case's `data`, whatever
+//! its header says (nothing sent is dropped). This layer only checks the header layout and turns rows
 //! into [`CaseInput`]s; every field check is the shared case validators'.
 
 use crate::domain::case::{CaseInput, DataColumns, Scalar};
 use crate::error::{Column, ErrorCode, FieldError, excerpt};
-use crate::ingest::csv::{CsvTable, at, not_ingested};
+use crate::ingest::csv::{CsvTable, at};
 
 const MANDATORY: [(&str, ErrorCode, &str); 3] = [
     ("staff id", ErrorCode::FirstColumnNotStaffId, "Staff ID"),
@@ -55,7 +56,6 @@ enum Role {
     Mandatory,
     Known(&'static str),
     Data,
-    Ignored,
 }
 
 /// How the columns of a cases CSV are read.
@@ -132,17 +132,6 @@ impl CaseColumns {
                     None => known_at.push((field, i)),
                 }
                 Role::Known(field)
-            } else if not_ingested(name) {
-                table.warnings.push(at(
-                    1,
-                    Some(table.column(i)),
-                    ErrorCode::IgnoredColumn,
-                    format!(
-                        "the column {:?} looks like messages, comments or activity logs, which are not ingested; it is ignored",
-                        excerpt(&table.header[i])
-                    ),
-                ));
-                Role::Ignored
             } else {
                 Role::Data
             };
@@ -193,7 +182,7 @@ impl CaseColumns {
                         data.push((self.header[i].clone(), Some(value)));
                     }
                 }
-                Role::Mandatory | Role::Ignored => {}
+                Role::Mandatory => {}
             }
         }
         case.data = DataColumns(data);
@@ -220,8 +209,32 @@ impl CaseColumns {
         if let Some(i) = index {
             error.column = Some(Column::Name(self.header[i].clone()));
         }
+        error.message = in_column_names(error.code, &error.message);
         error
     }
+}
+
+/// A validator's message in the uploader's column names, not the JSON
+/// fields' (`external_id` → `Case ID`).
+fn in_column_names(code: ErrorCode, message: &str) -> String {
+    match code {
+        ErrorCode::MissingExternalId => return "the Case ID is required".into(),
+        ErrorCode::MissingStaffId => {
+            return "the Staff ID (or the External Staff ID) is required".into();
+        }
+        _ => {}
+    }
+    for (field, label) in [
+        ("external_staff_id", "External Staff ID"),
+        ("staff_id", "Staff ID"),
+        ("external_id", "Case ID"),
+        ("occurred_at", "Occurred At"),
+    ] {
+        if let Some(rest) = message.strip_prefix(field) {
+            return format!("{label}{rest}");
+        }
+    }
+    message.to_string()
 }
 
 fn known_field(field: &str) -> &'static str {
@@ -239,7 +252,7 @@ mod tests {
     use crate::store::models::CsvLimits;
 
     fn columns(csv: &str) -> (Option<CaseColumns>, Vec<ErrorCode>, Vec<ErrorCode>) {
-        let mut table = read_table(csv.as_bytes(), &CsvLimits::default());
+        let mut table = read_table(csv.as_bytes(), &CsvLimits::default(), None, "cases");
         let columns = CaseColumns::read(&mut table);
         (
             columns,
@@ -279,12 +292,12 @@ mod tests {
     }
 
     #[test]
-    fn known_and_ignored_columns() {
+    fn known_columns_and_every_other_column_as_data() {
         let (columns, errors, warnings) = columns(
             "Staff ID,External Staff ID,Case ID,Film,Channel,Comments,Occurred At\nA-1,,T-1,Jaws,Form,hi,\n",
         );
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(warnings, vec![ErrorCode::IgnoredColumn]);
+        assert!(warnings.is_empty(), "{warnings:?}");
         let columns = columns.expect("readable");
         let case = columns.case(
             ["A-1", "", "T-1", "Jaws", "Form", "hi", ""]
@@ -297,7 +310,10 @@ mod tests {
         assert_eq!(case.occurred_at, None);
         assert_eq!(
             case.data.0,
-            vec![("Film".to_string(), Some(Scalar::Text("Jaws".into())))]
+            vec![
+                ("Film".to_string(), Some(Scalar::Text("Jaws".into()))),
+                ("Comments".to_string(), Some(Scalar::Text("hi".into()))),
+            ]
         );
     }
 }

@@ -18,7 +18,7 @@ use crate::ingest::engine::{
     self, BatchWriter, Batching, Commits, Counted, Kind, Prepared, Resource, RowOutcome, RowResult,
     RowSource, RunOptions, Shape, Summary,
 };
-use crate::ingest::staff::{StaffCache, StaffDirectory};
+use crate::ingest::staff::{ExternalIdDrift, StaffCache, StaffDirectory};
 use crate::store::cases::{CaseBatch, CaseRow, CaseWriter, NewCaseList};
 use crate::store::imports::Checkpoint;
 use crate::store::{Store, StoreError};
@@ -118,6 +118,8 @@ pub struct PreparedBatch {
     pub accepted: Vec<Accepted>,
     /// Problems, each with its row.
     pub errors: Vec<FieldError>,
+    /// Warnings of rows that pass (`staff_id_mismatch`), each with its row.
+    pub warnings: Vec<FieldError>,
     pub failed_rows: u64,
 }
 
@@ -141,6 +143,8 @@ pub struct CaseIngest<'a> {
     list: Option<NewCaseList>,
     /// Or a list that exists already (an import job's).
     existing_list: Option<ListId>,
+    /// What an External Staff ID not the one stored gets.
+    drift: ExternalIdDrift,
 }
 
 impl<'a> CaseIngest<'a> {
@@ -164,6 +168,7 @@ impl<'a> CaseIngest<'a> {
             staff: None,
             list: None,
             existing_list: None,
+            drift: ExternalIdDrift::Refused,
         })
     }
 
@@ -171,6 +176,13 @@ impl<'a> CaseIngest<'a> {
     /// created when it was confirmed).
     pub fn into_existing_list(mut self, list: Option<ListId>) -> Self {
         self.existing_list = list;
+        self
+    }
+
+    /// An External Staff ID not the one stored for its Staff ID is a
+    /// warning, not an error (the spreadsheet uploader's rule).
+    pub fn with_external_id_drift(mut self, drift: ExternalIdDrift) -> Self {
+        self.drift = drift;
         self
     }
 
@@ -267,9 +279,12 @@ impl<'a> CaseIngest<'a> {
 
         let mut resolved: Vec<(u64, ValidCase, GroupId, String)> = Vec::with_capacity(valid.len());
         for (row, case) in valid {
-            match directory.resolve(&case.staff) {
-                Ok(staff) => {
+            match directory.resolve(&case.staff, self.drift) {
+                Ok((staff, warning)) => {
                     let (group, staff_id) = (staff.group_id, staff.staff_id.clone());
+                    batch
+                        .warnings
+                        .extend(warning.map(|warning| warning.at_row(row)));
                     resolved.push((row, case, group, staff_id));
                 }
                 Err(error) => batch.fail(row, vec![error]),
@@ -388,6 +403,7 @@ impl Resource for CaseIngest<'_> {
             },
             results: batch.accepted,
             errors: batch.errors,
+            warnings: batch.warnings,
             failed_rows: batch.failed_rows,
         })
     }
@@ -599,6 +615,8 @@ pub struct CaseRun<'a> {
     pub list_source: &'static str,
     pub on_conflict: OnConflict,
     pub dates: crate::domain::case::DateInput,
+    /// What an External Staff ID not the one stored gets.
+    pub drift: ExternalIdDrift,
     pub options: RunOptions,
     /// The input's name in `/metrics` (`json`, `ndjson`, `csv`).
     pub path: &'static str,
@@ -686,7 +704,7 @@ where
             run.dates
         ),
     )?;
-    let mut ingest = ingest.into_list(list);
+    let mut ingest = ingest.into_list(list).with_external_id_drift(run.drift);
     if ids == CaseIds::AssumedNew {
         ingest = ingest.assuming_new_case_ids();
     }

@@ -6,18 +6,26 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use encoding_rs::Encoding;
+
 use crate::error::{ApiError, Column, ErrorCode, FieldError, excerpt};
 use crate::store::models::CsvLimits;
 
 /// What the upload turned out to be.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(example = json!({"encoding": "utf-8", "bom": false, "delimiter": ",", "line_ending": "crlf"}))]
+#[schema(example = json!({"encoding": "utf-8", "encoding_source": "sniffed", "bom": false, "delimiter": ",", "line_ending": "crlf"}))]
 pub struct Detected {
-    /// `utf-8`, `utf-16le`, `utf-16be` or `windows-1252` (converted to UTF-8).
+    /// The text encoding the file was read in (converted to UTF-8), by its
+    /// WHATWG name in lower case: `utf-8`, `utf-16le`, `utf-16be`,
+    /// `windows-1252`, `windows-1255`, `iso-8859-2`, `shift_jis`, …
     pub encoding: String,
+    /// How the encoding was decided: `named` (the `charset` form field),
+    /// `sniffed` (a byte-order mark, UTF-16's zeros, or valid UTF-8) or
+    /// `detected` (a legacy encoding recognised from the text itself).
+    pub encoding_source: EncodingSource,
     /// Whether the file started with a byte-order mark (stripped).
     pub bom: bool,
-    /// `,` or `;`.
+    /// `,`, `;` or a tab (`\t`, as Excel's "Unicode Text" writes).
     pub delimiter: String,
     /// `crlf`, `lf` or `cr`.
     pub line_ending: String,
@@ -28,11 +36,184 @@ impl Default for Detected {
     fn default() -> Self {
         Detected {
             encoding: "utf-8".into(),
+            encoding_source: EncodingSource::Sniffed,
             bom: false,
             delimiter: ",".into(),
             line_ending: "lf".into(),
         }
     }
+}
+
+/// How a file's text encoding was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EncodingSource {
+    /// Named by the uploader (`charset`).
+    Named,
+    /// A byte-order mark, UTF-16's zeros, or text that is valid UTF-8.
+    Sniffed,
+    /// Recognised by the encoding detector (a legacy single- or multi-byte
+    /// encoding such as Windows-1252 or Windows-1255).
+    Detected,
+}
+
+/// How a file's bytes become text.
+#[derive(Clone, Copy, Debug)]
+pub struct TextEncoding {
+    pub encoding: &'static Encoding,
+    pub source: EncodingSource,
+    /// Bytes of byte-order mark to skip.
+    pub bom: usize,
+}
+
+impl TextEncoding {
+    /// The encoding's name as answered in [`Detected::encoding`].
+    pub fn name(&self) -> String {
+        self.encoding.name().to_ascii_lowercase()
+    }
+}
+
+/// The hint of every encoding refusal.
+pub const ENCODING_HINT: &str =
+    "save it as CSV UTF-8, or name the encoding with charset=… (e.g. charset=windows-1255)";
+
+/// The encoding a `charset` form field names (any WHATWG label:
+/// `windows-1255`, `latin1`, `utf-16le`, `shift_jis`, …); 422
+/// `unknown_charset` for a label no encoding has.
+pub fn charset(label: &str) -> Result<&'static Encoding, ApiError> {
+    match Encoding::for_label(label.trim().as_bytes()) {
+        // `replacement` is what the WHATWG maps dangerous labels to: it
+        // decodes nothing.
+        Some(encoding) if encoding != encoding_rs::REPLACEMENT => Ok(encoding),
+        _ => Err(ApiError::new(
+            ErrorCode::UnknownCharset,
+            format!(
+                "charset {:?} names no text encoding; use a label such as utf-8, windows-1252, windows-1255, iso-8859-2 or utf-16le",
+                excerpt(label)
+            ),
+        )
+        .with_errors(vec![FieldError::field(
+            "charset",
+            ErrorCode::UnknownCharset,
+            "not a known encoding label",
+        )])),
+    }
+}
+
+/// Magic numbers of workbooks: a zip (`.xlsx`, `.ods`) and an OLE compound
+/// file (`.xls`).
+const SPREADSHEET_MAGIC: [&[u8]; 2] = [b"PK\x03\x04", b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1"];
+
+/// The `not_csv` of a workbook sent to a CSV uploader, or `None`.
+pub fn spreadsheet(head: &[u8]) -> Option<(ErrorCode, String)> {
+    SPREADSHEET_MAGIC.iter().any(|m| head.starts_with(m)).then(|| {
+        (
+            ErrorCode::NotCsv,
+            "the file is a spreadsheet workbook (.xlsx or .xls), not CSV: upload it as an import job (POST /v1/imports reads workbooks), or save it as CSV UTF-8".to_string(),
+        )
+    })
+}
+
+/// Decides the text encoding of a file from its first bytes (`head`, at
+/// least 4 KiB where the file has them) and, for files that are neither
+/// UTF-16 nor valid UTF-8, from `legacy`: the bytes fed to the detector.
+/// `valid_utf8`: the whole file is valid UTF-8. `named`: the uploader's
+/// `charset`, which wins over everything but a byte-order mark of the same
+/// encoding (skipped).
+pub fn choose_encoding(
+    head: &[u8],
+    valid_utf8: bool,
+    named: Option<&'static Encoding>,
+    legacy: impl FnOnce() -> (&'static Encoding, bool),
+) -> Result<TextEncoding, (ErrorCode, String)> {
+    let sniffed = |encoding, bom| TextEncoding {
+        encoding,
+        source: EncodingSource::Sniffed,
+        bom,
+    };
+    if let Some(found) = spreadsheet(head) {
+        return Err(found);
+    }
+    let by_bom = Encoding::for_bom(head);
+    if let Some(encoding) = named {
+        let bom = match by_bom {
+            Some((e, length)) if e == encoding => length,
+            _ => 0,
+        };
+        return Ok(TextEncoding {
+            encoding,
+            source: EncodingSource::Named,
+            bom,
+        });
+    }
+    if let Some((encoding, length)) = by_bom {
+        return Ok(sniffed(encoding, length));
+    }
+    if head[..head.len().min(4096)].contains(&0) {
+        return match utf16_by_zeros(head) {
+            Some((encoding, _)) => Ok(sniffed(encoding, 0)),
+            None => Err((
+                ErrorCode::NotCsv,
+                "the file is not text (it holds binary data)".to_string(),
+            )),
+        };
+    }
+    if valid_utf8 {
+        return Ok(sniffed(encoding_rs::UTF_8, 0));
+    }
+    let (encoding, confident) = legacy();
+    if !confident {
+        return Err((
+            ErrorCode::UnsupportedEncoding,
+            format!(
+                "the file is not UTF-8 and its encoding cannot be told for sure (it might be {}): {ENCODING_HINT}",
+                encoding.name()
+            ),
+        ));
+    }
+    Ok(TextEncoding {
+        encoding,
+        source: EncodingSource::Detected,
+        bom: 0,
+    })
+}
+
+/// A fresh detector, fed by the caller; [`guess`] answers it.
+pub fn detector() -> chardetng::EncodingDetector {
+    chardetng::EncodingDetector::new()
+}
+
+/// Top-level domains whose expected encodings differ, to put the
+/// detector's guess to the test (see [`guess`]).
+const REGIONS: [&[u8]; 13] = [
+    b"cz", b"ru", b"gr", b"il", b"jp", b"cn", b"tw", b"tr", b"lt", b"vn", b"th", b"kr", b"ee",
+];
+
+/// The detector's guess for a file known not to be UTF-8, and whether it
+/// can be trusted. chardetng's own assessment (`guess_assess`) holds for
+/// almost any input, so the guess is also asked under the expectation of
+/// each of [`REGIONS`]: where more than two thirds of them overturn it, the
+/// text holds too few telling bytes (a lone `¤`, two letters) and the guess
+/// is not trusted. (A short text in one alphabet keeps at least a third:
+/// the East Asian expectations turn most short texts to their own
+/// encodings.) ISO-8859-8 (visual Hebrew, as the detector names Hebrew
+/// text) is read as Windows-1255, what spreadsheet programs write: the two
+/// agree on every letter.
+pub fn guess(detector: &chardetng::EncodingDetector) -> (&'static Encoding, bool) {
+    let hebrew = |encoding| {
+        if encoding == encoding_rs::ISO_8859_8 {
+            encoding_rs::WINDOWS_1255
+        } else {
+            encoding
+        }
+    };
+    let (encoding, assessed) = detector.guess_assess(None, false);
+    let encoding = hebrew(encoding);
+    let agreeing = REGIONS
+        .iter()
+        .filter(|tld| hebrew(detector.guess(Some(tld), false)) == encoding)
+        .count();
+    (encoding, assessed && agreeing * 3 >= REGIONS.len())
 }
 
 /// The 422 of a file that breaks the CSV rules: every problem, by line.
@@ -73,16 +254,6 @@ pub struct CsvTable {
     pub header_problems: usize,
 }
 
-/// Header words that mark messages, comments and activity logs.
-const NOT_INGESTED: [&str; 3] = ["message", "comment", "activity"];
-
-/// Whether a column holds messages, comments or activity logs, which are
-/// never ingested (a warning, and the column is ignored).
-pub fn not_ingested(header: &str) -> bool {
-    let lower = header.to_lowercase();
-    NOT_INGESTED.iter().any(|word| lower.contains(word))
-}
-
 /// A problem at a line (and column).
 pub fn at(
     line: u64,
@@ -120,59 +291,28 @@ impl CsvTable {
 }
 
 /// Turns the file's bytes into text, or says why it cannot.
-fn decode(bytes: &[u8]) -> Result<(String, &'static str, bool), (ErrorCode, String)> {
-    use encoding_rs::{UTF_16BE, UTF_16LE, WINDOWS_1252};
-    let utf16 =
-        |encoding: &'static encoding_rs::Encoding, body: &[u8], name: &'static str, bom: bool| {
-            let (text, malformed) = encoding.decode_without_bom_handling(body);
-            if malformed {
-                Err((
-                    ErrorCode::UnsupportedEncoding,
-                    format!(
-                        "the file claims to be {name} but is not valid {name}; save it as CSV UTF-8"
-                    ),
-                ))
-            } else {
-                Ok((text.into_owned(), name, bom))
-            }
-        };
-    if let Some(body) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        return match std::str::from_utf8(body) {
-            Ok(text) => Ok((text.to_string(), "utf-8", true)),
-            Err(e) => Err((
-                ErrorCode::UnsupportedEncoding,
-                format!(
-                    "the file starts as UTF-8 but byte {} is not UTF-8; save it as CSV UTF-8",
-                    e.valid_up_to() + 3
-                ),
-            )),
-        };
-    }
-    if let Some(body) = bytes.strip_prefix(&[0xFF, 0xFE]) {
-        return utf16(UTF_16LE, body, "utf-16le", true);
-    }
-    if let Some(body) = bytes.strip_prefix(&[0xFE, 0xFF]) {
-        return utf16(UTF_16BE, body, "utf-16be", true);
-    }
-    if bytes.contains(&0) {
-        if let Some((encoding, name)) = utf16_by_zeros(bytes) {
-            return utf16(encoding, bytes, name, false);
-        }
-        return Err((
-            ErrorCode::NotCsv,
-            "the file is not text (it holds binary data)".to_string(),
-        ));
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Ok((text.to_string(), "utf-8", false)),
-        // Spreadsheet programs on Windows save "CSV" in Windows-1252.
-        Err(_) => Ok((
-            WINDOWS_1252
-                .decode_without_bom_handling(bytes)
-                .0
-                .into_owned(),
-            "windows-1252",
-            false,
+fn decode(
+    bytes: &[u8],
+    named: Option<&'static Encoding>,
+) -> Result<(String, TextEncoding), (ErrorCode, String)> {
+    let valid_utf8 = std::str::from_utf8(bytes).is_ok();
+    let chosen = choose_encoding(bytes, valid_utf8, named, || {
+        let mut detector = detector();
+        detector.feed(bytes, true);
+        guess(&detector)
+    })?;
+    let body = &bytes[chosen.bom..];
+    match chosen
+        .encoding
+        .decode_without_bom_handling_and_without_replacement(body)
+    {
+        Some(text) => Ok((text.into_owned(), chosen)),
+        None => Err((
+            ErrorCode::UnsupportedEncoding,
+            format!(
+                "the file is not valid {}: {ENCODING_HINT}",
+                chosen.encoding.name()
+            ),
         )),
     }
 }
@@ -211,19 +351,27 @@ pub(crate) fn looks_like_text(text: &str) -> bool {
     control * 100 <= sample.len()
 }
 
-/// `,` or `;`: whichever the header line (outside quotes) has more of.
+/// `,`, `;` or a tab: whichever the header line (outside quotes) has
+/// most of (a comma on a tie).
 pub(crate) fn detect_delimiter(text: &str) -> u8 {
-    let (mut commas, mut semicolons, mut quoted) = (0usize, 0usize, false);
+    let (mut commas, mut semicolons, mut tabs, mut quoted) = (0usize, 0usize, 0usize, false);
     for c in text.chars() {
         match c {
             '"' => quoted = !quoted,
             '\n' | '\r' if !quoted => break,
             ',' if !quoted => commas += 1,
             ';' if !quoted => semicolons += 1,
+            '\t' if !quoted => tabs += 1,
             _ => {}
         }
     }
-    if semicolons > commas { b';' } else { b',' }
+    if tabs > commas && tabs > semicolons {
+        b'\t'
+    } else if semicolons > commas {
+        b';'
+    } else {
+        b','
+    }
 }
 
 pub(crate) fn detect_line_ending(text: &str) -> &'static str {
@@ -270,15 +418,63 @@ impl LineCounter {
     }
 }
 
+/// Rows of delimiters only (`,,,`), skipped: counted, and their lines.
+#[derive(Debug, Default)]
+pub(crate) struct EmptyRows {
+    count: u64,
+    lines: Vec<u64>,
+}
+
+/// How many skipped lines a warning lists.
+const LISTED_EMPTY_LINES: usize = 20;
+
+impl EmptyRows {
+    pub(crate) fn add(&mut self, line: u64) {
+        self.count += 1;
+        if self.lines.len() < LISTED_EMPTY_LINES {
+            self.lines.push(line);
+        }
+    }
+
+    /// One `empty_rows_skipped` warning for them all, if any.
+    pub(crate) fn warning(&self) -> Option<FieldError> {
+        let first = *self.lines.first()?;
+        let mut lines: Vec<String> = self.lines.iter().map(u64::to_string).collect();
+        if self.count > self.lines.len() as u64 {
+            lines.push("…".into());
+        }
+        Some(at(
+            first,
+            None,
+            ErrorCode::EmptyRowsSkipped,
+            format!(
+                "{} row{} with no value at all (only delimiters) {} skipped: line{} {}",
+                self.count,
+                if self.count == 1 { "" } else { "s" },
+                if self.count == 1 { "was" } else { "were" },
+                if self.count == 1 { "" } else { "s" },
+                lines.join(", ")
+            ),
+        ))
+    }
+}
+
 /// The longest header always allowed, whatever the cell limit.
 const MIN_HEADER_CHARS: usize = 255;
 
 /// Reads the file under the integration's limits, collecting every problem.
-pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
+/// `named`: the encoding the uploader named (`charset`); `rows`: what the
+/// records are (`cases`, `customers`), as the answers say it.
+pub fn read_table(
+    bytes: &[u8],
+    limits: &CsvLimits,
+    named: Option<&'static Encoding>,
+    rows: &str,
+) -> CsvTable {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return CsvTable::fatal(ErrorCode::EmptyFile, "the file is empty");
     }
-    let (text, encoding, bom) = match decode(bytes) {
+    let (text, encoding) = match decode(bytes, named) {
         Ok(decoded) => decoded,
         Err((code, message)) => return CsvTable::fatal(code, message),
     };
@@ -294,8 +490,9 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
     let delimiter = detect_delimiter(&text);
     let mut table = CsvTable {
         detected: Some(Detected {
-            encoding: encoding.to_string(),
-            bom,
+            encoding: encoding.name(),
+            encoding_source: encoding.source,
+            bom: encoding.bom > 0,
             delimiter: (delimiter as char).to_string(),
             line_ending: detect_line_ending(&text).to_string(),
         }),
@@ -331,6 +528,7 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
     }
     let max_records = limits.max_records as usize;
     let mut count = 0usize;
+    let mut empty = EmptyRows::default();
     for record in records {
         let record = match record {
             Ok(record) => record,
@@ -349,8 +547,13 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
             bytes_of_text,
             record.position().map(|p| p.byte()).unwrap_or_default() as usize,
         );
-        if record.iter().all(|cell| cell.trim().is_empty()) && record.len() <= 1 {
-            continue; // a blank line
+        if record.iter().all(|cell| cell.trim().is_empty()) {
+            // A blank line, or a row of delimiters only (a spreadsheet's
+            // formatted but empty rows): nothing to import.
+            if record.len() > 1 {
+                empty.add(line);
+            }
+            continue;
         }
         count += 1;
         if count > max_records {
@@ -370,6 +573,7 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
             ..record
         });
     }
+    table.warnings.extend(empty.warning());
     if count == 0 {
         table.errors.push(at(
             1,
@@ -384,7 +588,7 @@ pub fn read_table(bytes: &[u8], limits: &CsvLimits) -> CsvTable {
             ErrorCode::TooManyRecords,
             format!(
                 "the file has {count} records; at most {max_records} are allowed (a header and {max_records} lines). \
-                 Split it, or send the cases as JSON"
+                 Split it, send the {rows} as JSON, or import the file as a job (POST /v1/imports)"
             ),
         ));
     }
@@ -600,11 +804,17 @@ mod tests {
     #[test]
     fn detects_what_spreadsheets_export() {
         let limits = CsvLimits::default();
-        let t = read_table(b"\xEF\xBB\xBFa;b\r\n1;\"x\r\ny\"\r\n", &limits);
+        let t = read_table(
+            b"\xEF\xBB\xBFa;b\r\n1;\"x\r\ny\"\r\n",
+            &limits,
+            None,
+            "rows",
+        );
         assert_eq!(
             t.detected,
             Some(Detected {
                 encoding: "utf-8".into(),
+                encoding_source: EncodingSource::Sniffed,
                 bom: true,
                 delimiter: ";".into(),
                 line_ending: "crlf".into()
@@ -624,14 +834,14 @@ mod tests {
             .into_iter()
             .chain("a,b\n1,é\n".encode_utf16().flat_map(|u| u.to_le_bytes()))
             .collect();
-        let t = read_table(&utf16, &limits);
+        let t = read_table(&utf16, &limits, None, "rows");
         assert_eq!(
             t.detected.as_ref().map(|d| d.encoding.as_str()),
             Some("utf-16le")
         );
         assert_eq!(t.records[0].cells, vec!["1", "é"]);
 
-        let t = read_table(b"a,b\n1,caf\xE9\n", &limits);
+        let t = read_table(b"a,b\n1,caf\xE9\n", &limits, None, "rows");
         assert_eq!(
             t.detected.as_ref().map(|d| d.encoding.as_str()),
             Some("windows-1252")
@@ -639,19 +849,118 @@ mod tests {
         assert_eq!(t.records[0].cells, vec!["1", "café"]);
     }
 
+    fn detected(t: &CsvTable) -> Option<(&str, EncodingSource, &str)> {
+        t.detected
+            .as_ref()
+            .map(|d| (d.encoding.as_str(), d.encoding_source, d.delimiter.as_str()))
+    }
+
+    #[test]
+    fn legacy_encodings_are_detected_or_named() {
+        let limits = CsvLimits::default();
+        let hebrew = encoding_rs::WINDOWS_1255
+            .encode("Staff ID,External Staff ID,Case ID,נושא\nA-1,,T-1,שלום עולם, תודה\n")
+            .0
+            .into_owned();
+        let t = read_table(&hebrew, &limits, None, "rows");
+        assert_eq!(
+            detected(&t),
+            Some(("windows-1255", EncodingSource::Detected, ","))
+        );
+        assert_eq!(t.header[3], "נושא");
+        let named = read_table(&hebrew, &limits, Some(encoding_rs::WINDOWS_1255), "rows");
+        assert_eq!(
+            detected(&named),
+            Some(("windows-1255", EncodingSource::Named, ","))
+        );
+        assert_eq!(named.records[0].cells[3], "שלום עולם");
+
+        // One lone `¤` (0xA4): a dozen encodings read it, each as
+        // something else; the detector's guess is not to be trusted.
+        let mut d = detector();
+        d.feed(b"a,b\n1,x\xA4y\n", true);
+        assert!(!guess(&d).1, "{:?}", guess(&d));
+        let t = read_table(b"Staff ID,Note\nA-1,x\xA4y\n", &limits, None, "rows");
+        assert_eq!(codes(&t), vec![(None, ErrorCode::UnsupportedEncoding)]);
+        assert!(
+            t.errors[0].message.contains("charset="),
+            "{:?}",
+            t.errors[0]
+        );
+        // Named, it is read as named.
+        let t = read_table(
+            b"Staff ID,Note\nA-1,x\xA4y\n",
+            &limits,
+            Some(encoding_rs::WINDOWS_1252),
+            "rows",
+        );
+        assert_eq!(t.records[0].cells[1], "x¤y");
+    }
+
+    #[test]
+    fn excel_unicode_text_is_utf16_with_tabs() {
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(
+                "Staff ID\tExternal Staff ID\tCase ID\tNote\r\nA-1\t\tT-1\tא, b\r\n"
+                    .encode_utf16()
+                    .flat_map(|u| u.to_le_bytes()),
+            )
+            .collect();
+        let t = read_table(&utf16, &CsvLimits::default(), None, "rows");
+        assert_eq!(
+            detected(&t),
+            Some(("utf-16le", EncodingSource::Sniffed, "\t"))
+        );
+        assert_eq!(t.records[0].cells, vec!["A-1", "", "T-1", "א, b"]);
+    }
+
+    #[test]
+    fn workbooks_and_empty_rows() {
+        let limits = CsvLimits::default();
+        for workbook in [
+            &b"PK\x03\x04\x14\0\x06\0"[..],
+            b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\0\0",
+        ] {
+            let t = read_table(workbook, &limits, None, "rows");
+            assert_eq!(codes(&t), vec![(None, ErrorCode::NotCsv)]);
+            assert!(t.errors[0].message.contains("POST /v1/imports"));
+        }
+        let t = read_table(b"a,b,c\n1,2,3\n,,\n\n,,\n", &limits, None, "rows");
+        assert!(t.errors.is_empty(), "{:?}", t.errors);
+        assert_eq!(t.records.len(), 1);
+        assert_eq!(
+            t.warnings
+                .iter()
+                .map(|w| (w.row, w.code))
+                .collect::<Vec<_>>(),
+            vec![(Some(3), ErrorCode::EmptyRowsSkipped)]
+        );
+        assert!(
+            t.warnings[0].message.contains("lines 3, 5"),
+            "{}",
+            t.warnings[0].message
+        );
+    }
+
     #[test]
     fn refuses_what_is_not_a_csv() {
         let limits = CsvLimits::default();
         assert_eq!(
-            codes(&read_table(b"", &limits)),
+            codes(&read_table(b"", &limits, None, "rows")),
             vec![(None, ErrorCode::EmptyFile)]
         );
         assert_eq!(
-            codes(&read_table(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", &limits)),
+            codes(&read_table(
+                b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+                &limits,
+                None,
+                "rows"
+            )),
             vec![(None, ErrorCode::NotCsv)]
         );
         assert_eq!(
-            codes(&read_table(b"a,b\n", &limits)),
+            codes(&read_table(b"a,b\n", &limits, None, "rows")),
             vec![(Some(1), ErrorCode::NoRecords)]
         );
     }
@@ -664,14 +973,14 @@ mod tests {
             max_cell_chars: 5,
         };
         // Too many columns stops the file: the first limit hit.
-        let wide = read_table(b"a,,a,d\n1,2\n", &limits);
+        let wide = read_table(b"a,,a,d\n1,2\n", &limits, None, "rows");
         assert_eq!(codes(&wide), vec![(Some(1), ErrorCode::TooManyColumns)]);
         assert!(wide.records.is_empty());
         let limits = CsvLimits {
             max_columns: 4,
             ..limits
         };
-        let t = read_table(b"a,,a,d\n1,2\n1,2,3,4,5\n1,2,3,4\n", &limits);
+        let t = read_table(b"a,,a,d\n1,2\n1,2,3,4,5\n1,2,3,4\n", &limits, None, "rows");
         assert_eq!(
             codes(&t),
             vec![
@@ -695,6 +1004,8 @@ mod tests {
                 max_columns: 3,
                 max_cell_chars: 5,
             },
+            None,
+            "rows",
         );
         assert_eq!(codes(&t), vec![(Some(2), ErrorCode::CellTooLong)]);
         assert_eq!(t.errors[0].column, Some(Column::Name("a".into())));
@@ -713,7 +1024,7 @@ mod line_tests {
             (&b"a,b\r1,x\r2,y\r"[..], vec![2, 3]),
             (&b"a,b\n\n1,x\n"[..], vec![3]),
         ] {
-            let t = read_table(csv, &CsvLimits::default());
+            let t = read_table(csv, &CsvLimits::default(), None, "rows");
             assert_eq!(
                 t.records.iter().map(|r| r.line).collect::<Vec<_>>(),
                 expected,

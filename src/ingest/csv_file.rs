@@ -6,19 +6,22 @@
 //! [`Scanner`] over a second handle follows it byte by byte to give each
 //! record its physical line (whatever the line ending) and to find a quote
 //! that opens a cell and is never closed. The text encoding is decided
-//! first, by one pass over the file (UTF-8 unless it is not valid UTF-8),
-//! and both readers decode the same way.
+//! first: the uploader's `charset`, a byte-order mark or UTF-16's zeros,
+//! else one pass over the file (UTF-8 if it is valid UTF-8 throughout, else
+//! what the encoding detector recognises), and both readers decode the
+//! same way.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, WINDOWS_1252};
+use encoding_rs::{Encoding, UTF_8};
 
 use crate::error::{ErrorCode, FieldError};
 use crate::ingest::csv::{
-    CsvRecord, CsvTable, Detected, at, check_header, check_record, detect_delimiter,
-    detect_line_ending, looks_like_text, utf16_by_zeros,
+    CsvRecord, CsvTable, Detected, ENCODING_HINT, EmptyRows, TextEncoding, at, check_header,
+    check_record, choose_encoding, detect_delimiter, detect_line_ending, detector, guess,
+    looks_like_text,
 };
 
 /// How much decoded text is looked at to detect the delimiter, the line
@@ -37,12 +40,14 @@ pub struct CsvFile {
     /// The line of the last record read.
     last_line: u64,
     ended: bool,
+    /// Rows of delimiters only, skipped.
+    empty: EmptyRows,
 }
 
 /// How the file's bytes become text.
 #[derive(Clone, Copy)]
 struct Decoding {
-    /// `None`: UTF-8 as it is.
+    /// `None`: UTF-8 as it is (checked by the `csv` reader).
     encoding: Option<&'static Encoding>,
     /// Bytes of byte-order mark to skip.
     skip: u64,
@@ -64,10 +69,12 @@ impl CsvFile {
     /// Opens the file and reads its header. `Err`: a table whose problems
     /// stop the file (not text, empty, a header that cannot be read or
     /// breaks a limit).
+    /// `named`: the encoding the uploader named (`charset`).
     pub fn open(
         path: &Path,
         max_cell: usize,
         max_columns: usize,
+        named: Option<&'static Encoding>,
     ) -> Result<CsvFile, Box<CsvTable>> {
         let fatal = |code, message: String| Err(Box::new(CsvTable::fatal(code, message)));
         let io_error = |e: io::Error| {
@@ -76,16 +83,17 @@ impl CsvFile {
                 format!("the file cannot be read: {e}"),
             ))
         };
-        let (decoding, encoding, bom) = match sniff(path).map_err(io_error)? {
+        let (decoding, chosen) = match sniff(path, named).map_err(io_error)? {
             Ok(found) => found,
             Err((code, message)) => return fatal(code, message),
         };
+        let encoding = chosen.name();
         let mut text = decoding.reader(path).map_err(io_error)?;
         let mut prefix = Vec::with_capacity(PREFIX);
         (&mut text)
             .take(PREFIX as u64)
             .read_to_end(&mut prefix)
-            .map_err(|e| decode_error(e, encoding))?;
+            .map_err(|e| decode_error(e, &encoding))?;
         // A cut multi-byte character at the prefix's end is not a problem.
         let shown = match std::str::from_utf8(&prefix) {
             Ok(s) => s,
@@ -103,8 +111,9 @@ impl CsvFile {
         let delimiter = detect_delimiter(shown);
         let mut table = CsvTable {
             detected: Some(Detected {
-                encoding: encoding.to_string(),
-                bom,
+                encoding: encoding.clone(),
+                encoding_source: chosen.source,
+                bom: chosen.bom > 0,
                 delimiter: (delimiter as char).to_string(),
                 line_ending: detect_line_ending(shown).to_string(),
             }),
@@ -143,6 +152,7 @@ impl CsvFile {
             count: 0,
             last_line: 1,
             ended: false,
+            empty: EmptyRows::default(),
         })
     }
 
@@ -174,7 +184,7 @@ impl CsvFile {
                             None,
                             ErrorCode::UnsupportedEncoding,
                             format!(
-                                "the file is not valid {} after line {}; save it as CSV UTF-8",
+                                "the file is not valid {} after line {}: {ENCODING_HINT}",
                                 encoding.unwrap_or_default(),
                                 self.last_line
                             ),
@@ -203,8 +213,12 @@ impl CsvFile {
                     break;
                 }
             };
-            if record.iter().all(|cell| cell.trim().is_empty()) && record.len() <= 1 {
-                continue; // a blank line
+            if record.iter().all(|cell| cell.trim().is_empty()) {
+                // A blank line, or a row of delimiters only: nothing to import.
+                if record.len() > 1 {
+                    self.empty.add(line);
+                }
+                continue;
             }
             self.count += 1;
             self.last_line = line;
@@ -251,6 +265,11 @@ impl CsvFile {
         Some(line)
     }
 
+    /// The warning of the rows of delimiters only skipped so far, if any.
+    pub fn empty_rows_warning(&self) -> Option<FieldError> {
+        self.empty.warning()
+    }
+
     /// Records read so far (blank lines aside).
     pub fn records_read(&self) -> u64 {
         self.count
@@ -260,49 +279,66 @@ impl CsvFile {
 fn decode_error(e: io::Error, encoding: &str) -> Box<CsvTable> {
     Box::new(CsvTable::fatal(
         ErrorCode::UnsupportedEncoding,
-        format!(
-            "the file claims to be {encoding} but is not valid {encoding}; save it as CSV UTF-8 ({e})"
-        ),
+        format!("the file is not valid {encoding} ({e}): {ENCODING_HINT}"),
     ))
 }
 
-/// The file's encoding, by its byte-order mark, its zeros, and whether it
-/// is valid UTF-8 throughout (otherwise Windows-1252, what spreadsheet
-/// programs on Windows save as "CSV").
+/// The file's encoding (see [`choose_encoding`]): the uploader's
+/// `charset`, a byte-order mark, UTF-16's zeros, valid UTF-8 throughout,
+/// or else what the detector recognises in the file's first megabytes.
 #[allow(clippy::type_complexity)]
-fn sniff(path: &Path) -> io::Result<Result<(Decoding, &'static str, bool), (ErrorCode, String)>> {
+fn sniff(
+    path: &Path,
+    named: Option<&'static Encoding>,
+) -> io::Result<Result<(Decoding, TextEncoding), (ErrorCode, String)>> {
     let mut file = BufReader::with_capacity(64 * 1024, File::open(path)?);
     let head = file.fill_buf()?.to_vec();
-    let found = |encoding, skip, name, bom| Ok(Ok((Decoding { encoding, skip }, name, bom)));
-    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        if let Some(at) = first_invalid_utf8(&mut file)? {
-            return Ok(Err((
-                ErrorCode::UnsupportedEncoding,
-                format!(
-                    "the file starts as UTF-8 but byte {at} is not UTF-8; save it as CSV UTF-8"
-                ),
-            )));
+    let plain_text = named.is_none()
+        && Encoding::for_bom(&head).is_none()
+        && !head[..head.len().min(4096)].contains(&0);
+    // Only a file that may be UTF-8 is read through to be sure.
+    let valid_utf8 = plain_text && first_invalid_utf8(&mut file)?.is_none();
+    let mut detector_error = None;
+    let chosen = choose_encoding(&head, valid_utf8, named, || {
+        let mut detector = detector();
+        if let Err(e) = feed_file(path, &mut detector) {
+            detector_error = Some(e);
         }
-        return found(None, 3, "utf-8", true);
+        guess(&detector)
+    });
+    if let Some(e) = detector_error {
+        return Err(e);
     }
-    if head.starts_with(&[0xFF, 0xFE]) {
-        return found(Some(UTF_16LE), 2, "utf-16le", true);
-    }
-    if head.starts_with(&[0xFE, 0xFF]) {
-        return found(Some(UTF_16BE), 2, "utf-16be", true);
-    }
-    if head[..head.len().min(4096)].contains(&0) {
-        if let Some((encoding, name)) = utf16_by_zeros(&head) {
-            return found(Some(encoding), 0, name, false);
+    Ok(chosen.map(|chosen| {
+        let decoding = Decoding {
+            // UTF-8 not checked throughout (a BOM, a charset) is decoded
+            // too: a malformed byte is then `unsupported_encoding`.
+            encoding: (chosen.encoding != UTF_8 || !valid_utf8).then_some(chosen.encoding),
+            skip: chosen.bom as u64,
+        };
+        (decoding, chosen)
+    }))
+}
+
+/// How much of a file the detector reads: plenty of text to tell an
+/// encoding by, without a pass over a file of hundreds of megabytes. (A
+/// byte further on that the encoding cannot read still stops the file, as
+/// `unsupported_encoding` at its line.)
+const DETECTOR_SAMPLE: u64 = 4 * 1024 * 1024;
+
+/// Feeds the file's first [`DETECTOR_SAMPLE`] bytes to the detector.
+fn feed_file(path: &Path, detector: &mut chardetng::EncodingDetector) -> io::Result<()> {
+    let file = File::open(path)?.take(DETECTOR_SAMPLE);
+    let mut file = BufReader::with_capacity(64 * 1024, file);
+    loop {
+        let chunk = file.fill_buf()?;
+        if chunk.is_empty() {
+            detector.feed(&[], true);
+            return Ok(());
         }
-        return Ok(Err((
-            ErrorCode::NotCsv,
-            "the file is not text (it holds binary data)".to_string(),
-        )));
-    }
-    match first_invalid_utf8(&mut file)? {
-        None => found(None, 0, "utf-8", false),
-        Some(_) => found(Some(WINDOWS_1252), 0, "windows-1252", false),
+        let read = chunk.len();
+        detector.feed(chunk, false);
+        file.consume(read);
     }
 }
 
@@ -536,11 +572,11 @@ mod tests {
             max_records: u32::MAX,
             ..CsvLimits::default()
         };
-        let memory = read_table(bytes, &limits);
+        let memory = read_table(bytes, &limits, None, "rows");
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("f.csv");
         std::fs::write(&path, bytes).expect("the file written");
-        let streamed = CsvFile::open(&path, 1_000, 103).map(|mut file| {
+        let streamed = CsvFile::open(&path, 1_000, 103, None).map(|mut file| {
             let mut errors = file.table.errors.clone();
             let mut warnings = file.table.warnings.clone();
             let mut records = Vec::new();

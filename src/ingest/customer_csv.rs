@@ -11,7 +11,7 @@ use crate::domain::canonical_enum;
 use crate::domain::case::{DataColumns, Scalar};
 use crate::domain::customer::CustomerInput;
 use crate::error::{ApiError, Column, ErrorCode, FieldError, excerpt};
-use crate::ingest::csv::{CsvTable, at, not_ingested};
+use crate::ingest::csv::CsvTable;
 
 /// The fields a column can fill.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,8 +24,6 @@ enum Target {
     DoNotCall,
     /// A custom field named by its header.
     Custom,
-    /// Messages, comments, activity logs: not ingested.
-    Ignored,
 }
 
 const FIELDS: [(Target, &str); 6] = [
@@ -192,18 +190,6 @@ impl CustomerColumns {
             }
             targets[i] = Some(match found {
                 Some(target) => target,
-                None if not_ingested(name) => {
-                    table.warnings.push(at(
-                        1,
-                        Some(table.column(i)),
-                        ErrorCode::IgnoredColumn,
-                        format!(
-                            "the column {:?} looks like messages, comments or activity logs, which are not ingested; it is ignored",
-                            excerpt(name)
-                        ),
-                    ));
-                    Target::Ignored
-                }
                 None => Target::Custom,
             });
         }
@@ -261,7 +247,6 @@ impl CustomerColumns {
                 Target::SourceCreatedAt => input.source_created_at = value,
                 Target::DoNotCall => input.do_not_call = value,
                 Target::Custom => custom.push((self.header[i].clone(), value)),
-                Target::Ignored => {}
             }
         }
         input.fields = DataColumns(custom);
@@ -332,13 +317,13 @@ mod tests {
         );
         assert_eq!(
             input.fields.0,
-            vec![("Plan".to_string(), Some(Scalar::Text("Gold".into())))]
+            vec![
+                ("Plan".to_string(), Some(Scalar::Text("Gold".into()))),
+                ("Comments".to_string(), Some(Scalar::Text("hi".into()))),
+            ],
+            "a comments column is a custom field like any other"
         );
-        assert_eq!(
-            t.warnings.len(),
-            1,
-            "the comments column is ignored with a warning"
-        );
+        assert!(t.warnings.is_empty(), "{:?}", t.warnings);
     }
 
     #[test]

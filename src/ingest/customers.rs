@@ -467,6 +467,7 @@ impl Resource for CustomerIngest<'_> {
             },
             results: batch.results,
             errors: batch.errors,
+            warnings: Vec::new(),
             failed_rows: batch.failed_rows,
         })
     }

@@ -90,6 +90,8 @@ pub struct Prepared<B, R> {
     pub results: Vec<R>,
     /// Problems, each with its row.
     pub errors: Vec<FieldError>,
+    /// Warnings of rows that pass, each with its row.
+    pub warnings: Vec<FieldError>,
     pub failed_rows: u64,
 }
 
@@ -265,6 +267,11 @@ pub struct Summary<R> {
     pub results_not_listed: u64,
     /// Every problem counted; the first listed ([`Problems`]).
     pub errors: RowErrors,
+    /// The resource's warnings of rows that pass, the first
+    /// [`MAX_REPORTED_ERRORS`] (each restated by the source).
+    pub warnings: Vec<FieldError>,
+    /// Warnings counted.
+    pub warning_count: u64,
     /// Rows the source yielded.
     pub rows: u64,
     /// An atomic run met a problem: nothing was written.
@@ -283,6 +290,8 @@ impl<R> Summary<R> {
                 Problems::FirstThousand => RowErrors::default(),
                 Problems::Every => RowErrors::every_one(),
             },
+            warnings: Vec::new(),
+            warning_count: 0,
             rows: 0,
             rejected: false,
         }
@@ -471,8 +480,15 @@ impl<R: Resource> Run<R> {
             batch,
             mut results,
             errors,
+            warnings,
             failed_rows,
         } = prepared;
+        for warning in warnings {
+            self.summary.warning_count += 1;
+            if self.summary.warnings.len() < MAX_REPORTED_ERRORS {
+                self.summary.warnings.push(source.locate(warning));
+            }
+        }
         let mut errors: Vec<FieldError> = errors.into_iter().map(|e| source.locate(e)).collect();
         errors.sort_by_key(|e| e.row);
         let mut problems = read.problems;

@@ -25,6 +25,7 @@ use crate::domain::case::DateInput;
 use crate::domain::customer::CustomerOptions;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::ids::CampaignId;
+use crate::ingest::MAX_REPORTED_ERRORS;
 use crate::ingest::Services;
 use crate::ingest::case_csv::CaseColumns;
 use crate::ingest::cases::{CaseIngest, OnConflict};
@@ -37,6 +38,7 @@ use crate::ingest::engine::{
     failures_by_row,
 };
 use crate::ingest::sources::Columns;
+use crate::ingest::staff::ExternalIdDrift;
 use crate::ingest::workbook::{WorkbookError, for_each_row};
 use crate::store::Store;
 use crate::store::imports::{
@@ -68,6 +70,9 @@ pub struct CaseJobOptions {
     pub assign_evaluator: Option<String>,
     /// A workbook's sheet (the first by default).
     pub sheet: Option<String>,
+    /// A CSV's text encoding, as the uploader named it (`charset`).
+    #[serde(default)]
+    pub charset: Option<String>,
 }
 
 /// What the check of a job's file found, as the job shows it.
@@ -116,6 +121,7 @@ async fn open_file<C, F>(
     file: &UploadedFile,
     format: FileFormat,
     sheet: Option<String>,
+    charset: Option<&'static encoding_rs::Encoding>,
     open_columns: F,
 ) -> Result<(CsvTable, C, tokio::sync::mpsc::Receiver<Chunk>), ApiError>
 where
@@ -139,13 +145,14 @@ where
                 );
                 return;
             }
-            let mut csv = match CsvFile::open(&path, MAX_IMPORT_CELL_CHARS, MAX_IMPORT_COLUMNS) {
-                Ok(csv) => csv,
-                Err(mut table) => {
-                    let _ = opened.send(Err(invalid_csv(std::mem::take(&mut table.errors))));
-                    return;
-                }
-            };
+            let mut csv =
+                match CsvFile::open(&path, MAX_IMPORT_CELL_CHARS, MAX_IMPORT_COLUMNS, charset) {
+                    Ok(csv) => csv,
+                    Err(mut table) => {
+                        let _ = opened.send(Err(invalid_csv(std::mem::take(&mut table.errors))));
+                        return;
+                    }
+                };
             let mut table = std::mem::take(&mut csv.table);
             // The reader checks each record against the header.
             csv.table.header = table.header.clone();
@@ -172,6 +179,16 @@ where
                 };
                 if chunks.blocking_send(chunk).is_err() {
                     return; // the upload was abandoned
+                }
+            }
+            if let Some(warning) = csv.empty_rows_warning() {
+                let chunk = Chunk::Records {
+                    records: Vec::new(),
+                    errors: Vec::new(),
+                    warnings: vec![warning],
+                };
+                if chunks.blocking_send(chunk).is_err() {
+                    return;
                 }
             }
             let mut errors = Vec::new();
@@ -543,6 +560,9 @@ pub struct CustomerJobOptions {
     pub options: CustomerOptions,
     /// A workbook's sheet (the first by default).
     pub sheet: Option<String>,
+    /// A CSV's text encoding, as the uploader named it (`charset`).
+    #[serde(default)]
+    pub charset: Option<String>,
 }
 
 impl CustomerJobOptions {
@@ -570,6 +590,11 @@ impl CustomerJobOptions {
             .visible(store.get_campaign(id).await?)
             .ok_or_else(not_found)
     }
+}
+
+/// The encoding a job's `charset` names, if it names one.
+fn named_charset(label: Option<&str>) -> Result<Option<&'static encoding_rs::Encoding>, ApiError> {
+    label.map(crate::ingest::csv::charset).transpose()
 }
 
 /// A job's options as stored, for its kind.
@@ -602,12 +627,14 @@ pub async fn check_import(
                     OnConflict::Error,
                     DateInput::Spreadsheet,
                 )
-                .await?;
+                .await?
+                .with_external_id_drift(ExternalIdDrift::Warned);
                 let open = |table: &mut CsvTable| {
                     CaseColumns::read(table)
                         .ok_or_else(|| invalid_csv(std::mem::take(&mut table.errors)))
                 };
-                let upload = open_file(&file, format, options.sheet, open).await?;
+                let named = named_charset(options.charset.as_deref())?;
+                let upload = open_file(&file, format, options.sheet, named, open).await?;
                 check(store, id, upload, &mut ingest).await?
             }
             ImportKind::Customers => {
@@ -618,7 +645,8 @@ pub async fn check_import(
                 let mapping = options.mapping;
                 let open =
                     move |table: &mut CsvTable| CustomerColumns::read(table, mapping.as_ref());
-                let upload = open_file(&file, format, options.sheet, open).await?;
+                let named = named_charset(options.charset.as_deref())?;
+                let upload = open_file(&file, format, options.sheet, named, open).await?;
                 check(store, id, upload, &mut ingest).await?
             }
         };
@@ -676,7 +704,12 @@ where
         keep: Keep::Counts,
         problems: Problems::FirstThousand,
     };
-    let summary = engine::run(ingest, &mut source, options, None).await?;
+    let mut summary = engine::run(ingest, &mut source, options, None).await?;
+    source.warn(std::mem::take(&mut summary.warnings));
+    // Those not listed by the run are counted still.
+    source.warning_count += summary
+        .warning_count
+        .saturating_sub(MAX_REPORTED_ERRORS as u64);
     let problems = CheckProblems {
         errors: summary.errors.listed.clone(),
         error_count: summary.errors.problems,
@@ -808,6 +841,7 @@ async fn run_claimed(
                 DateInput::Spreadsheet,
             )
             .await?
+            .with_external_id_drift(ExternalIdDrift::Warned)
             .into_existing_list(job.list_id);
             let mut source = StagedRows {
                 store: services.store,

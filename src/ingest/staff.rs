@@ -26,6 +26,18 @@ pub const CACHE_TTL: Duration = Duration::from_secs(3);
 /// The largest staff directory (of an integration's groups) cached.
 pub const MAX_CACHED_STAFF: usize = 10_000;
 
+/// What a case whose External Staff ID is not the one stored for its
+/// Staff ID gets: `staff_id_mismatch` as an error (the JSON API: both IDs
+/// must name the one staff member) or as a warning (the spreadsheet
+/// uploader's rule: the Staff ID names the staff member, the External Staff
+/// ID is stored as sent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExternalIdDrift {
+    #[default]
+    Refused,
+    Warned,
+}
+
 /// The staff of one batch, by Staff ID and by External Staff ID.
 pub struct StaffDirectory {
     by_staff_id: HashMap<String, StaffMatch>,
@@ -51,9 +63,16 @@ impl StaffDirectory {
         }
     }
 
-    /// The one active staff member a case names. "Does not exist" and
-    /// "belongs to another group" are the same answer.
-    pub fn resolve(&self, staff: &StaffRef) -> Result<&StaffMatch, FieldError> {
+    /// The one active staff member a case names, and the warning of an
+    /// External Staff ID not the one stored for its Staff ID where `drift`
+    /// lets it through. "Does not exist" and "belongs to another group" are
+    /// the same answer.
+    pub fn resolve(
+        &self,
+        staff: &StaffRef,
+        drift: ExternalIdDrift,
+    ) -> Result<(&StaffMatch, Option<FieldError>), FieldError> {
+        let mut warning = None;
         let found = match (&staff.staff_id, &staff.external_staff_id) {
             (Some(staff_id), external) => {
                 let found = self.by_staff_id.get(staff_id).ok_or_else(|| {
@@ -69,15 +88,32 @@ impl StaffDirectory {
                 if let Some(external) = external
                     && found.external_id.as_deref() != Some(external.as_str())
                 {
-                    return Err(FieldError::field(
+                    let stored = match &found.external_id {
+                        Some(stored) => format!("{:?}", excerpt(stored)),
+                        None => "none".to_string(),
+                    };
+                    let mismatch = FieldError::field(
                         "external_staff_id",
                         ErrorCode::StaffIdMismatch,
                         format!(
-                            "the External Staff ID {:?} is not that of Staff ID {:?}",
+                            "the External Staff ID {:?} is not the one stored for Staff ID {:?} ({stored})",
                             excerpt(external),
                             excerpt(staff_id)
                         ),
-                    ));
+                    );
+                    match drift {
+                        ExternalIdDrift::Refused => return Err(mismatch),
+                        ExternalIdDrift::Warned => {
+                            warning = Some(FieldError {
+                                message: format!(
+                                    "{}; the case is stored with the staff member of Staff ID {:?} and the External Staff ID as sent",
+                                    mismatch.message,
+                                    excerpt(staff_id)
+                                ),
+                                ..mismatch
+                            });
+                        }
+                    }
                 }
                 found
             }
@@ -126,7 +162,7 @@ impl StaffDirectory {
                 ),
             ));
         }
-        Ok(found)
+        Ok((found, warning))
     }
 }
 

@@ -671,9 +671,12 @@ fn files_and_limits(limits: &UploadLimits, spreadsheets: &str) -> String {
         "FILES AND LIMITS\n\n".to_string(),
         wrap(
             "- ",
-            "A CSV file: UTF-8 (UTF-16 and Windows-1252 are read too), cells \
-             separated by commas or semicolons, the first line the header. Blank \
-             lines are skipped.",
+            "A CSV file: best saved as CSV UTF-8. UTF-16 and older encodings \
+             (Windows-1252, Windows-1255, …) are recognised; where the file is \
+             too short to tell, name its encoding with the form field charset \
+             (charset=windows-1255). Cells separated by commas, semicolons or \
+             tabs, the first line the header. Blank lines and rows of \
+             separators only are skipped. One file per upload.",
         ),
         wrap(
             "- ",
@@ -932,8 +935,8 @@ fn case_instructions(
             CASE_DATA_COLUMN,
             "An example of a column of your own: every other column is kept with \
              the case, under its header. Rename it, add as many as you need; at \
-             least one is required. A column whose header says message, comment \
-             or activity is not imported.",
+             least one is required. Comments, message counts or activity are \
+             columns like any other: they are kept too.",
         ),
         "\nEXAMPLE\n\n".to_string(),
         example,
@@ -1100,8 +1103,7 @@ fn customer_instructions(samples: &CustomerSamples, format: TemplateFormat) -> S
         column_entry(
             CUSTOMER_DATA_COLUMN,
             "An example of a field of your own: every other column is kept with \
-             the customer, under its header. A column whose header says message, \
-             comment or activity is not imported.",
+             the customer, under its header, comments and activity included.",
         ),
         "\n".to_string(),
         paragraph(&format!(
@@ -1194,7 +1196,7 @@ mod tests {
         assert!(text.starts_with(
             "Staff ID,External Staff ID,Case ID,Channel,Status,Priority,Category,Occurred At,Reason\r\n"
         ));
-        let mut table = read_table(text.as_bytes(), &CsvLimits::default());
+        let mut table = read_table(text.as_bytes(), &CsvLimits::default(), None, "cases");
         let columns = CaseColumns::read(&mut table).expect("readable");
         assert!(table.errors.is_empty() && table.warnings.is_empty());
         assert_eq!(table.records.len(), EXAMPLE_ROWS);
@@ -1253,7 +1255,7 @@ mod tests {
             limits: limits(),
         });
         let text = example_csv(&template);
-        let mut table = read_table(text.as_bytes(), &CsvLimits::default());
+        let mut table = read_table(text.as_bytes(), &CsvLimits::default(), None, "cases");
         let columns = CustomerColumns::read(&mut table, None).expect("readable");
         assert!(table.errors.is_empty() && table.warnings.is_empty());
         let dates = DateRule::Local {

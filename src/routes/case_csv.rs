@@ -14,9 +14,10 @@ use crate::ingest::case_csv::CaseColumns;
 use crate::ingest::cases::{
     CaseRun, CasesIngested, ListFields, ListSpec, OnConflict, Outcome, ingest_cases,
 };
-use crate::ingest::csv::{CsvTable, Detected, invalid_csv, read_table};
+use crate::ingest::csv::{CsvTable, Detected, charset, invalid_csv, read_table};
 use crate::ingest::engine::{Keep, Problems, RunOptions, Writes};
 use crate::ingest::sources::CsvRows;
+use crate::ingest::staff::ExternalIdDrift;
 use crate::routes::cases::StreamOptions;
 use crate::routes::extract::form::{read_form, truthy};
 use crate::startup::AppState;
@@ -57,6 +58,12 @@ pub struct CaseCsvForm {
     on_conflict: Option<String>,
     /// `true`: check the file and answer, write nothing.
     dry_run: Option<bool>,
+    /// The file's text encoding, by any WHATWG label (`windows-1255`,
+    /// `latin1`, `utf-16le`, `shift_jis`, …). Without it: a byte-order
+    /// mark, UTF-16 or UTF-8, else a detector; a file whose encoding cannot
+    /// be told for sure answers `unsupported_encoding`. An unknown label:
+    /// 422 `unknown_charset`.
+    charset: Option<String>,
 }
 
 /// The list the upload created.
@@ -95,7 +102,8 @@ pub struct CsvImported {
     /// Cases this integration sent before, left as stored (`on_conflict=skip`).
     pub skipped: u64,
     pub cases: Vec<UploadedCase>,
-    /// Extra cells ignored, columns not ingested.
+    /// Extra cells ignored, rows of delimiters only skipped, External Staff
+    /// IDs not the ones stored (`staff_id_mismatch`: stored as sent).
     pub warnings: Vec<FieldError>,
     pub detected: Detected,
 }
@@ -121,13 +129,29 @@ pub struct CsvChecked {
 /// columns of your own data and optionally `Channel`, `Status`, `Priority`,
 /// `Category`, `Occurred At` (RFC 3339 or `DD-MM-YYYY HH:MM`, UTC). At most
 /// 1,000 records, 103 columns and 1,000 characters a cell by default (the
-/// integration's limits, `GET /v1/limits`). UTF-8 with or without BOM, UTF-16
-/// and Windows-1252; `,` or `;`; any line ending; quoted newlines.
+/// integration's limits, `GET /v1/limits`). Every column besides the
+/// mandatory and known ones goes into the case's `data` under its header,
+/// whatever it says (comments, message counts, activity: nothing is dropped).
+///
+/// Encodings: UTF-8 with or without BOM and UTF-16 (BOM or not, as Excel's
+/// "Unicode Text" saves) are sniffed; any other is recognised by an
+/// encoding detector (Windows-1252, Windows-1255, ISO-8859-2, Shift_JIS, …),
+/// or named with `charset`. A file whose encoding cannot be told for sure
+/// is refused (`unsupported_encoding`), never stored garbled; `detected`
+/// says the encoding used and whether it was `named`, `sniffed` or
+/// `detected`. Delimiter `,`, `;` or tab (detected); any line ending;
+/// quoted newlines. A workbook (.xlsx, .xls) is `not_csv`: import it with
+/// `POST /v1/imports`.
 ///
 /// Every problem is reported at once (422 `invalid_csv`, each with its line
 /// as `row` and its `column`), then the same validators as `POST /v1/cases`
-/// run on each row. Columns of messages, comments or activity logs are
-/// ignored with a warning. A valid file becomes a new list, all or nothing.
+/// run on each row, their messages in the file's column names (`Case ID`,
+/// `Staff ID`). Rows with no value at all (only delimiters, as spreadsheets
+/// leave below the data) are skipped with one `empty_rows_skipped` warning.
+/// An External Staff ID other than the one stored for the row's Staff ID is
+/// a warning (`staff_id_mismatch`): the case is stored with the staff
+/// member the Staff ID names and the External Staff ID as sent. A valid
+/// file becomes a new list, all or nothing.
 ///
 /// `on_conflict` (as in `POST /v1/cases`) says what a Case ID the
 /// integration sent before does: `error` (default), `skip`, or `update` —
@@ -144,7 +168,8 @@ pub struct CsvChecked {
         (status = 201, description = "Imported into a new list", body = CsvImported),
         (status = 200, description = "`dry_run`: the file would import", body = CsvChecked),
         (status = 413, description = "`file_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_csv` with every problem in `errors` (`missing_header_row`, `first_column_not_staff_id`, `second_column_not_external_staff_id`, `third_column_not_case_id`, `no_data_columns`, `no_records`, `too_many_records`, `too_many_columns`, `cell_too_long`, `short_row`, `duplicate_header`, `empty_header`, `empty_file`, `not_csv`, `unsupported_encoding`, `unknown_staff_id`, `invalid_enum`, …); `unknown_assignment`; `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`multiple_files`: more than one `file` part (one file per upload); `unknown_field`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`unknown_charset`: `charset` names no encoding. `invalid_csv` with every problem in `errors` (`missing_header_row`, `first_column_not_staff_id`, `second_column_not_external_staff_id`, `third_column_not_case_id`, `no_data_columns`, `no_records`, `too_many_records`, `too_many_columns`, `cell_too_long`, `short_row`, `duplicate_header`, `empty_header`, `empty_file`, `not_csv`, `unsupported_encoding`, `unknown_staff_id`, `invalid_enum`, …); `unknown_assignment`; `validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "`body_timeout`: the body stalled (no byte for `INTAKE_BODY_TIMEOUT_MS`); nothing written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`server_busy`: as many bulk ingestions as the server writes at once are running (streams, uploads, JSON bodies of more than 100 rows); retry after `Retry-After`. Or `service_unavailable`: the database is down", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another request wrote one of these Case IDs first (`duplicate_external_id`) or changed a staff member or group they refer to (`concurrent_write`) while the file was written; nothing written. Retry.", body = Problem, content_type = "application/problem+json"),
@@ -176,7 +201,7 @@ pub async fn upload_cases_csv(
         ));
     }
     let _bulk = (!upload.dry_run).then(|| state.bulk.enter()).transpose()?;
-    let mut table = read_case_table(file, limits).await?;
+    let mut table = read_case_table(file, limits, upload.charset).await?;
     let columns_read = table.columns.is_some();
     let records = std::mem::take(&mut table.table.records);
     let problems = std::mem::take(&mut table.table.errors);
@@ -199,6 +224,8 @@ struct Upload {
     options: StreamOptions,
     on_conflict: OnConflict,
     dry_run: bool,
+    /// The file's encoding, as the uploader named it.
+    charset: Option<&'static encoding_rs::Encoding>,
 }
 
 impl Upload {
@@ -206,6 +233,7 @@ impl Upload {
         let mut options = StreamOptions::default();
         let mut dry_run = false;
         let mut on_conflict = OnConflict::default();
+        let mut named = None;
         for (name, text) in fields {
             let text = text.clone();
             match name.as_str() {
@@ -215,11 +243,12 @@ impl Upload {
                 "assign_evaluator" => options.assign_evaluator = Some(text),
                 "dry_run" => dry_run = truthy("dry_run", &text)?,
                 "on_conflict" => on_conflict = parse_on_conflict(&text)?,
+                "charset" => named = Some(charset(&text)?),
                 other => {
                     return Err(ApiError::new(
                         ErrorCode::UnknownField,
                         format!(
-                            "Unknown form field {other:?}; expected file, list_name, assign_group, assign_team, assign_evaluator, on_conflict, dry_run."
+                            "Unknown form field {other:?}; expected file, list_name, assign_group, assign_team, assign_evaluator, on_conflict, dry_run, charset."
                         ),
                     ));
                 }
@@ -229,6 +258,7 @@ impl Upload {
             options,
             on_conflict,
             dry_run,
+            charset: named,
         })
     }
 
@@ -240,6 +270,8 @@ impl Upload {
             list_source: "csv",
             on_conflict: self.on_conflict,
             dates: DateInput::Spreadsheet,
+            // The uploader's rule: a drifted External Staff ID is a warning.
+            drift: ExternalIdDrift::Warned,
             options: RunOptions {
                 // A file breaking the CSV rules writes nothing; its rows are
                 // still checked, to report every problem at once.
@@ -298,9 +330,13 @@ struct CaseTable {
 }
 
 /// Decodes and reads the file: CPU work, off the async workers.
-async fn read_case_table(file: Vec<u8>, limits: CsvLimits) -> Result<CaseTable, ApiError> {
+async fn read_case_table(
+    file: Vec<u8>,
+    limits: CsvLimits,
+    named: Option<&'static encoding_rs::Encoding>,
+) -> Result<CaseTable, ApiError> {
     web::block(move || {
-        let mut table = read_table(&file, &limits);
+        let mut table = read_table(&file, &limits, named, "cases");
         let columns = if table.errors.is_empty() || table.detected.is_some() {
             CaseColumns::read(&mut table)
         } else {
@@ -317,14 +353,17 @@ async fn read_case_table(file: Vec<u8>, limits: CsvLimits) -> Result<CaseTable, 
 fn answer(
     ingested: CasesIngested,
     columns_read: bool,
-    warnings: Vec<FieldError>,
+    mut warnings: Vec<FieldError>,
     detected: Detected,
     dry_run: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let CasesIngested { summary, list } = ingested;
+    let CasesIngested { mut summary, list } = ingested;
     if !columns_read || !summary.errors.is_empty() {
         return Err(invalid_csv(summary.errors.listed));
     }
+    // The file's warnings, then its rows' (`staff_id_mismatch`), by line.
+    warnings.append(&mut summary.warnings);
+    warnings.sort_by_key(|w| w.row);
     let (created, updated, skipped) = (summary.created, summary.updated, summary.skipped);
     if dry_run {
         return Ok(HttpResponse::Ok().json(CsvChecked {

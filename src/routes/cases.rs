@@ -18,6 +18,7 @@ use crate::ingest::cases::{
 use crate::ingest::engine::{Commits, Keep, Problems, RunOptions, Writes};
 use crate::ingest::ndjson::NdjsonLines;
 use crate::ingest::sources::{JsonArray, Ndjson};
+use crate::ingest::staff::ExternalIdDrift;
 use crate::routes::extract::body::{
     BodyKind, body_kind, parse_off_the_worker, payload_stream, read_body,
 };
@@ -351,6 +352,7 @@ impl ParsedCases {
             list_source: "api",
             on_conflict: self.on_conflict,
             dates: DateInput::Rfc3339,
+            drift: ExternalIdDrift::Refused,
             options: RunOptions {
                 writes: if self.atomic {
                     Writes::Atomic
@@ -381,6 +383,7 @@ impl StreamOptions {
             list_source: "api",
             on_conflict: self.on_conflict.unwrap_or_default(),
             dates: DateInput::Rfc3339,
+            drift: ExternalIdDrift::Refused,
             options: RunOptions {
                 writes: if atomic {
                     Writes::Atomic

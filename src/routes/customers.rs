@@ -13,7 +13,7 @@ use crate::domain::customer::{CustomerInput, CustomerOptions, UniqueMode, normal
 use crate::error::{ApiError, ErrorCode, FieldError, Problem, excerpt, json_body_error};
 use crate::ids::CampaignId;
 use crate::ingest::cases::FIRST_BATCH;
-use crate::ingest::csv::{Detected, invalid_csv, read_table};
+use crate::ingest::csv::{Detected, charset, invalid_csv, read_table};
 use crate::ingest::customer_csv::CustomerColumns;
 use crate::ingest::customers::{
     CustomerIngest, CustomerOutcome, CustomerResult, CustomersSummary, UploadSpec, ingest_customers,
@@ -402,6 +402,12 @@ pub struct CustomerCsvForm {
     atomic: Option<bool>,
     /// `true`: answer the would-be outcomes, write nothing.
     dry_run: Option<bool>,
+    /// The file's text encoding, by any WHATWG label (`windows-1255`,
+    /// `latin1`, `utf-16le`, …). Without it: a byte-order mark, UTF-16 or
+    /// UTF-8, else a detector; a file whose encoding cannot be told for
+    /// sure answers `unsupported_encoding`. An unknown label: 422
+    /// `unknown_charset`.
+    charset: Option<String>,
 }
 
 /// The answer to a customers CSV upload.
@@ -411,7 +417,7 @@ pub struct CustomersCsvSummary {
     pub summary: CustomersSummary,
     /// Nothing was written (`dry_run`): the counts are what would happen.
     pub dry_run: bool,
-    /// Ignored columns and extra cells.
+    /// Extra cells ignored, rows of delimiters only skipped.
     pub warnings: Vec<FieldError>,
     pub detected: Detected,
 }
@@ -426,7 +432,12 @@ pub struct CustomersCsvSummary {
 /// skipped by a daylight-saving change is moved forward by the gap, a time
 /// that occurs twice is the earlier). The CSV limits of the integration
 /// apply (`GET /v1/limits`). Rows are reported by their line (`row`) and
-/// column.
+/// column. Every unmapped column is kept in `fields`, whatever its header.
+/// The file is read as `POST /v1/cases/csv` reads its own: encodings
+/// sniffed, detected or named with `charset` (`unsupported_encoding` when
+/// it cannot be told for sure), `,`, `;` or tab, rows of delimiters only
+/// skipped with an `empty_rows_skipped` warning, a workbook told to go to
+/// `POST /v1/imports`, one `file` part (400 `multiple_files`).
 ///
 /// `curl -H "Authorization: Bearer $TOKEN" -F file=@leads.csv -F status=new -F override_existing=true .../v1/campaigns/$ID/customers/csv`
 #[utoipa::path(
@@ -439,7 +450,8 @@ pub struct CustomersCsvSummary {
         (status = 408, description = "`body_timeout`: the body stalled (no byte for `INTAKE_BODY_TIMEOUT_MS`); nothing written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`server_busy`: as many bulk ingestions as the server writes at once are running (streams, uploads, JSON bodies of more than 100 rows); retry after `Retry-After`. Or `service_unavailable`: the database is down", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`file_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_csv` (the file breaks the CSV rules), `invalid_mapping`, `missing_column`, `validation_failed` (status, options, or `atomic` with failed rows)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`multiple_files`: more than one `file` part; `unknown_field`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`unknown_charset`; `invalid_csv` (the file breaks the CSV rules: `unsupported_encoding`, `not_csv`, `too_many_records`, …), `invalid_mapping`, `missing_column`, `validation_failed` (status, options, or `atomic` with failed rows)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["customers:write"]))
 )]
@@ -462,7 +474,8 @@ pub async fn upload_customers_csv(
     let limits = integration.map(|i| i.csv_limits).unwrap_or_default();
     let _bulk = (!upload.dry_run).then(|| state.bulk.enter()).transpose()?;
     // Decoding and reading the table is CPU work: off the async workers.
-    let mut table = web::block(move || read_table(&file, &limits))
+    let named = upload.charset;
+    let mut table = web::block(move || read_table(&file, &limits, named, "customers"))
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("reading the CSV: {e}")))?;
     if !table.errors.is_empty() {
@@ -501,6 +514,8 @@ struct CustomerUpload {
     spec: UploadSpec,
     mapping: Option<serde_json::Map<String, serde_json::Value>>,
     dry_run: bool,
+    /// The file's encoding, as the uploader named it.
+    charset: Option<&'static encoding_rs::Encoding>,
 }
 
 impl CustomerUpload {
@@ -512,6 +527,7 @@ impl CustomerUpload {
             },
             mapping: None,
             dry_run: false,
+            charset: None,
         };
         for (name, value) in fields {
             let spec = &mut upload.spec;
@@ -527,11 +543,12 @@ impl CustomerUpload {
             match name.as_str() {
                 "atomic" => upload.spec.atomic = truthy(name, value)?,
                 "dry_run" => upload.dry_run = truthy(name, value)?,
+                "charset" => upload.charset = Some(charset(value)?),
                 other => {
                     return Err(ApiError::new(
                         ErrorCode::UnknownField,
                         format!(
-                            "Unknown form field {:?}; expected file, {CUSTOMER_OPTION_FIELDS}, atomic, dry_run.",
+                            "Unknown form field {:?}; expected file, {CUSTOMER_OPTION_FIELDS}, atomic, dry_run, charset.",
                             excerpt(other)
                         ),
                     ));

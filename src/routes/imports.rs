@@ -41,7 +41,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // documents the multipart form
 pub struct ImportForm {
-    /// The file: CSV (UTF-8, UTF-16 or Windows-1252; `,` or `;`), XLSX or
+    /// The file: CSV (UTF-8, UTF-16 or a legacy encoding recognised or
+    /// named by `charset`; `,`, `;` or tab), XLSX or
     /// XLS (recognised by its content, whatever its name). Cases: `Staff
     /// ID`, `External Staff ID`, `Case ID`, then your columns (and
     /// optionally `Channel`, `Status`, `Priority`, `Category`, `Occurred
@@ -54,6 +55,12 @@ pub struct ImportForm {
     kind: ImportKind,
     /// A workbook's sheet, by name (the first sheet by default).
     sheet: Option<String>,
+    /// A CSV's text encoding, by any WHATWG label (`windows-1255`,
+    /// `latin1`, `utf-16le`, `shift_jis`, …); without it the encoding is
+    /// sniffed (BOM, UTF-16, UTF-8) or recognised by a detector, and a file
+    /// whose encoding cannot be told for sure answers
+    /// `unsupported_encoding`. An unknown label: 422 `unknown_charset`.
+    charset: Option<String>,
     /// Cases: a new list for the cases (created when the job is confirmed),
     /// with one of `assign_group`, `assign_team`, `assign_evaluator`.
     list_name: Option<String>,
@@ -215,6 +222,10 @@ fn form_error(field: &str, code: ErrorCode, message: impl Into<String>) -> ApiEr
 /// `awaiting_confirmation` with a preview of the first 20 records, the
 /// totals and the problems found (each with its line and column). Confirm
 /// it within `INTAKE_IMPORT_CONFIRM_TTL_SECONDS` (a day by default).
+/// A CSV's encoding is sniffed, detected or named with `charset`, as for the
+/// uploaders; a case file's External Staff ID other than the one stored is a
+/// warning (`staff_id_mismatch`), stored as sent. One `file` part per
+/// upload (400 `multiple_files`).
 ///
 /// `curl -H "Authorization: Bearer $TOKEN" -F kind=cases -F file=@cases.csv .../v1/imports`
 ///
@@ -226,7 +237,8 @@ fn form_error(field: &str, code: ErrorCode, message: impl Into<String>) -> ApiEr
         (status = 201, description = "Checked and staged: awaiting confirmation", body = Import),
         (status = 413, description = "`file_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`campaign_not_found` (customers)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_csv` (the file or its header cannot be read: every problem in `errors`), `unsupported_file_type`, `validation_failed` (a form field, a customer status or option), `unknown_assignment`, `invalid_mapping`, `missing_column`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`multiple_files`: more than one `file` part; `unknown_field`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_csv` (the file or its header cannot be read: every problem in `errors`), `unknown_charset`, `unsupported_file_type`, `validation_failed` (a form field, a customer status or option), `unknown_assignment`, `invalid_mapping`, `missing_column`", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "`body_timeout`: the upload stalled", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`server_busy`: as many bulk ingestions as the server takes at once are running; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -333,6 +345,10 @@ fn case_options(fields: &[(String, String)]) -> Result<CaseJobOptions, ApiError>
             "assign_team" => options.assign_team = text,
             "assign_evaluator" => options.assign_evaluator = text,
             "sheet" => options.sheet = text,
+            "charset" => {
+                crate::ingest::csv::charset(text.as_deref().unwrap_or_default())?;
+                options.charset = text;
+            }
             other => {
                 return Err(unknown_field(
                     other,
@@ -360,6 +376,10 @@ fn customer_options(fields: &[(String, String)]) -> Result<CustomerJobOptions, A
         match name.as_str() {
             "kind" => {}
             "sheet" => job.sheet = Some(text.clone()),
+            "charset" => {
+                crate::ingest::csv::charset(text)?;
+                job.charset = Some(text.clone());
+            }
             "campaign_id" => {
                 job.campaign_id = Some(text.trim().parse().map_err(|_| {
                     form_error(
@@ -394,7 +414,7 @@ fn unknown_field(name: &str, fields: &str) -> ApiError {
     ApiError::new(
         ErrorCode::UnknownField,
         format!(
-            "Unknown form field {:?}; expected file, kind, sheet, {fields}.",
+            "Unknown form field {:?}; expected file, kind, sheet, charset, {fields}.",
             crate::error::excerpt(name)
         ),
     )

@@ -113,7 +113,7 @@ async fn a_valid_file_becomes_a_list_of_cases() {
     );
     assert_eq!(
         imported["detected"],
-        json!({"encoding": "utf-8", "bom": true, "delimiter": ",", "line_ending": "crlf"})
+        json!({"encoding": "utf-8", "encoding_source": "sniffed", "bom": true, "delimiter": ",", "line_ending": "crlf"})
     );
     assert_eq!(imported["cases"][1]["line"], 3);
 
@@ -499,8 +499,7 @@ async fn a_dry_run_checks_and_writes_nothing() {
     let checked = body(response).await;
     assert_eq!(checked["valid"], true);
     assert_eq!(checked["would_create"], 1);
-    assert_eq!(checked["warnings"][0]["code"], "ignored_column");
-    assert_eq!(checked["warnings"][0]["column"], "Comments");
+    assert_eq!(checked["warnings"], json!([]), "a comments column is data");
     assert!(u.stored().await.is_empty());
 }
 
@@ -589,4 +588,234 @@ async fn a_corrected_file_is_sent_again_with_on_conflict_update() {
         ])
         .await;
     assert_problem(response, 422, "validation_failed").await;
+
+#[tokio::test]
+async fn every_column_a_client_sends_is_kept_in_data() {
+    let u = uploader().await;
+    let csv = "Staff ID,External Staff ID,Case ID,Customer comment,Message count,Comment score,Activity,Last activity date,Commentary,Reviewer comment\r\n\
+               A-1,crm-1,T-1,\"Slow, but polite\",3,4.5,called back,20-11-2026,fine,ok\r\n";
+    let response = u.upload(csv.as_bytes()).await;
+    assert_eq!(response.status(), 201);
+    let imported = body(response).await;
+    assert_eq!(imported["warnings"], json!([]));
+    let stored = u.stored().await;
+    assert_eq!(
+        serde_json::to_string(&stored[0]["data"]).expect("json"),
+        r#"{"Customer comment":"Slow, but polite","Message count":"3","Comment score":"4.5","Activity":"called back","Last activity date":"20-11-2026","Commentary":"fine","Reviewer comment":"ok"}"#
+    );
+}
+
+#[tokio::test]
+async fn a_drifted_external_staff_id_is_a_warning_and_stored_as_sent() {
+    let u = uploader().await;
+    // crm-9 is not A-1's External ID; E-1 has none stored.
+    let csv =
+        format!("{HEADER}\nA-1,crm-9,T-1,Jaws,5\nE-1,crm-2,T-2,Alien,4\nA-1,crm-1,T-3,Heat,3\n");
+    let response = u.upload(csv.as_bytes()).await;
+    assert_eq!(response.status(), 201);
+    let imported = body(response).await;
+    assert_eq!(imported["created"], 3);
+    let warnings: Vec<(Value, Value, Value)> = imported["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| (w["row"].clone(), w["column"].clone(), w["code"].clone()))
+        .collect();
+    assert_eq!(
+        warnings,
+        vec![
+            (
+                json!(2),
+                json!("External Staff ID"),
+                json!("staff_id_mismatch")
+            ),
+            (
+                json!(3),
+                json!("External Staff ID"),
+                json!("staff_id_mismatch")
+            ),
+        ]
+    );
+    let mut stored: Vec<(Value, Value, Value)> = u
+        .stored()
+        .await
+        .iter()
+        .map(|c| {
+            (
+                c["external_id"].clone(),
+                c["staff_id"].clone(),
+                c["external_staff_id"].clone(),
+            )
+        })
+        .collect();
+    stored.sort_by_key(|c| c.0.to_string());
+    assert_eq!(
+        stored,
+        vec![
+            (json!("T-1"), json!("A-1"), json!("crm-9")),
+            (json!("T-2"), json!("E-1"), json!("crm-2")),
+            (json!("T-3"), json!("A-1"), json!("crm-1")),
+        ]
+    );
+}
+
+/// Hebrew in Windows-1255, as a spreadsheet program saves "CSV" in Israel.
+fn hebrew_1255(case_id: &str) -> Vec<u8> {
+    let text = format!("{HEADER}\r\nA-1,,{case_id},שלום עולם,טוב מאוד\r\n");
+    encoding_rs::WINDOWS_1255.encode(&text).0.into_owned()
+}
+
+#[tokio::test]
+async fn a_legacy_encoding_is_detected_or_named() {
+    let u = uploader().await;
+    let response = u.upload(&hebrew_1255("T-1")).await;
+    assert_eq!(response.status(), 201);
+    let imported = body(response).await;
+    assert_eq!(imported["detected"]["encoding"], "windows-1255");
+    assert_eq!(imported["detected"]["encoding_source"], "detected");
+    let stored = u.stored().await;
+    assert_eq!(stored[0]["data"]["Film"], "שלום עולם");
+    assert_eq!(stored[0]["data"]["Rating"], "טוב מאוד");
+
+    let named = hebrew_1255("T-2");
+    let response = u
+        .send(&[
+            ("file", &named),
+            ("dry_run", b"true"),
+            ("charset", b"windows-1255"),
+        ])
+        .await;
+    assert_eq!(response.status(), 200);
+    let checked = body(response).await;
+    assert_eq!(checked["detected"]["encoding"], "windows-1255");
+    assert_eq!(checked["detected"]["encoding_source"], "named");
+
+    let response = u
+        .send(&[
+            ("file", &named),
+            ("dry_run", b"true"),
+            ("charset", b"klingon"),
+        ])
+        .await;
+    let problem = assert_problem(response, 422, "unknown_charset").await;
+    assert_eq!(problem["errors"][0]["field"], "charset");
+}
+
+#[tokio::test]
+async fn an_encoding_that_cannot_be_told_is_refused_not_guessed() {
+    let u = uploader().await;
+    // One lone 0xA4: `¤` in Windows-1252, `€` in ISO-8859-15, `Є` in
+    // Windows-1251, … too little text to tell.
+    let csv = format!("{HEADER}\nA-1,,T-1,x").into_bytes();
+    let csv = [csv, b"\xA4y,5\n".to_vec()].concat();
+    let problem = assert_problem(u.upload(&csv).await, 422, "invalid_csv").await;
+    assert_eq!(problem["errors"][0]["code"], "unsupported_encoding");
+    let message = problem["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("charset="), "{message}");
+    assert!(u.stored().await.is_empty());
+    // Named, it is read as named.
+    let response = u
+        .send(&[
+            ("file", &csv),
+            ("list_name", b"Named"),
+            ("assign_group", u.group.as_bytes()),
+            ("charset", b"iso-8859-15"),
+        ])
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(u.stored().await[0]["data"]["Film"], "x€y");
+}
+
+#[tokio::test]
+async fn excel_unicode_text_is_read_utf16_with_tabs() {
+    let u = uploader().await;
+    let text = "Staff ID\tExternal Staff ID\tCase ID\tFilm\r\nA-1\t\tT-1\tJaws, the film\r\n";
+    let file: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(|u| u.to_le_bytes()))
+        .collect();
+    let response = u.upload(&file).await;
+    assert_eq!(response.status(), 201);
+    let imported = body(response).await;
+    assert_eq!(
+        imported["detected"],
+        json!({"encoding": "utf-16le", "encoding_source": "sniffed", "bom": true, "delimiter": "\t", "line_ending": "crlf"})
+    );
+    assert_eq!(u.stored().await[0]["data"]["Film"], "Jaws, the film");
+}
+
+#[tokio::test]
+async fn a_workbook_is_told_to_go_to_the_import_jobs() {
+    let u = uploader().await;
+    for workbook in [
+        &b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00"[..],
+        b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\x00\x00\x00\x00",
+    ] {
+        let problem = assert_problem(u.upload(workbook).await, 422, "invalid_csv").await;
+        assert_eq!(problem["errors"][0]["code"], "not_csv");
+        let message = problem["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("spreadsheet") && message.contains("POST /v1/imports"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_files_in_one_form_are_refused() {
+    let u = uploader().await;
+    let csv = format!("{HEADER}\nA-1,,T-1,Jaws,5\n");
+    let response = u
+        .send(&[
+            ("file", csv.as_bytes()),
+            ("file", csv.as_bytes()),
+            ("list_name", b"Two"),
+            ("assign_group", u.group.as_bytes()),
+        ])
+        .await;
+    assert_problem(response, 400, "multiple_files").await;
+    assert!(u.stored().await.is_empty());
+}
+
+#[tokio::test]
+async fn rows_of_delimiters_only_are_skipped_with_one_warning() {
+    let u = uploader().await;
+    let csv = format!("{HEADER}\r\nA-1,,T-1,Jaws,5\r\n,,,,\r\n,,,,\r\n,,,,\r\n");
+    let response = u.upload(csv.as_bytes()).await;
+    assert_eq!(response.status(), 201);
+    let imported = body(response).await;
+    assert_eq!(imported["created"], 1);
+    assert_eq!(imported["warnings"].as_array().map(Vec::len), Some(1));
+    assert_eq!(imported["warnings"][0]["code"], "empty_rows_skipped");
+    let message = imported["warnings"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("3 rows") && message.contains("lines 3, 4, 5"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn row_errors_speak_of_the_uploaders_columns() {
+    let u = uploader().await;
+    let csv = format!("{HEADER}\nA-1,,,Jaws,5\n,,T-2,Alien,4\n");
+    let problem = assert_problem(u.upload(csv.as_bytes()).await, 422, "invalid_csv").await;
+    let errors: Vec<(Value, Value, Value)> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| (e["row"].clone(), e["column"].clone(), e["message"].clone()))
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            (json!(2), json!("Case ID"), json!("the Case ID is required")),
+            (
+                json!(3),
+                json!("Staff ID"),
+                json!("the Staff ID (or the External Staff ID) is required")
+            ),
+        ]
+    );
 }

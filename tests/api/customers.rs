@@ -1038,7 +1038,11 @@ async fn a_csv_upload_maps_headers_reads_dates_in_the_campaign_zone_and_reports_
     let answer = body(response).await;
     assert_eq!(answer["dry_run"], false);
     assert_eq!(answer["detected"]["delimiter"], ";");
-    assert_eq!(answer["warnings"][0]["code"], "ignored_column");
+    assert_eq!(
+        answer["warnings"],
+        json!([]),
+        "a comments column is a field"
+    );
     assert_eq!(
         outcomes(&answer),
         vec![
@@ -1066,8 +1070,8 @@ async fn a_csv_upload_maps_headers_reads_dates_in_the_campaign_zone_and_reports_
     assert_eq!(stored[0]["follow_up_at"], "2026-11-24T07:30:00Z");
     assert_eq!(
         stored[0]["fields"],
-        json!({"Plan": "Gold"}),
-        "comments are not ingested"
+        json!({"Plan": "Gold", "Comments": "called twice"}),
+        "every column is kept"
     );
 }
 
@@ -1224,4 +1228,68 @@ async fn a_csv_dry_run_answers_every_outcome_and_writes_nothing() {
     .await;
     assert_eq!(problem["errors"][0]["code"], "short_row");
     assert_eq!(problem["errors"][0]["row"], 2);
+}
+
+#[tokio::test]
+async fn the_customers_uploader_speaks_of_customers_and_takes_one_file() {
+    let d = dialer().await;
+    let me = body(d.app.get_as(&d.token, "/v1/me").await).await;
+    let integration = me["integration"]["id"].as_str().expect("id").to_string();
+    let response = d
+        .app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/admin/integrations/{integration}"),
+        )
+        .json(&json!({"csv_limits": {"max_records": 1}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let csv = "Name,Phone\nDana,050-234-5678\nTom,052-345-6789\n";
+    let response = d.csv(&d.leads, &[("file", csv.as_bytes())]).await;
+    let problem = assert_problem(response, 422, "invalid_csv").await;
+    assert_eq!(problem["errors"][0]["code"], "too_many_records");
+    let message = problem["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("customers") && !message.contains("cases"),
+        "{message}"
+    );
+
+    let one = "Name,Phone\nDana,050-234-5678\n";
+    let response = d
+        .csv(
+            &d.leads,
+            &[("file", one.as_bytes()), ("file", one.as_bytes())],
+        )
+        .await;
+    assert_problem(response, 400, "multiple_files").await;
+    assert!(d.customers(&d.leads).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_customers_file_in_a_named_encoding_with_empty_rows() {
+    let d = dialer().await;
+    let text = "Name;Phone;Note\r\nדנה כהן;050-234-5678;לקוחה חדשה\r\n;;\r\n;;\r\n";
+    let file = encoding_rs::WINDOWS_1255.encode(text).0.into_owned();
+    let response = d
+        .csv(&d.leads, &[("file", &file), ("charset", b"windows-1255")])
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer = body(response).await;
+    assert_eq!(answer["detected"]["encoding"], "windows-1255");
+    assert_eq!(answer["detected"]["encoding_source"], "named");
+    assert_eq!(answer["warnings"][0]["code"], "empty_rows_skipped");
+    let stored = d.customers(&d.leads).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["name"], "דנה כהן");
+    assert_eq!(stored[0]["fields"], json!({"Note": "לקוחה חדשה"}));
+
+    let response = d
+        .csv(
+            &d.leads,
+            &[("file", &file), ("charset", b"no-such-encoding")],
+        )
+        .await;
+    assert_problem(response, 422, "unknown_charset").await;
 }

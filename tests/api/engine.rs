@@ -17,6 +17,7 @@ use intake::ingest::csv::read_table;
 use intake::ingest::customers::{CustomerIngest, CustomerOutcome, UploadSpec, ingest_customers};
 use intake::ingest::engine::{Commits, Keep, Problems, RunOptions, Writes};
 use intake::ingest::sources::{CsvRows, Listed};
+use intake::ingest::staff::ExternalIdDrift;
 use intake::store::cases::CaseFilter;
 
 use crate::helpers::{TestApp, spawn_app};
@@ -81,6 +82,7 @@ impl World {
             list_source: "csv",
             on_conflict: OnConflict::Error,
             dates: DateInput::Spreadsheet,
+            drift: ExternalIdDrift::Warned,
             options: RunOptions {
                 writes,
                 keep: Keep::All,
@@ -107,7 +109,7 @@ async fn a_csv_file_on_disk_becomes_a_list_of_cases_with_no_request() {
     std::fs::write(&path, &file).expect("write");
 
     let bytes = std::fs::read(&path).expect("read");
-    let mut table = read_table(&bytes, &Default::default());
+    let mut table = read_table(&bytes, &Default::default(), None, "cases");
     // The default uploader limits stop at 1,000 records: a job has none of its own.
     assert!(
         !table.errors.is_empty(),
@@ -117,7 +119,7 @@ async fn a_csv_file_on_disk_becomes_a_list_of_cases_with_no_request() {
         max_records: 10_000,
         ..Default::default()
     };
-    table = read_table(&bytes, &limits);
+    table = read_table(&bytes, &limits, None, "cases");
     assert!(table.errors.is_empty(), "{:?}", table.errors);
     let columns = CaseColumns::read(&mut table);
     assert!(columns.is_some());
@@ -149,7 +151,7 @@ async fn a_csv_file_on_disk_becomes_a_list_of_cases_with_no_request() {
 async fn an_atomic_run_with_one_bad_row_writes_nothing_and_names_the_column() {
     let world = world().await;
     let file = "Staff ID,External Staff ID,Case ID,Topic\nA-1,,T-1,a\nZ-9,,T-2,b\nA-2,,T-3,c\n";
-    let mut table = read_table(file.as_bytes(), &Default::default());
+    let mut table = read_table(file.as_bytes(), &Default::default(), None, "cases");
     let columns = CaseColumns::read(&mut table);
     let mut source = CsvRows::new(std::mem::take(&mut table.records), columns, Vec::new());
     let list = world.group_list("Refused");

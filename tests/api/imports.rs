@@ -998,3 +998,64 @@ Renamed,07911 123453,,,Platinum\r\n";
     );
     assert!(lines[3].contains("Nobody"), "{}", lines[3]);
 }
+
+#[tokio::test]
+async fn a_job_takes_one_file_a_charset_and_warns_of_drifted_external_staff_ids() {
+    let importer = importer_on(spawn_app().await).await;
+    let response = importer
+        .upload_to(
+            &importer.app.address,
+            &[("kind", b"cases"), ("file", FILE), ("file", FILE)],
+        )
+        .await;
+    assert_problem(response, 400, "multiple_files").await;
+
+    let text =
+        "Staff ID\tExternal Staff ID\tCase ID\tנושא\r\nA-1\tcrm-9\tT-1\tשלום עולם\r\n\t\t\t\r\n";
+    let file = encoding_rs::WINDOWS_1255.encode(text).0.into_owned();
+    let fields = |charset: &'static [u8]| {
+        vec![
+            ("kind", &b"cases"[..]),
+            ("list_name", b"Hebrew"),
+            ("assign_group", importer.group.as_bytes()),
+            ("charset", charset),
+            ("file", &file),
+        ]
+    };
+    let response = importer
+        .upload_to(&importer.app.address, &fields(b"cp1255x"))
+        .await;
+    assert_problem(response, 422, "unknown_charset").await;
+
+    let response = importer
+        .upload_to(&importer.app.address, &fields(b"windows-1255"))
+        .await;
+    assert_eq!(response.status(), 201);
+    let job = body(response).await;
+    assert_eq!(
+        job["detected"],
+        json!({"encoding": "windows-1255", "encoding_source": "named", "bom": false, "delimiter": "\t", "line_ending": "crlf"})
+    );
+    assert_eq!(job["total"], 1);
+    assert_eq!(job["problems"]["failed_rows"], 0, "{job}");
+    let codes: Vec<&str> = job["problems"]["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w["code"].as_str())
+        .collect();
+    assert_eq!(codes, vec!["empty_rows_skipped", "staff_id_mismatch"]);
+    let id = job["id"].as_str().expect("id").to_string();
+    let response = importer
+        .call(Method::POST, &format!("/v1/imports/{id}/confirm"))
+        .await;
+    assert_eq!(response.status(), 202);
+    let done = importer.finished(&id).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["succeeded"], 1);
+    let cases = body(importer.app.get_as(&importer.token, "/v1/cases").await).await;
+    let case = &cases["items"][0];
+    assert_eq!(case["staff_id"], "A-1");
+    assert_eq!(case["external_staff_id"], "crm-9");
+    assert_eq!(case["data"]["נושא"], "שלום עולם");
+}

@@ -19,7 +19,7 @@ fn multipart_error(e: MultipartError) -> ApiError {
         | MultipartError::ContentTypeParse
         | MultipartError::ContentTypeIncompatible => ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            "Send the upload as multipart/form-data (curl -F file=@cases.csv).",
+            "Send the upload as multipart/form-data (curl -F file=@your.csv).",
         ),
         other => ApiError::new(
             ErrorCode::InvalidBody,
@@ -116,8 +116,17 @@ pub struct Form {
     pub fields: Vec<(String, String)>,
 }
 
+/// The 400 of a form with a second `file` part (never read in its
+/// place, nor ignored).
+fn multiple_files() -> ApiError {
+    ApiError::new(
+        ErrorCode::MultipleFiles,
+        "The form has more than one `file` part: send one file per upload.",
+    )
+}
+
 /// Reads a multipart form: `file` up to `file_limit` bytes (413
-/// `file_too_large`), each other field up to 64 KiB, trimmed; 408
+/// `file_too_large`), one `file` part (400 `multiple_files`), each other field up to 64 KiB, trimmed; 408
 /// `body_timeout` when nothing arrives for `stall`.
 pub async fn read_form(
     mut form: Multipart,
@@ -132,6 +141,9 @@ pub async fn read_form(
     while let Some(mut field) = next_part(&mut form, &mut parts, stall).await? {
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
+            if out.file.is_some() {
+                return Err(multiple_files());
+            }
             let file = field_bytes(&mut field, stall, file_limit, || {
                 ApiError::new(
                     ErrorCode::FileTooLarge,
@@ -177,10 +189,7 @@ pub async fn read_form_to_disk(
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
             if out.file.is_some() {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidBody,
-                    "The form has more than one `file` part: send one file per upload.",
-                ));
+                return Err(multiple_files());
             }
             let file_name = field
                 .content_disposition()
