@@ -588,6 +588,7 @@ async fn a_corrected_file_is_sent_again_with_on_conflict_update() {
         ])
         .await;
     assert_problem(response, 422, "validation_failed").await;
+}
 
 #[tokio::test]
 async fn every_column_a_client_sends_is_kept_in_data() {
