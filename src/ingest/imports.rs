@@ -84,7 +84,11 @@ pub struct CheckProblems {
     pub error_count: u64,
     /// Rows with a problem (never written).
     pub failed_rows: u64,
+    /// The first 1,000 warnings: the file's (extra cells, rows of
+    /// delimiters only skipped), then its rows' (`staff_id_mismatch`: the
+    /// row is imported with the External Staff ID as sent).
     pub warnings: Vec<FieldError>,
+    /// Every warning counted.
     pub warning_count: u64,
 }
 

@@ -92,7 +92,7 @@ pub struct UploadedCase {
 #[schema(example = json!({
     "list": {"id": "019a8c12-5555-7000-8000-000000000006", "name": "November calls", "assignment": {"kind": "group", "id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa"}, "case_count": 2},
     "created": 2, "updated": 0, "skipped": 0, "cases": [{"id": "019a8c12-4444-7000-8000-000000000005", "external_id": "T-1", "line": 2, "outcome": "created"}],
-    "warnings": [], "detected": {"encoding": "utf-8", "bom": false, "delimiter": ",", "line_ending": "crlf"}
+    "warnings": [], "detected": {"encoding": "utf-8", "encoding_source": "sniffed", "bom": false, "delimiter": ",", "line_ending": "crlf"}
 }))]
 pub struct CsvImported {
     pub list: UploadedList,
@@ -110,7 +110,7 @@ pub struct CsvImported {
 
 /// The file would import (`dry_run`).
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"valid": true, "would_create": 2, "would_update": 0, "would_skip": 0, "warnings": [], "detected": {"encoding": "utf-8", "bom": false, "delimiter": ";", "line_ending": "lf"}}))]
+#[schema(example = json!({"valid": true, "would_create": 2, "would_update": 0, "would_skip": 0, "warnings": [], "detected": {"encoding": "windows-1252", "encoding_source": "detected", "bom": false, "delimiter": ";", "line_ending": "lf"}}))]
 pub struct CsvChecked {
     pub valid: bool,
     pub would_create: u64,

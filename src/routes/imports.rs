@@ -96,7 +96,7 @@ pub struct ImportForm {
     "total": 120000, "processed": 45000, "succeeded": 44990, "skipped": 0, "failed": 10,
     "rows_per_second": 9000.0, "eta_seconds": 9, "list_id": "019a8c20-2222-7000-8000-000000000002",
     "error": null, "header": ["Staff ID", "External Staff ID", "Case ID", "Reason"],
-    "detected": {"encoding": "utf-8", "bom": false, "delimiter": ",", "line_ending": "crlf"},
+    "detected": {"encoding": "utf-8", "encoding_source": "sniffed", "bom": false, "delimiter": ",", "line_ending": "crlf"},
     "preview": [{"line": 2, "cells": {"Staff ID": "A-1001", "External Staff ID": "crm-77", "Case ID": "T-1", "Reason": "Billing"}}],
     "problems": {"errors": [], "error_count": 0, "failed_rows": 0, "warnings": [], "warning_count": 0},
     "created_at": "2026-12-01T09:00:00Z", "confirmed_at": "2026-12-01T09:01:00Z", "finished_at": null,
