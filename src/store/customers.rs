@@ -7,8 +7,9 @@
 //! (campaign_id, phone)`; on SQLite (`sqlite::customers`) by prepared
 //! multi-row `INSERT … ON CONFLICT`. Either way an update touches only the
 //! fields the input carried: a field not sent is NULL in the batch and
-//! `COALESCE` keeps the stored value; custom fields are merged (the
-//! `ON CONFLICT` text, shared, is here).
+//! `COALESCE` keeps the stored value; custom fields are merged in order
+//! (`merge_object_sql`, shared with the cases' updates); each checkbox
+//! touches only what it names (the `ON CONFLICT` text, shared, is here).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
