@@ -1115,7 +1115,10 @@ fn customer_instructions(samples: &CustomerSamples, format: TemplateFormat) -> S
         "\n".to_string(),
         paragraph(
             "A customer whose phone number is already in the campaign is skipped, \
-             or updated with -F override_existing=true.",
+             or updated with -F override_existing=true. -F reset_status=true sets \
+             its status to the upload's, and -F update_contact_allowed=true lifts \
+             a do-not-call block, each also on its own. An optional column \
+             Do not call (yes/no) marks customers not to be called.",
         ),
         "\nEXAMPLE\n\n".to_string(),
         example_agent,

@@ -231,6 +231,13 @@ fn is_zero(n: &u64) -> bool {
 /// invalid case with its `row`, and nothing is written. `atomic: false`:
 /// valid cases are written and every row gets its result (200).
 ///
+/// `on_conflict` says what a Case ID this integration sent before does:
+/// `error` (default, `duplicate_external_id`), `skip`, or `update`: the
+/// stored case changes only in what the input carries (`channel`, `status`,
+/// `priority`, `category`, `occurred_at` left out keep their values; `data`
+/// is merged key by key, stored columns keeping their order and new ones
+/// following in the order sent) and moves into the new list, if any.
+///
 /// `application/x-ndjson`: one case per line, options in the query string;
 /// the stream is validated and written as it arrives, in batches, with no
 /// length limit but `INTAKE_MAX_STREAM_BYTES` (each line is held to the body

@@ -162,10 +162,15 @@ impl CustomerStreamOptions {
 /// string; the answer lists the skipped and failed rows (the first 1,000).
 ///
 /// Options: `international_format`, `override_existing` (only the fields a
-/// row carries change; custom fields are merged), `update_contact_allowed`,
-/// `reset_status` (with `override_existing`), `unique_mode` (`allow`,
-/// `move`, `skip_if_elsewhere`; "other campaigns" are those of the
-/// integration's groups).
+/// row carries change; custom fields are merged key by key, in the order
+/// sent), `update_contact_allowed` and `reset_status` (each acts on an
+/// existing customer by itself, outcome `updated`, touching only what it
+/// names: `do_not_call` and `contact_allowed_at`, or the status),
+/// `unique_mode` (`allow`, `move`, `skip_if_elsewhere`; "other campaigns"
+/// are those of the integration's groups). A row's `do_not_call` is set on
+/// a new customer, and on an existing one with `override_existing`; with
+/// `update_contact_allowed`, a row sending `do_not_call: true` keeps its
+/// block (the row's value wins).
 #[utoipa::path(
     tag = "customers",
     params(("id" = Uuid, Path, description = "The campaign's id"), CustomerStreamOptions),

@@ -97,6 +97,12 @@ pub async fn list_staff(
                 .map_err(|message| ApiError::new(ErrorCode::InvalidQuery, message))?,
         ),
     };
+    if filter.q.as_deref().is_some_and(|q| q.contains('\0')) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "`q` cannot contain a NUL character",
+        ));
+    }
     let staff_query = StaffQuery {
         role,
         team_id: filter.team_id,

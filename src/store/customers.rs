@@ -7,9 +7,11 @@
 //! (campaign_id, phone)`; on SQLite (`sqlite::customers`) by prepared
 //! multi-row `INSERT … ON CONFLICT`. Either way an update touches only the
 //! fields the input carried: a field not sent is NULL in the batch and
-//! `COALESCE` keeps the stored value; custom fields are merged (the
-//! `ON CONFLICT` text, shared, is here).
+//! `COALESCE` keeps the stored value; custom fields are merged in order
+//! (`merge_object_sql`, shared with the cases' updates); each checkbox
+//! touches only what it names (the `ON CONFLICT` text, shared, is here).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -430,20 +432,25 @@ impl CustomerWriter {
         let at = now();
         let contact_allowed_at = self.policy.update_contact_allowed.then_some(at);
         // Rows that carry `do_not_call` and rows that do not are written by
-        // two statements (their `DO UPDATE SET` differ).
-        let (sent, not_sent): (Vec<CustomerRow>, Vec<CustomerRow>) =
-            rows.iter().cloned().partition(|r| r.do_not_call.is_some());
+        // two statements (their `DO UPDATE SET` differ); a batch of one kind
+        // (the usual case) as it is.
+        let sends = |r: &CustomerRow| r.do_not_call.is_some();
+        let parts: Vec<(Cow<'_, [CustomerRow]>, bool)> =
+            if rows.iter().all(sends) || !rows.iter().any(sends) {
+                vec![(Cow::Borrowed(rows), rows.first().is_some_and(sends))]
+            } else {
+                let (sent, not_sent): (Vec<CustomerRow>, Vec<CustomerRow>) =
+                    rows.iter().cloned().partition(sends);
+                vec![(Cow::Owned(not_sent), false), (Cow::Owned(sent), true)]
+            };
         let mut stored = Vec::with_capacity(rows.len());
-        for (part, do_not_call_sent) in [(not_sent, false), (sent, true)] {
-            if part.is_empty() && (do_not_call_sent || moved.is_empty()) {
-                continue;
-            }
-            let on_conflict = self.on_conflict(do_not_call_sent);
+        for (i, (part, do_not_call_sent)) in parts.iter().enumerate() {
+            let on_conflict = self.on_conflict(*do_not_call_sent);
             let batch = UpsertBatch {
                 policy: &self.policy,
-                rows: &part,
+                rows: part,
                 // The other campaigns lose the phones once, with the first part.
-                moved: if do_not_call_sent { &[] } else { &moved },
+                moved: if i == 0 { &moved } else { &[] },
                 at,
                 contact_allowed_at,
                 on_conflict: &on_conflict,

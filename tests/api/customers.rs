@@ -488,6 +488,27 @@ async fn the_checkboxes_alone_act_on_existing_customers_in_a_csv_upload() {
     assert_eq!(after["name"], before["name"]);
     assert_eq!(after["fields"], before["fields"]);
 
+    // Both checkboxes: the status and the block, nothing else.
+    d.execute("UPDATE customers SET do_not_call = TRUE").await;
+    let response = d
+        .csv(
+            &d.leads,
+            &[
+                ("file", csv.as_bytes()),
+                ("status", b"follow_up"),
+                ("reset_status", b"true"),
+                ("update_contact_allowed", b"true"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(outcomes(&body(response).await), vec![row(2, "updated", "")]);
+    let after = d.customers(&d.leads).await[0].clone();
+    assert_eq!(after["status"], "follow_up");
+    assert_eq!(after["do_not_call"], false);
+    assert_eq!(after["name"], before["name"]);
+    assert_eq!(after["fields"], before["fields"]);
+
     // A "Do not call" column is read as the customer's flag.
     let csv = "Name,Phone,Do not call\r\nDana L,0502345678,yes\r\nTom,052-345-6789,no\r\n";
     let response = d

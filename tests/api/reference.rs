@@ -119,6 +119,8 @@ async fn staff_are_filtered_by_role_team_and_text() {
         "% is literal"
     );
     assert_eq!(r.staff_ids("?role=agent&q=crm").await, ["A-1"]);
+    let response = r.app.get_as(&r.token, "/v1/staff?q=a%00b").await;
+    assert_problem(response, 400, "invalid_query").await;
     let response = r.app.get_as(&r.token, "/v1/staff?role=boss").await;
     assert_problem(response, 400, "invalid_query").await;
 }
