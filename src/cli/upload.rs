@@ -140,11 +140,12 @@ pub struct UploadArgs {
     #[arg(long, help_heading = "Customers", value_name = "BOOL", num_args = 0..=1,
           require_equals = true, default_missing_value = "true")]
     pub override_existing: Option<bool>,
-    /// Allow a customer's contact details to change.
+    /// Allow calling the customers again: clear a do-not-call block and set
+    /// the time contact was allowed (new and existing customers).
     #[arg(long, help_heading = "Customers", value_name = "BOOL", num_args = 0..=1,
           require_equals = true, default_missing_value = "true")]
     pub update_contact_allowed: Option<bool>,
-    /// Set an updated customer's status again (with --override-existing).
+    /// Set existing customers' status to the upload's status (--status).
     #[arg(long, help_heading = "Customers", value_name = "BOOL", num_args = 0..=1,
           require_equals = true, default_missing_value = "true")]
     pub reset_status: Option<bool>,
