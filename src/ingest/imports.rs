@@ -110,10 +110,13 @@ enum Chunk {
         errors: Vec<FieldError>,
         warnings: Vec<FieldError>,
     },
-    /// The file's last problems, and the line of a record that swallowed
-    /// the rest of the file (a quote never closed).
+    /// The file's last problems and warnings (rows of delimiters only
+    /// skipped), and the line of a record that swallowed the rest of the
+    /// file (a quote never closed). Sent with the end, not as records: the
+    /// last record is held until the end says whether it swallowed the rest.
     End {
         errors: Vec<FieldError>,
+        warnings: Vec<FieldError>,
         swallowed: Option<u64>,
     },
 }
@@ -185,19 +188,14 @@ where
                     return; // the upload was abandoned
                 }
             }
-            if let Some(warning) = csv.empty_rows_warning() {
-                let chunk = Chunk::Records {
-                    records: Vec::new(),
-                    errors: Vec::new(),
-                    warnings: vec![warning],
-                };
-                if chunks.blocking_send(chunk).is_err() {
-                    return;
-                }
-            }
+            let warnings = csv.empty_rows_warning().into_iter().collect();
             let mut errors = Vec::new();
             let swallowed = csv.finish(&mut errors);
-            let _ = chunks.blocking_send(Chunk::End { errors, swallowed });
+            let _ = chunks.blocking_send(Chunk::End {
+                errors,
+                warnings,
+                swallowed,
+            });
         })
         .map_err(|e| ApiError::internal(anyhow::anyhow!("starting the file's reader: {e}")))?;
     match opened_rx.await {
@@ -388,6 +386,7 @@ fn read_workbook<C, F>(
     }
     let _ = chunks.blocking_send(Chunk::End {
         errors,
+        warnings: Vec::new(),
         swallowed: None,
     });
 }
@@ -528,8 +527,13 @@ impl<C: Columns> UploadRows<'_, C> {
                 self.held = last;
                 (taken, problems, None)
             }
-            Chunk::End { errors, swallowed } => {
+            Chunk::End {
+                errors,
+                warnings,
+                swallowed,
+            } => {
                 self.ended = true;
+                self.warn(warnings);
                 let mut problems = std::mem::take(&mut self.held_errors);
                 problems.extend(errors);
                 (self.held.take().into_iter().collect(), problems, swallowed)

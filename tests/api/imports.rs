@@ -1059,3 +1059,49 @@ async fn a_job_takes_one_file_a_charset_and_warns_of_drifted_external_staff_ids(
     assert_eq!(case["external_staff_id"], "crm-9");
     assert_eq!(case["data"]["נושא"], "שלום עולם");
 }
+
+#[tokio::test]
+async fn a_quote_never_closed_fails_its_record_even_after_skipped_empty_rows() {
+    let importer = importer_on(spawn_app().await).await;
+    let app = &importer.app;
+    let csv = b"Staff ID,External Staff ID,Case ID,Reason\n\
+A-1,crm-1,Q-1,Fine\n\
+,,,\n\
+A-1,crm-1,Q-2,\"never closed\n\
+A-1,crm-1,Q-3,swallowed\n";
+    let response = importer.upload(csv).await;
+    let status = response.status();
+    let job = body(response).await;
+    assert_eq!(status, 201, "{job}");
+    let codes: Vec<(Value, Value)> = job["problems"]["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| (e["row"].clone(), e["code"].clone()))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![(json!(4), json!("unterminated_quote"))],
+        "{job}"
+    );
+    assert_eq!(job["problems"]["failed_rows"], 1);
+    let warnings: Vec<&str> = job["problems"]["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w["code"].as_str())
+        .collect();
+    assert!(warnings.contains(&"empty_rows_skipped"), "{job}");
+    let id = job["id"].as_str().expect("id");
+    let response = importer
+        .call(Method::POST, &format!("/v1/imports/{id}/confirm"))
+        .await;
+    assert_eq!(response.status(), 202);
+    let done = importer.finished(id).await;
+    assert_eq!(
+        (&done["succeeded"], &done["failed"]),
+        (&json!(1), &json!(1)),
+        "{done}"
+    );
+    assert_eq!(count_cases(app).await, 1);
+}
