@@ -12,6 +12,7 @@
 #       a binary built on the host ($INTAKE_BINARY, default
 #       $CARGO_TARGET_DIR/release/intake), run with a volume: healthy, an admin
 #       token minted inside it, a group created, restarted, the group found.
+#       INTAKE_IMAGE=intake:latest: run that image (`docker build .`'s) instead.
 #   scripts/docker-smoke.sh           (a), then (b) when a daemon answers
 #       (skipped with a message otherwise).
 #
@@ -153,28 +154,34 @@ wait_healthy() {
 }
 
 check_image() {
-  local binary="${INTAKE_BINARY:-$CARGO_TARGET_DIR/release/intake}"
-  [[ -x "$binary" ]] || fail "no binary at $binary (cargo build --release --bin intake, or set INTAKE_BINARY)"
-  local started ctx port token group status
+  local started ctx port token group status image
   started=$(date +%s)
-  base_image
-
-  ctx="$TMP/image"
-  mkdir -p "$ctx/empty" "$ctx/image"
-  # The Dockerfile's runtime stage alone (nothing from the context) …
-  docker build --quiet --target runtime-base --build-arg RUNTIME_IMAGE="$BASE" \
-    -t intake-smoke-runtime:latest -f Dockerfile "$ctx/empty" >/dev/null ||
-    fail "the runtime-base stage does not build"
-  # … plus the host's binary, where the last stage copies the built one.
-  cp "$binary" "$ctx/image/intake"
-  printf 'FROM intake-smoke-runtime:latest\nCOPY intake /usr/local/bin/intake\n' >"$ctx/image/Dockerfile"
-  docker build --quiet -t "$NAME:latest" "$ctx/image" >/dev/null || fail "the smoke image does not build"
-  say "(b) image $NAME:latest built ($(docker image inspect -f '{{.Size}}' "$NAME:latest") bytes)"
+  if [[ -n "${INTAKE_IMAGE:-}" ]]; then
+    # An image built by `docker build .` itself: only run it.
+    image="$INTAKE_IMAGE"
+    docker image inspect "$image" >/dev/null 2>&1 || fail "no image $image"
+  else
+    local binary="${INTAKE_BINARY:-$CARGO_TARGET_DIR/release/intake}"
+    [[ -x "$binary" ]] || fail "no binary at $binary (cargo build --release --bin intake, or set INTAKE_BINARY)"
+    base_image
+    ctx="$TMP/image"
+    mkdir -p "$ctx/empty" "$ctx/image"
+    # The Dockerfile's runtime stage alone (nothing from the context) …
+    docker build --quiet --target runtime-base --build-arg RUNTIME_IMAGE="$BASE" \
+      -t intake-smoke-runtime:latest -f Dockerfile "$ctx/empty" >/dev/null ||
+      fail "the runtime-base stage does not build"
+    # … plus the host's binary, where the last stage copies the built one.
+    cp "$binary" "$ctx/image/intake"
+    printf 'FROM intake-smoke-runtime:latest\nCOPY intake /usr/local/bin/intake\n' >"$ctx/image/Dockerfile"
+    docker build --quiet -t "$NAME:latest" "$ctx/image" >/dev/null || fail "the smoke image does not build"
+    image="$NAME:latest"
+  fi
+  say "(b) image $image ($(docker image inspect -f '{{.Size}}' "$image") bytes)"
 
   CONTAINER_STARTED=1
   cleanup_container
   docker volume create "$VOLUME" >/dev/null
-  docker run -d --name "$NAME" -v "$VOLUME:/var/lib/intake/data" -p 127.0.0.1::8080 "$NAME:latest" >/dev/null
+  docker run -d --name "$NAME" -v "$VOLUME:/var/lib/intake/data" -p 127.0.0.1::8080 "$image" >/dev/null
   wait_healthy
   port="$(docker port "$NAME" 8080/tcp | head -n1 | sed 's/.*://')"
   [[ "$(docker exec "$NAME" id -u)" != 0 ]] || fail "the container runs as root"
