@@ -1,6 +1,9 @@
 //! The `intake` binary: `serve` (default), `migrate`, `openapi`, `token`,
-//! and `upload` (a client of a running server).
+//! `upload` (a client of a running server) and `healthcheck` (the
+//! container's health check).
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -68,6 +71,17 @@ enum Command {
     /// Import a file (CSV, XLSX, XLS) into a running server: upload it, see
     /// what its check found, confirm, follow the import, get the failed rows.
     Upload(Box<intake::cli::upload::UploadArgs>),
+    /// GET /healthz of a server on this host and exit 0 when it answers 200,
+    /// 1 otherwise (a container's HEALTHCHECK: no curl needed in the image).
+    Healthcheck {
+        /// The server's address; an unspecified IP (0.0.0.0, ::) is reached
+        /// on the loopback.
+        #[arg(long, env = "INTAKE_BIND", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// How long the check may take, in seconds.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+        timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +100,12 @@ fn main() -> ExitCode {
     // A client of a server: none of the server's settings.
     let command = match command {
         Command::Upload(args) => return intake::cli::upload::run(*args),
+        Command::Healthcheck { addr, timeout } => {
+            return match healthcheck(addr, Duration::from_secs(timeout)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("healthcheck: {e}")),
+            };
+        }
         command => command,
     };
     let settings = match Settings::load(cli.config.as_deref()) {
@@ -105,7 +125,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match command {
             Command::Serve | Command::Openapi => serve(settings).await,
-            Command::Upload(_) => unreachable!("run above, before the settings are loaded"),
+            Command::Upload(_) | Command::Healthcheck { .. } => {
+                unreachable!("run above, before the settings are loaded")
+            }
             Command::SeedDemo => {
                 let keys = JwtKeys::from_settings(&settings)?;
                 let store = Store::connect(&settings).await?;
@@ -198,6 +220,45 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     application.run_until_stopped().await?;
     Ok(())
+}
+
+/// GET /healthz over plain HTTP/1.1 with std only; Ok when the status is 200.
+fn healthcheck(mut addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("{addr}: {e}"))?;
+    let mut head = [0u8; 64];
+    let mut len = 0;
+    while len < head.len() {
+        match stream.read(&mut head[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) => return Err(format!("{addr}: {e}")),
+        }
+        if head[..len].contains(&b'\n') {
+            break;
+        }
+    }
+    let status_line = String::from_utf8_lossy(&head[..len]);
+    let status_line = status_line.lines().next().unwrap_or_default();
+    match status_line.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        _ => Err(format!("{addr}: GET /healthz answered {status_line:?}")),
+    }
 }
 
 fn fail(message: String) -> ExitCode {

@@ -534,3 +534,41 @@ async fn upload_imports_customers_into_a_campaign_with_the_dialers_options() {
         ]
     );
 }
+
+#[tokio::test]
+async fn healthcheck_exits_0_on_a_live_server_and_1_on_a_closed_port() {
+    let app = spawn_app().await;
+    let port = app.address.rsplit(':').next().expect("port");
+    // As in the image: INTAKE_BIND on 0.0.0.0 is reached on the loopback.
+    let up = intake()
+        .env("INTAKE_BIND", format!("0.0.0.0:{port}"))
+        .arg("healthcheck")
+        .output()
+        .expect("run intake healthcheck");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    // A port just freed: nothing listens on it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address");
+    let down = intake()
+        .args([
+            "healthcheck",
+            "--addr",
+            &closed.to_string(),
+            "--timeout",
+            "1",
+        ])
+        .output()
+        .expect("run intake healthcheck");
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("healthcheck:"),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}

@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod control_characters;
 mod customers;
+mod deploy;
 mod engine;
 mod errors;
 mod group_access;
