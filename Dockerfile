@@ -1,5 +1,8 @@
 # Multi-stage build: compile in the Rust image, run on a small Debian base as a
-# non-root user. TLS is rustls with bundled roots, so no OpenSSL is needed.
+# non-root user. TLS is rustls, so no OpenSSL is needed: database connections
+# carry their own root certificates; an https OTLP endpoint (and `intake
+# upload` run inside the container) check against the system's roots, which
+# a slim base lacks: add the ca-certificates package for those.
 #
 # Stages: `runtime-base` (the runtime without the binary; first, so that even
 # the classic builder builds it alone with `--target runtime-base`, as
