@@ -70,19 +70,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let existing = rows / 2;
-    let url = std::env::var("INTAKE_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/intake_bench".to_string());
-    let (server_url, db_name) = url.rsplit_once('/').expect("a database URL");
-    let admin = sqlx::PgPool::connect(&format!("{server_url}/postgres")).await?;
-    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(db_name)
-        .fetch_optional(&admin)
-        .await?;
-    if exists.is_none() {
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
-            .execute(&admin)
-            .await?;
-    }
+    let url = common::bench_database("intake_bench").await?;
     let data_dir = tempfile::tempdir()?;
     let env: Vec<(&str, String)> = vec![
         ("INTAKE_BIND", "127.0.0.1:0".into()),

@@ -350,19 +350,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let rows = number("INTAKE_BENCH_IMPORT_ROWS", 1_000_000);
     let rounds = number("INTAKE_BENCH_ROUNDS", 3).max(1);
-    let url = std::env::var("INTAKE_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/intake_bench".to_string());
-    let (server_url, db_name) = url.rsplit_once('/').expect("a database URL");
-    let admin = sqlx::PgPool::connect(&format!("{server_url}/postgres")).await?;
-    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(db_name)
-        .fetch_optional(&admin)
-        .await?;
-    if exists.is_none() {
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
-            .execute(&admin)
-            .await?;
-    }
+    let url = common::bench_database("intake_bench").await?;
     let csv_path = file(rows, "csv")?;
     let xlsx_path = file(rows, "xlsx")?;
 

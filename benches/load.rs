@@ -306,19 +306,7 @@ async fn main() -> anyhow::Result<()> {
         .filter_map(|v| v.trim().parse().ok())
         .collect();
     let pool = std::env::var("INTAKE_LOAD_POOL").unwrap_or_else(|_| "20".into());
-    let url = std::env::var("INTAKE_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/intake_load".to_string());
-    let (server_url, db_name) = url.rsplit_once('/').expect("a database URL");
-    let admin_pool = sqlx::PgPool::connect(&format!("{server_url}/postgres")).await?;
-    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(db_name)
-        .fetch_optional(&admin_pool)
-        .await?;
-    if exists.is_none() {
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
-            .execute(&admin_pool)
-            .await?;
-    }
+    let url = common::bench_database("intake_load").await?;
     let scratch = tempfile::tempdir()?;
     let wrk_script = scratch.path().join("single.lua");
     std::fs::File::create(&wrk_script)?.write_all(WRK_SCRIPT.as_bytes())?;

@@ -49,3 +49,26 @@ pub async fn setup(
     let token = minted["token"].as_str().expect("token").to_string();
     Ok((group, integration, token))
 }
+
+/// The bench's PostgreSQL database: `INTAKE_BENCH_DATABASE_URL`, else
+/// `postgres://postgres@127.0.0.1:5432/<default_name>`; created if missing.
+/// Answers its URL.
+pub async fn bench_database(default_name: &str) -> anyhow::Result<String> {
+    let url = std::env::var("INTAKE_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("postgres://postgres@127.0.0.1:5432/{default_name}"));
+    let (server_url, db_name) = url
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("{url} is not a database URL"))?;
+    let admin = sqlx::PgPool::connect(&format!("{server_url}/postgres")).await?;
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(db_name)
+        .fetch_optional(&admin)
+        .await?;
+    if exists.is_none() {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+            .execute(&admin)
+            .await?;
+    }
+    admin.close().await;
+    Ok(url)
+}

@@ -15,7 +15,6 @@ use crate::auth::{Authorized, ImportsRead, ImportsWrite};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::ids::{ImportId, ListId};
 use crate::ingest::cases::{ListFields, resolve_list};
-use crate::ingest::customers::CustomerIngest;
 use crate::ingest::imports::{
     CaseJobOptions, CheckProblems, CustomerJobOptions, ERROR_COLUMN, check_import,
 };
@@ -295,11 +294,9 @@ pub async fn create_import(
             serde_json::to_value(&options)
         }
         ImportKind::Customers => {
-            let options = customer_options(&form.fields)?;
-            // Its campaign, status and options answer before the file is read.
-            let campaign = options.campaign(&state.store, access).await?;
-            CustomerIngest::new(&state.store, access, &campaign, &options.spec()).await?;
-            serde_json::to_value(&options)
+            // Its campaign, status and options are checked by the check
+            // itself, before the file is read (`check_import`).
+            serde_json::to_value(customer_options(&form.fields)?)
         }
     }
     .map_err(|e| ApiError::internal(anyhow::anyhow!("an import's options: {e}")))?;

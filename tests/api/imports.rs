@@ -20,6 +20,12 @@ struct Importer {
 }
 
 async fn importer_on(app: TestApp) -> Importer {
+    importer_with(app, &["imports:write", "cases:read"]).await
+}
+
+/// A group with the agent A-1 (Ann, External Staff ID crm-1), and a token
+/// with `scopes` of an integration of that group.
+async fn importer_with(app: TestApp, scopes: &[&str]) -> Importer {
     let group = app.create_group("Group A").await;
     let response = app
         .admin(Method::PUT, "/v1/admin/staff")
@@ -31,9 +37,7 @@ async fn importer_on(app: TestApp) -> Importer {
         .expect("request");
     assert_eq!(response.status(), 200);
     let integration = app.create_integration("Importer", &[&group]).await;
-    let (token, _) = app
-        .mint(&integration, &["imports:write", "cases:read"])
-        .await;
+    let (token, _) = app.mint(&integration, scopes).await;
     Importer { app, group, token }
 }
 
@@ -808,29 +812,15 @@ async fn enums_answer_the_live_values_of_the_callers_groups() {
 #[tokio::test]
 async fn a_customer_file_is_checked_by_the_campaigns_rules_imported_and_its_failed_rows_come_back()
 {
-    let app = spawn_app().await;
-    let group = app.create_group("Dialer").await;
-    let response = app
-        .admin(Method::PUT, "/v1/admin/staff")
-        .json(&json!({"staff": [
-            {"staff_id": "A-1", "external_id": "crm-1", "name": "Ann", "role": "agent", "group_id": group},
-        ]}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200);
-    let campaign = app.create_campaign(&group, "Leads").await;
+    let importer = importer_with(
+        spawn_app().await,
+        &["imports:write", "customers:read", "customers:write"],
+    )
+    .await;
+    let app = &importer.app;
+    let campaign = app.create_campaign(&importer.group, "Leads").await;
     let other_group = app.create_group("Elsewhere").await;
     let foreign = app.create_campaign(&other_group, "Theirs").await;
-    let integration = app.create_integration("Dialer feed", &[&group]).await;
-    let (token, _) = app
-        .mint(
-            &integration,
-            &["imports:write", "customers:read", "customers:write"],
-        )
-        .await;
-    let importer = Importer { app, group, token };
-    let app = &importer.app;
     // One customer is there already, blocked from being called.
     let response = app
         .client
