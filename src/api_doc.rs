@@ -7,56 +7,114 @@ use utoipa::OpenApi;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityRequirement,
+    SecurityScheme,
+};
 use utoipa::openapi::{Content, Ref, RefOr, Required, Response, ResponseBuilder};
 use utoipa_actix_web::AppExt;
 
 use crate::auth::Scope;
 use crate::error::{Column, ErrorCode, FieldError, Problem};
 
+mod examples;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "intake",
         description = "Ingestion API for cases and customers.\n\n\
-Every `/v1` route needs `Authorization: Bearer <JWT>`; the scope each operation needs is listed in its \
-`security`. Errors are `application/problem+json` with a stable `code` (see the `ErrorCode` schema) and a \
-`request_id` that is also echoed in `X-Request-Id`. Collections answer `{items, next_cursor}`, ordered by \
-creation; pass `next_cursor` back as `?cursor=`.",
+Every `/v1` route needs `Authorization: Bearer <JWT>` (the `bearer` scheme); the scopes the token must carry are \
+listed in each operation's `security`, under the `scopes` scheme. Errors are `application/problem+json` with a stable \
+`code`, a `type` that links to the code's entry in the error reference (`/docs/errors`), and a `request_id` that is \
+also echoed in `X-Request-Id`. Collections answer `{items, next_cursor}`, ordered by creation; pass `next_cursor` \
+back as `?cursor=`.\n\nThe examples name the data `intake seed-demo` creates (staff `DEMO-A1`, evaluator \
+`DEMO-E1`, category `General`), so that \"Try it out\" works on a demo server as written.",
         version = env!("CARGO_PKG_VERSION"),
+        contact(name = "intake operators"),
     ),
-    components(schemas(ErrorCode, Problem, FieldError, Column, Scope)),
+    servers((url = "/", description = "The server that serves this document")),
+    components(schemas(ErrorCode, Problem, FieldError, Column)),
     tags(
-        (name = "admin", description = "Operators' API (scope `admin`): groups, teams, staff, categories, campaigns."),
-        (name = "integration", description = "The calling integration."),
+        (name = "integration", description = "The calling integration: who it is, its limits, the enums."),
         (name = "cases", description = "Cases and case lists (the integration's groups only)."),
         (name = "reference", description = "Reference data for integrations (scope `cases:read`, `cases:write` or `imports:write`): the teams and active staff of the integration's groups and the categories, to fill `staff_id`, `external_staff_id`, `assign_team`, `assign_evaluator`, `category` and `agent` from the API alone."),
         (name = "customers", description = "Campaigns and their customers (the integration's groups only)."),
         (name = "imports", description = "Import jobs: a spreadsheet file checked and previewed, confirmed, then written in the background with its progress and failed rows (the integration's own jobs only)."),
         (name = "templates", description = "Import templates: a file to fill in a spreadsheet program and upload as an import job, with examples and the values in force for the integration."),
         (name = "operations", description = "Health, readiness, metrics and public keys; no token."),
+        (name = "admin", description = "Operators' API (scope `admin`): groups, teams, staff, categories, campaigns, integrations and their tokens."),
     ),
-    modifiers(&BearerScheme)
+    modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;
 
-struct BearerScheme;
+/// The name of the scheme that carries the token.
+const BEARER: &str = "bearer";
+/// The name of the scheme that lists the scopes (see [`SecuritySchemes`]).
+const SCOPES: &str = "scopes";
 
-impl utoipa::Modify for BearerScheme {
+/// What a scope lets a token do (the `scopes` scheme lists them).
+fn scope_description(scope: Scope) -> &'static str {
+    match scope {
+        Scope::CasesWrite => "Send cases (JSON, NDJSON, CSV) and read the reference data.",
+        Scope::CasesRead => "Read cases and case lists, and the reference data.",
+        Scope::CustomersWrite => "Upsert customers of the integration's campaigns.",
+        Scope::CustomersRead => "Read campaigns and their customers.",
+        Scope::CustomersCreate => "Add single customers to a campaign.",
+        Scope::ImportsWrite => {
+            "Upload, confirm and cancel import jobs; read the templates and reference data."
+        }
+        Scope::ImportsRead => "Read import jobs, their progress and failed rows.",
+        Scope::Admin => "The operators' API (admin tokens only).",
+    }
+}
+
+/// Two schemes, required together: `bearer` says how the token is sent,
+/// `scopes` (OAuth2-shaped, so that linters, generators and Swagger UI
+/// read them) which scopes it must carry. Tokens are minted by intake
+/// itself, not by an OAuth2 server: the flow's token URL is the admin route
+/// that mints them, which takes an admin token, not client credentials.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "bearer",
+            BEARER,
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "A JWT minted by intake (`intake token`, or `POST /v1/admin/integrations/{id}/tokens`). \
-                         The scopes an operation needs are listed in its security requirement.",
+                        "A JWT minted by intake (`intake token`, `intake seed-demo`, or `POST \
+                         /v1/admin/integrations/{id}/tokens`), sent as `Authorization: Bearer <token>`. \
+                         In Swagger UI, paste it here.",
                     ))
                     .build(),
             ),
+        );
+        let scopes = Scopes::from_iter(Scope::ALL.iter().map(|scope| {
+            (
+                scope.as_str().to_string(),
+                scope_description(*scope).to_string(),
+            )
+        }));
+        components.add_security_scheme(
+            SCOPES,
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                // The minting route, its `{id}` escaped (a token URL is a
+                // URI reference, not a template).
+                [Flow::ClientCredentials(ClientCredentials::new(
+                    "/v1/admin/integrations/%7Bid%7D/tokens",
+                    scopes,
+                ))],
+                "The scopes a token carries (its `scope` claim), listed so that tools can read them. \
+                 intake is not an OAuth2 server: an operator mints tokens with `POST \
+                 /v1/admin/integrations/{id}/tokens` (or `intake token`), and they are sent with the \
+                 `bearer` scheme. An operation lists one requirement per scope that lets a token call \
+                 it: a bearer token carrying that scope.",
+            )),
         );
     }
 }
@@ -69,6 +127,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .configure(crate::routes::configure)
         .split_for_parts();
     add_shared_responses(&mut doc);
+    examples::complete(&mut doc);
     doc
 }
 
@@ -156,7 +215,12 @@ fn add_shared_responses(doc: &mut utoipa::openapi::OpenApi) {
                 continue;
             };
             let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
-            let has_body = operation.request_body.is_some();
+            split_scopes(&mut operation.security);
+            let body_types: Vec<String> = operation
+                .request_body
+                .as_ref()
+                .map(|body| body.content.keys().cloned().collect())
+                .unwrap_or_default();
             if secured && write {
                 operation
                     .parameters
@@ -216,16 +280,54 @@ fn add_shared_responses(doc: &mut utoipa::openapi::OpenApi) {
                 );
                 add("500", "`internal_error`: quote the `request_id`");
             }
-            if has_body {
+            if !body_types.is_empty() {
                 add(
                     "413",
                     "`payload_too_large`: the body exceeds the configured limit (stated in `detail`)",
                 );
                 add(
                     "415",
-                    "`unsupported_media_type`: send `Content-Type: application/json`",
+                    &format!(
+                        "`unsupported_media_type`: send `Content-Type: {}`",
+                        body_types.join("` or `")
+                    ),
                 );
             }
         }
     }
+}
+
+/// `bearer = [scopes]` as the handlers write it (a token with any one of
+/// the scopes may call) becomes one requirement per scope, each of
+/// `bearer = []` and `scopes = [that scope]` (see [`SecuritySchemes`]):
+/// requirements are alternatives, while the scopes of one are all needed.
+/// An operation without a token says so with an empty `security`.
+fn split_scopes(security: &mut Option<Vec<SecurityRequirement>>) {
+    let Some(requirements) = security.take().filter(|r| !r.is_empty()) else {
+        *security = Some(Vec::new());
+        return;
+    };
+    let mut split = Vec::new();
+    for requirement in requirements {
+        let scopes: Vec<String> = match serde_json::to_value(&requirement) {
+            Ok(serde_json::Value::Object(schemes)) => schemes
+                .get(BEARER)
+                .and_then(|scopes| scopes.as_array())
+                .map(|scopes| {
+                    scopes
+                        .iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        if scopes.is_empty() {
+            split.push(requirement);
+        }
+        for scope in scopes {
+            split.push(SecurityRequirement::new(BEARER, Vec::<String>::new()).add(SCOPES, [scope]));
+        }
+    }
+    *security = Some(split);
 }

@@ -15,6 +15,9 @@ use utoipa::ToSchema;
 /// How many characters of a caller's input an error message may quote.
 pub const EXCERPT_CHARS: usize = 100;
 
+/// The page that explains every code (served by this server).
+pub const ERRORS_PAGE: &str = "/docs/errors";
+
 /// Seconds a client is asked to wait when a dependency is down.
 pub const RETRY_AFTER_SECONDS: u64 = 5;
 
@@ -41,6 +44,11 @@ macro_rules! error_codes {
             /// A short, fixed human summary of the code.
             pub fn title(self) -> &'static str {
                 match self { $( ErrorCode::$variant => $title, )+ }
+            }
+
+            /// What the code means (its documentation, one paragraph).
+            pub fn description(self) -> &'static str {
+                match self { $( ErrorCode::$variant => concat!($($doc, "\n"),*), )+ }
             }
         }
     };
@@ -278,6 +286,11 @@ error_codes! {
 }
 
 impl ErrorCode {
+    /// The page (and anchor) that explains this code, as the problem's `type`.
+    pub fn doc_url(self) -> String {
+        format!("{ERRORS_PAGE}#{self}")
+    }
+
     /// Whether an answer with this code says "try again" rather than what
     /// the request did: such an answer is never kept for an idempotency key.
     pub fn is_transient(self) -> bool {
@@ -350,7 +363,7 @@ impl FieldError {
 /// The body of every error answer (`application/problem+json`, RFC 9457).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "type": "urn:intake:error:validation_failed",
+    "type": "/docs/errors#validation_failed",
     "title": "Validation failed",
     "status": 422,
     "detail": "1 field is invalid",
@@ -359,7 +372,8 @@ impl FieldError {
     "errors": [{"field": "timezone", "code": "invalid_timezone", "message": "\"Mars/Base\" is not an IANA time zone name"}]
 }))]
 pub struct Problem {
-    /// `urn:intake:error:<code>`.
+    /// Where the code is explained: `/docs/errors#<code>`, a page this
+    /// server serves (a URI reference, relative to the API's address).
     #[serde(rename = "type")]
     pub type_: String,
     pub title: String,
@@ -462,7 +476,7 @@ impl ApiError {
 
     pub fn problem(&self) -> Problem {
         Problem {
-            type_: format!("urn:intake:error:{}", self.code),
+            type_: self.code.doc_url(),
             title: self.code.title().to_string(),
             status: self.code.status().as_u16(),
             detail: self.detail.clone(),

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod error_docs;
 pub mod guard;
 pub mod idempotency;
 pub mod ids;

@@ -167,6 +167,11 @@ impl Application {
                         cfg,
                     ))
                 })
+                // Before Swagger UI, whose service takes every `/docs/…` path.
+                .route(
+                    crate::error::ERRORS_PAGE,
+                    web::get().to(crate::error_docs::errors_page),
+                )
                 .service(
                     SwaggerUi::new("/docs/{_:.*}")
                         .url("/openapi.json", doc.clone())

@@ -12,6 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 use std::str::FromStr;
 
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
@@ -227,22 +228,24 @@ impl JwtKeys {
         Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
     }
 
-    /// The claims of a valid token, or why it is not valid (for logs; callers
-    /// are told only that the token is invalid).
-    pub fn verify(&self, token: &str) -> Result<Claims, String> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+    /// The claims of a valid token, or why it is refused: the reason for
+    /// the logs, and a sentence the caller may read (it says "expired" only
+    /// once the signature is verified, so it tells nothing to a forger).
+    pub fn verify(&self, token: &str) -> Result<Claims, Refusal> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| Refusal::invalid(e.to_string()))?;
         if header.alg != self.algorithm {
-            return Err(format!(
+            return Err(Refusal::invalid(format!(
                 "algorithm {:?} is not the configured {:?}",
                 header.alg, self.algorithm
-            ));
+            )));
         }
         // RFC 7515 §4.1.11: a token whose `crit` names an extension the
         // verifier does not implement must be refused; none is implemented.
         if header.crit.is_some() {
-            return Err(
-                "the token's `crit` header names extensions this server does not implement".into(),
-            );
+            return Err(Refusal::invalid(
+                "the token's `crit` header names extensions this server does not implement",
+            ));
         }
         // The key the token names; without a (known) kid, each key in turn.
         let named: Vec<&Verifier> = match &header.kid {
@@ -260,12 +263,50 @@ impl JwtKeys {
         };
         let mut last_error = String::from("no key");
         for verifier in candidates {
+            // jsonwebtoken checks the signature before the claims: a time
+            // claim is only reported for a token this key signed.
             match jsonwebtoken::decode::<Claims>(token, &verifier.key, &self.validation) {
                 Ok(data) => return Ok(data.claims),
-                Err(e) => last_error = e.to_string(),
+                Err(e) => match e.kind() {
+                    ErrorKind::ExpiredSignature => {
+                        return Err(Refusal::new(e.to_string(), Refusal::EXPIRED));
+                    }
+                    ErrorKind::ImmatureSignature => {
+                        return Err(Refusal::new(e.to_string(), Refusal::NOT_YET_VALID));
+                    }
+                    _ => last_error = e.to_string(),
+                },
             }
         }
-        Err(last_error)
+        Err(Refusal::invalid(last_error))
+    }
+}
+
+/// Why a token is refused: `reason` for the logs, `public` for the caller.
+#[derive(Debug)]
+pub struct Refusal {
+    pub reason: String,
+    pub public: &'static str,
+}
+
+impl Refusal {
+    /// Said of any token this server cannot verify (nothing more is told).
+    pub const INVALID: &'static str =
+        "The bearer token is not valid: it is malformed or was not signed by this service.";
+    pub const EXPIRED: &'static str = "The token expired; use a new one.";
+    pub const NOT_YET_VALID: &'static str =
+        "The token is not valid yet (its `nbf` is in the future).";
+    pub const REVOKED: &'static str = "The token was revoked; use a new one.";
+
+    pub fn new(reason: impl Into<String>, public: &'static str) -> Self {
+        Self {
+            reason: reason.into(),
+            public,
+        }
+    }
+
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        Self::new(reason, Self::INVALID)
     }
 }
 

@@ -238,23 +238,30 @@ impl Authenticator {
 
     /// Verifies the token and finds who it speaks for.
     async fn authenticate(&self, token: &str) -> Result<(Principal, Claims), ApiError> {
-        let refuse = |reason: &str| {
-            tracing::info!(%reason, "token refused");
-            invalid_token("The bearer token is invalid, expired or revoked.")
+        let refuse = |refusal: jwt::Refusal| {
+            tracing::info!(reason = %refusal.reason, "token refused");
+            invalid_token(refusal.public)
         };
-        let claims = self.jwt.verify(token).map_err(|reason| refuse(&reason))?;
+        let invalid = |reason: &str| refuse(jwt::Refusal::invalid(reason));
+        let claims = self.jwt.verify(token).map_err(refuse)?;
+        // From here on the signature is verified: the caller may be told
+        // what to fix.
         if claims.sub == "admin" {
             // An admin token is accepted while it is recorded (minted by this
             // deployment), not revoked, and no longer-lived than allowed.
-            let jti: TokenId = claims.jti.parse().map_err(|_| refuse("malformed jti"))?;
+            let jti: TokenId = claims.jti.parse().map_err(|_| invalid("malformed jti"))?;
             let lifetime = claims.exp.saturating_sub(claims.iat);
             if lifetime > self.admin_token_max_ttl.as_secs() as i64 {
-                return Err(refuse(
+                return Err(refuse(jwt::Refusal::new(
                     "admin token outlives INTAKE_ADMIN_TOKEN_MAX_TTL_SECONDS",
-                ));
+                    "The admin token lives longer than this deployment allows; mint a shorter one.",
+                )));
             }
             if !self.store.admin_token_live(jti).await? {
-                return Err(refuse("admin token not recorded, revoked or expired"));
+                return Err(refuse(jwt::Refusal::new(
+                    "admin token not recorded, revoked or expired",
+                    "The admin token was revoked, or was not minted by this deployment.",
+                )));
             }
             tracing::Span::current().record("integration_id", "admin");
             return Ok((Principal::Admin(Admin), claims));
@@ -264,16 +271,26 @@ impl Authenticator {
             .strip_prefix("integration:")
             .and_then(|id| id.parse::<IntegrationId>().ok())
         else {
-            return Err(refuse("unknown subject"));
+            return Err(invalid("unknown subject"));
         };
-        let jti: TokenId = claims.jti.parse().map_err(|_| refuse("malformed jti"))?;
+        let jti: TokenId = claims.jti.parse().map_err(|_| invalid("malformed jti"))?;
         let checked = self.access.check(jti, id).await?;
         if checked.revoked {
-            return Err(refuse("revoked"));
+            return Err(refuse(jwt::Refusal::new("revoked", jwt::Refusal::REVOKED)));
         }
         let access = match checked.access {
-            None => return Err(refuse("integration deleted")),
-            Some(access) if !access.enabled => return Err(refuse("integration disabled")),
+            None => {
+                return Err(refuse(jwt::Refusal::new(
+                    "integration deleted",
+                    "The token's integration no longer exists.",
+                )));
+            }
+            Some(access) if !access.enabled => {
+                return Err(refuse(jwt::Refusal::new(
+                    "integration disabled",
+                    "The token's integration is disabled; an operator can enable it.",
+                )));
+            }
             Some(access) => access,
         };
         tracing::Span::current().record("integration_id", id.to_string().as_str());

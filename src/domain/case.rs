@@ -61,13 +61,13 @@ case_enum! {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
-    "external_id": "T-1", "staff_id": "A-1001", "channel": "live_hotline", "priority": "high",
-    "category": "Billing", "occurred_at": "2026-11-20T14:05:00Z", "data": {"Duration": 312, "Caller": "+420 601 123 456"}
+    "external_id": "T-1", "staff_id": "DEMO-A1", "channel": "live_hotline", "priority": "high",
+    "category": "General", "occurred_at": "2026-11-20T14:05:00Z", "data": {"Duration": 312, "Caller": "+420 601 123 456"}
 }))]
 pub struct CaseInput {
     /// The client's Case ID: required, at most 255 characters, unique per integration.
     #[serde(default, deserialize_with = "scalar")]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     pub external_id: Option<Scalar>,
     /// The system's Staff ID of the staff member involved.
     #[serde(default, deserialize_with = "scalar")]

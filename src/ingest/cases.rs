@@ -77,7 +77,7 @@ impl AssignmentKind {
 /// The list the cases of a request go into.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "November calls", "assignment": {"kind": "team", "id": "019a8c0e-9f10-7b0e-8c6d-51a0e1f2c3d4"}}))]
+#[schema(example = json!({"name": "November calls", "assignment": {"kind": "evaluator", "id": "DEMO-E1"}}))]
 pub struct ListSpec {
     /// 1 to 255 characters.
     pub name: String,

@@ -43,26 +43,32 @@ pub struct CaseCsvForm {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     /// The new list's name (required unless `dry_run`).
+    #[schema(example = "November calls")]
     list_name: Option<String>,
     /// Who may score the list: a group id, a team id or an evaluator's Staff
     /// ID. Where several are given, the left-most (group, team, evaluator) is used.
+    #[schema(example = "")]
     assign_group: Option<String>,
+    #[schema(example = "")]
     assign_team: Option<String>,
+    #[schema(example = "DEMO-E1")]
     assign_evaluator: Option<String>,
     /// What a Case ID this integration sent before does: `error` (default;
     /// `duplicate_external_id`), `skip` (the stored case stays), `update`
     /// (the stored case takes the values the row carries — an empty cell
     /// changes nothing — its `data` merged key by key, and it moves into
     /// the new list). Re-send a corrected file with `update`.
-    #[schema(value_type = Option<OnConflict>)]
+    #[schema(value_type = Option<OnConflict>, example = "error")]
     on_conflict: Option<String>,
     /// `true`: check the file and answer, write nothing.
+    #[schema(example = true)]
     dry_run: Option<bool>,
     /// The file's text encoding, by any WHATWG label (`windows-1255`,
     /// `latin1`, `utf-16le`, `shift_jis`, …). Without it: a byte-order
     /// mark, UTF-16 or UTF-8, else a detector; a file whose encoding cannot
     /// be told for sure answers `unsupported_encoding`. An unknown label:
     /// 422 `unknown_charset`.
+    #[schema(example = "utf-8")]
     charset: Option<String>,
 }
 

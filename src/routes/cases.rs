@@ -42,11 +42,11 @@ fn atomic_by_default() -> bool {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
-    "list": {"name": "November calls", "assignment": {"kind": "group", "id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa"}},
+    "list": {"name": "November calls", "assignment": {"kind": "evaluator", "id": "DEMO-E1"}},
     "on_conflict": "error", "atomic": true,
     "cases": [
-        {"external_id": "T-1", "staff_id": "A-1001", "channel": "live_hotline", "data": {"Duration": 312}},
-        {"external_id": "T-2", "external_staff_id": "crm-77", "channel": "form", "priority": "low"}
+        {"external_id": "T-1", "staff_id": "DEMO-A1", "channel": "live_hotline", "category": "General", "data": {"Duration": 312}},
+        {"external_id": "T-2", "external_staff_id": "crm-DEMO-A1", "channel": "form", "priority": "low"}
     ]
 }))]
 pub struct CasesRequest<'a> {
@@ -198,7 +198,10 @@ impl StreamOptions {
 /// The answer to an NDJSON stream: counts, and the problems of the rows that
 /// failed (`atomic: false`). Case ids are not listed (a stream has no
 /// length limit); read them with `GET /v1/cases?list_id=`.
+// (`deny_unknown_fields` only states, in the schema, that it has no other
+// field: it tells it apart from `CasesResults` in `CasesAnswered`.)
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"list_id": "019a8c12-5555-7000-8000-000000000006", "created": 250000, "updated": 0, "skipped": 0, "failed": 0}))]
 pub struct StreamSummary {
     #[schema(value_type = Option<uuid::Uuid>)]
@@ -214,6 +217,26 @@ pub struct StreamSummary {
     /// Problems beyond those listed.
     #[serde(skip_serializing_if = "is_zero")]
     pub errors_not_listed: u64,
+}
+
+/// The answer of an atomic request: `CasesCreated` to a JSON body,
+/// `StreamSummary` to an NDJSON stream.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documents the answer
+enum CasesWritten {
+    Created(CasesCreated),
+    Stream(StreamSummary),
+}
+
+/// The answer of a non-atomic request: `CasesResults` to a JSON body,
+/// `StreamSummary` to an NDJSON stream.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documents the answer
+enum CasesAnswered {
+    Results(CasesResults),
+    Stream(StreamSummary),
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -248,11 +271,11 @@ fn is_zero(n: &u64) -> bool {
     params(StreamOptions),
     request_body(content(
         (CasesRequest = "application/json"),
-        (CaseInput = "application/x-ndjson", example = json!({"external_id": "T-1", "staff_id": "A-1001", "channel": "form"}))
+        (CaseInput = "application/x-ndjson", example = json!({"external_id": "T-3", "staff_id": "DEMO-A1", "channel": "form"}))
     )),
     responses(
-        (status = 201, description = "Every case was written (JSON: `CasesCreated`; NDJSON: `StreamSummary`)", body = CasesCreated),
-        (status = 200, description = "`atomic: false`: per-row results (JSON: `CasesResults`; NDJSON: `StreamSummary`)", body = CasesResults),
+        (status = 201, description = "Every case was written (JSON: `CasesCreated`; NDJSON: `StreamSummary`)", body = CasesWritten),
+        (status = 200, description = "`atomic: false`: per-row results (JSON: `CasesResults`; NDJSON: `StreamSummary`)", body = CasesAnswered),
         (status = 422, description = "Invalid cases (`validation_failed`, rows in `errors`: `missing_external_id`, `unknown_staff_id`, `invalid_enum`, `channel_not_importable`, `unknown_category`, `invalid_date`, `duplicate_external_id`, …), or `unknown_assignment`; nothing written", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "`body_timeout`: the body stalled (no byte for `INTAKE_BODY_TIMEOUT_MS`); nothing written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`server_busy`: as many bulk ingestions as the server writes at once are running (streams, uploads, JSON bodies of more than 100 rows); retry after `Retry-After`. Or `service_unavailable`: the database is down", body = Problem, content_type = "application/problem+json"),

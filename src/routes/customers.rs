@@ -389,29 +389,41 @@ pub struct CustomerCsvForm {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     /// The status of every customer of the file (default the campaign's first).
+    #[schema(example = "new")]
     status: Option<String>,
     /// JSON object, file header → field (`name`, `phone`, `agent`,
     /// `follow_up_at`, `source_created_at`, `do_not_call`, or `fields` to keep a column as a
     /// custom field). Headers it leaves out are matched automatically.
+    #[schema(example = "{}")]
     mapping: Option<String>,
+    #[schema(example = false)]
     international_format: Option<bool>,
+    #[schema(example = false)]
     override_existing: Option<bool>,
+    #[schema(example = false)]
     update_contact_allowed: Option<bool>,
+    #[schema(example = false)]
     reset_status: Option<bool>,
+    #[schema(example = "allow")]
     unique_mode: Option<UniqueMode>,
     /// Default `DD-MM-YYYY HH:MM`.
+    #[schema(example = "DD-MM-YYYY HH:MM")]
     date_format: Option<String>,
     /// IANA name; default the campaign's time zone.
+    #[schema(example = "Europe/London")]
     timezone: Option<String>,
     /// `true`: any failed row fails the upload, nothing written.
+    #[schema(example = false)]
     atomic: Option<bool>,
     /// `true`: answer the would-be outcomes, write nothing.
+    #[schema(example = true)]
     dry_run: Option<bool>,
     /// The file's text encoding, by any WHATWG label (`windows-1255`,
     /// `latin1`, `utf-16le`, …). Without it: a byte-order mark, UTF-16 or
     /// UTF-8, else a detector; a file whose encoding cannot be told for
     /// sure answers `unsupported_encoding`. An unknown label: 422
     /// `unknown_charset`.
+    #[schema(example = "utf-8")]
     charset: Option<String>,
 }
 

@@ -51,29 +51,39 @@ pub struct ImportForm {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     /// What the file holds: `cases` or `customers`.
+    #[schema(example = "cases")]
     kind: ImportKind,
     /// A workbook's sheet, by name (the first sheet by default).
+    #[schema(example = "")]
     sheet: Option<String>,
     /// A CSV's text encoding, by any WHATWG label (`windows-1255`,
     /// `latin1`, `utf-16le`, `shift_jis`, …); without it the encoding is
     /// sniffed (BOM, UTF-16, UTF-8) or recognised by a detector, and a file
     /// whose encoding cannot be told for sure answers
     /// `unsupported_encoding`. An unknown label: 422 `unknown_charset`.
+    #[schema(example = "")]
     charset: Option<String>,
     /// Cases: a new list for the cases (created when the job is confirmed),
     /// with one of `assign_group`, `assign_team`, `assign_evaluator`.
+    #[schema(example = "November calls")]
     list_name: Option<String>,
+    #[schema(example = "")]
     assign_group: Option<String>,
+    #[schema(example = "")]
     assign_team: Option<String>,
+    #[schema(example = "DEMO-E1")]
     assign_evaluator: Option<String>,
-    /// Customers (required): the campaign they go into.
+    /// Customers (required): the campaign they go into, by its id (a UUID).
+    #[schema(value_type = Option<String>, example = "")]
     campaign_id: Option<uuid::Uuid>,
     /// Customers: the status of every customer of the file (default the
     /// campaign's first).
+    #[schema(example = "")]
     status: Option<String>,
     /// Customers: JSON object, file header → field (`name`, `phone`,
     /// `agent`, `follow_up_at`, `source_created_at`, or `fields`); headers
     /// it leaves out are matched automatically.
+    #[schema(example = "")]
     mapping: Option<String>,
     /// Customers: the dialer's options, as for the customers' uploader.
     international_format: Option<bool>,
@@ -82,8 +92,10 @@ pub struct ImportForm {
     reset_status: Option<bool>,
     unique_mode: Option<crate::domain::customer::UniqueMode>,
     /// Customers: how the file's dates are written (default `DD-MM-YYYY HH:MM`).
+    #[schema(example = "")]
     date_format: Option<String>,
     /// Customers: the IANA time zone of the file's dates (default the campaign's).
+    #[schema(example = "")]
     timezone: Option<String>,
 }
 
@@ -96,7 +108,7 @@ pub struct ImportForm {
     "rows_per_second": 9000.0, "eta_seconds": 9, "list_id": "019a8c20-2222-7000-8000-000000000002",
     "error": null, "header": ["Staff ID", "External Staff ID", "Case ID", "Reason"],
     "detected": {"encoding": "utf-8", "encoding_source": "sniffed", "bom": false, "delimiter": ",", "line_ending": "crlf"},
-    "preview": [{"line": 2, "cells": {"Staff ID": "A-1001", "External Staff ID": "crm-77", "Case ID": "T-1", "Reason": "Billing"}}],
+    "preview": [{"line": 2, "cells": {"Staff ID": "DEMO-A1", "External Staff ID": "crm-DEMO-A1", "Case ID": "T-1", "Reason": "Billing question"}}],
     "problems": {"errors": [], "error_count": 0, "failed_rows": 0, "warnings": [], "warning_count": 0},
     "created_at": "2026-12-01T09:00:00Z", "confirmed_at": "2026-12-01T09:01:00Z", "finished_at": null,
     "expires_at": "2026-12-02T09:00:00Z"

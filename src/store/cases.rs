@@ -67,10 +67,10 @@ pub struct NewCaseList {
 /// A stored case.
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 #[schema(example = json!({
-    "id": "019a8c12-4444-7000-8000-000000000005", "external_id": "T-1", "staff_id": "A-1001", "external_staff_id": "crm-77",
+    "id": "019a8c12-4444-7000-8000-000000000005", "external_id": "T-1", "staff_id": "DEMO-A1", "external_staff_id": "crm-DEMO-A1",
     "list_id": "019a8c12-5555-7000-8000-000000000006", "integration_id": "019a8c10-2222-7000-8000-000000000003",
     "group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "channel": "live_hotline", "status": "open", "priority": "high",
-    "category": "Billing", "occurred_at": "2026-11-20T14:05:00Z", "data": {"Duration": 312},
+    "category": "General", "occurred_at": "2026-11-20T14:05:00Z", "data": {"Duration": 312},
     "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
 }))]
 pub struct Case {

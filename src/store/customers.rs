@@ -32,7 +32,7 @@ pub(super) const SQLITE_CHUNK: usize = 2_000;
 #[schema(example = json!({
     "id": "019a8c20-1111-7000-8000-000000000010", "campaign_id": "019a8c0f-3333-7000-8000-000000000004",
     "name": "Dana Levi", "phone": "+972502345678", "phone_raw": "050-234-5678", "status": "new",
-    "agent_staff_id": "A-1001", "follow_up_at": "2026-11-24T07:30:00Z", "source_created_at": null,
+    "agent_staff_id": "DEMO-A1", "follow_up_at": "2026-11-24T07:30:00Z", "source_created_at": null,
     "do_not_call": false, "contact_allowed_at": null, "fields": {"Plan": "Gold"},
     "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
 }))]

@@ -74,7 +74,7 @@ pub struct Team {
 /// A person: agent, supervisor or evaluator.
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 #[schema(example = json!({
-    "staff_id": "A-1001", "external_id": "crm-77", "name": "Jana Novak", "role": "agent",
+    "staff_id": "DEMO-A1", "external_id": "crm-DEMO-A1", "name": "Dana Demo", "role": "agent",
     "group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "team_id": "019a8c0e-9f10-7b0e-8c6d-51a0e1f2c3d4",
     "active": true, "created_at": "2026-11-22T09:00:00Z", "updated_at": "2026-11-22T09:00:00Z"
 }))]

@@ -31,21 +31,29 @@ fn claims_of(token: &str) -> Claims {
     serde_json::from_slice(&bytes).expect("claims")
 }
 
+/// A token this server cannot verify: one answer whatever the flaw, so
+/// nothing tells a forger which check failed.
 async fn assert_refused(response: Response) {
+    assert_refused_saying(
+        response,
+        "The bearer token is not valid: it is malformed or was not signed by this service.",
+    )
+    .await;
+}
+
+/// A refusal with what the caller can fix (said only of a token whose
+/// signature verified), in the body and in `WWW-Authenticate`.
+async fn assert_refused_saying(response: Response, detail: &str) {
     let challenge = response.headers()["www-authenticate"]
         .to_str()
         .expect("ascii")
         .to_string();
-    assert!(
-        challenge.starts_with("Bearer error=\"invalid_token\""),
-        "{challenge}"
+    assert_eq!(
+        challenge,
+        format!("Bearer error=\"invalid_token\", error_description=\"{detail}\"")
     );
     let problem = assert_problem(response, 401, "invalid_token").await;
-    // One answer for every refusal: nothing tells which check failed.
-    assert_eq!(
-        problem["detail"],
-        "The bearer token is invalid, expired or revoked."
-    );
+    assert_eq!(problem["detail"], detail);
 }
 
 #[tokio::test]
@@ -124,11 +132,20 @@ async fn an_expired_token_is_refused() {
     let (app, _, token, _) = setup().await;
     let mut claims = claims_of(&token);
     claims.exp = chrono::Utc::now().timestamp() - 120;
-    assert_refused(
+    assert_refused_saying(
         app.get_as(&app.state.jwt.sign(&claims).expect("sign"), "/v1/campaigns")
             .await,
+        "The token expired; use a new one.",
     )
     .await;
+    // Expired and signed with another key: nothing about the expiry is told.
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"not-the-server-secret-0123456789abcdef"),
+    )
+    .expect("sign");
+    assert_refused(app.get_as(&forged, "/v1/campaigns").await).await;
 }
 
 #[tokio::test]
@@ -136,9 +153,10 @@ async fn a_token_with_nbf_in_the_future_is_refused() {
     let (app, _, token, _) = setup().await;
     let mut claims = claims_of(&token);
     claims.nbf = Some(chrono::Utc::now().timestamp() + 600);
-    assert_refused(
+    assert_refused_saying(
         app.get_as(&app.state.jwt.sign(&claims).expect("sign"), "/v1/campaigns")
             .await,
+        "The token is not valid yet (its `nbf` is in the future).",
     )
     .await;
 }
@@ -179,7 +197,11 @@ async fn a_revoked_token_is_refused() {
         .await
         .expect("request");
     assert_eq!(response.status(), 204);
-    assert_refused(app.get_as(&token, "/v1/campaigns").await).await;
+    assert_refused_saying(
+        app.get_as(&token, "/v1/campaigns").await,
+        "The token was revoked; use a new one.",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -193,7 +215,11 @@ async fn a_disabled_integrations_token_is_refused_until_it_is_enabled() {
         .await
         .expect("request");
     assert_eq!(response.status(), 200);
-    assert_refused(app.get_as(&token, "/v1/campaigns").await).await;
+    assert_refused_saying(
+        app.get_as(&token, "/v1/campaigns").await,
+        "The token's integration is disabled; an operator can enable it.",
+    )
+    .await;
     let response = app
         .admin(Method::PATCH, &path)
         .json(&json!({"enabled": true}))
@@ -216,7 +242,12 @@ async fn a_deleted_integrations_token_is_refused() {
         .await
         .expect("request");
     assert_eq!(response.status(), 204);
-    assert_refused(app.get_as(&token, "/v1/campaigns").await).await;
+    assert_refused_saying(
+        app.get_as(&token, "/v1/campaigns").await,
+        // Deleting an integration revokes its tokens.
+        "The token was revoked; use a new one.",
+    )
+    .await;
     let tokens = app
         .get_admin(&format!("/v1/admin/integrations/{integration}/tokens"))
         .await;
@@ -289,9 +320,10 @@ async fn a_token_for_an_integration_that_never_existed_is_refused() {
     let (app, _, token, _) = setup().await;
     let mut claims = claims_of(&token);
     claims.sub = format!("integration:{}", uuid::Uuid::now_v7());
-    assert_refused(
+    assert_refused_saying(
         app.get_as(&app.state.jwt.sign(&claims).expect("sign"), "/v1/campaigns")
             .await,
+        "The token's integration no longer exists.",
     )
     .await;
     // And the signed token of a real integration still works.

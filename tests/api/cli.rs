@@ -132,6 +132,39 @@ fn token_needs_a_kind_and_a_sane_ttl() {
         .expect("run");
     assert!(!output.status.success());
     assert!(output.stdout.is_empty());
+    // The API's bounds (`ttl_seconds` 60 to a year), for either kind.
+    let integration = uuid::Uuid::now_v7().to_string();
+    for args in [
+        vec!["token", "--admin", "--ttl", "59"],
+        vec![
+            "token",
+            "--integration",
+            &integration,
+            "--scope",
+            "cases:read",
+            "--ttl",
+            "1",
+        ],
+        vec![
+            "token",
+            "--integration",
+            &integration,
+            "--scope",
+            "cases:read",
+            "--ttl",
+            "31536001",
+        ],
+    ] {
+        let output = intake()
+            .args(&args)
+            .env("INTAKE_DATA_DIR", dir.path())
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("60..=31536000"), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty());
+    }
 }
 
 #[test]

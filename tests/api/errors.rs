@@ -226,3 +226,37 @@ async fn long_input_is_quoted_as_a_short_excerpt() {
     assert!(message.len() < 300, "message is {} bytes", message.len());
     assert!(message.contains(&"Z".repeat(100)), "{message}");
 }
+
+/// A problem's `type` is the address of its code's entry in the error
+/// reference, which the server serves (like Stripe's `doc_url`).
+#[tokio::test]
+async fn a_problems_type_links_to_its_entry_in_the_served_error_reference() {
+    let app = spawn_app().await;
+    let problem = assert_problem(
+        app.get_admin("/v1/admin/groups/not-a-uuid").await,
+        400,
+        "invalid_path_parameter",
+    )
+    .await;
+    let link = problem["type"].as_str().expect("type");
+    let (page, anchor) = link.split_once('#').expect("an anchor");
+    assert_eq!((page, anchor), ("/docs/errors", "invalid_path_parameter"));
+
+    let response = reqwest::get(app.url(page)).await.expect("request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let html = response.text().await.expect("body");
+    for code in intake::error::ErrorCode::ALL {
+        assert!(
+            html.contains(&format!("<section id=\"{code}\">")),
+            "no entry for {code}"
+        );
+    }
+    assert!(html.contains("What to do:"));
+    // Swagger UI is still there beside it.
+    let docs = reqwest::get(app.url("/docs/")).await.expect("request");
+    assert_eq!(docs.status(), 200);
+}

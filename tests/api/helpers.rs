@@ -307,7 +307,7 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
     );
     assert_eq!(problem["code"], code, "code of {problem}");
     assert_eq!(problem["status"], status, "status of {problem}");
-    assert_eq!(problem["type"], format!("urn:intake:error:{code}"));
+    assert_eq!(problem["type"], format!("/docs/errors#{code}"));
     assert!(
         problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
         "detail of {problem}"

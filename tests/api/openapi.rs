@@ -19,6 +19,7 @@ fn every_operation_is_documented_with_its_scopes_and_errors() {
     let doc: Value =
         serde_json::from_str(&intake::api_doc::openapi().to_json().expect("render")).expect("json");
     let mut operations = 0;
+    let mut ids = std::collections::HashSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("item") {
             operations += 1;
@@ -32,22 +33,40 @@ fn every_operation_is_documented_with_its_scopes_and_errors() {
                 "{name}: description"
             );
             assert!(op["operationId"].is_string(), "{name}: operationId");
+            assert!(
+                ids.insert(op["operationId"].as_str().expect("id").to_string()),
+                "{name}: operationId {} is used twice",
+                op["operationId"]
+            );
             let responses = op["responses"].as_object().expect("responses");
             assert!(
                 responses.keys().any(|k| k.starts_with('2')),
                 "{name}: a success response"
             );
             if path.starts_with("/v1") {
-                let scopes = &op["security"][0]["bearer"];
-                assert!(
-                    scopes.as_array().is_some_and(|s| !s.is_empty()),
-                    "{name}: scopes"
-                );
+                // One alternative per scope that lets a token call it: a
+                // bearer token, carrying that scope.
+                let requirements = op["security"].as_array().expect("security");
+                assert!(!requirements.is_empty(), "{name}: scopes");
+                for requirement in requirements {
+                    assert_eq!(requirement["bearer"], serde_json::json!([]), "{name}");
+                    let scopes = requirement["scopes"].as_array().expect("scopes");
+                    assert_eq!(scopes.len(), 1, "{name}");
+                    let scope = scopes[0].as_str().expect("scope");
+                    assert!(
+                        doc["components"]["securitySchemes"]["scopes"]["flows"]["clientCredentials"]
+                            ["scopes"][scope]
+                            .is_string(),
+                        "{name}: {scope} is a listed scope"
+                    );
+                }
                 for status in ["401", "403", "500", "503"] {
                     let content =
                         &responses[status]["content"]["application/problem+json"]["schema"]["$ref"];
                     assert_eq!(content, "#/components/schemas/Problem", "{name}: {status}");
                 }
+            } else {
+                assert_eq!(op["security"], serde_json::json!([]), "{name}: no token");
             }
         }
     }

@@ -158,6 +158,7 @@ pub async fn create_campaign(
 ///
 /// In creation order, a page at a time; `group_id` narrows to one group.
 #[utoipa::path(
+    operation_id = "admin_list_campaigns",
     tag = "admin",
     params(PageQuery, GroupFilter),
     responses((status = 200, description = "A page of campaigns", body = Page<Campaign>)),
@@ -186,6 +187,7 @@ pub async fn list_campaigns(
 ///
 /// The campaign with its region, time zone and customer statuses.
 #[utoipa::path(
+    operation_id = "admin_get_campaign",
     tag = "admin",
     params(("id" = Uuid, Path, description = "The campaign's id")),
     responses(

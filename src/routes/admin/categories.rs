@@ -85,6 +85,7 @@ pub async fn create_category(
 ///
 /// In creation order, a page at a time.
 #[utoipa::path(
+    operation_id = "admin_list_categories",
     tag = "admin",
     params(PageQuery),
     responses((status = 200, description = "A page of categories", body = Page<Category>)),

@@ -36,7 +36,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[derive(Clone, Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
-    "staff_id": "A-1001", "external_id": "crm-77", "name": "Jana Novak", "role": "agent",
+    "staff_id": "DEMO-A2", "external_id": "crm-DEMO-A2", "name": "Alex Agent", "role": "agent",
     "group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "team_id": "019a8c0e-9f10-7b0e-8c6d-51a0e1f2c3d4"
 }))]
 pub struct StaffInput {
@@ -115,9 +115,16 @@ pub struct StaffPatch {
     pub active: Option<bool>,
 }
 
-/// The body of the bulk upsert.
+/// The body of the bulk upsert. Each member is replaced as sent: a field
+/// left out (`external_id`, `team_id`) is cleared.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"staff": [
+    {"staff_id": "DEMO-A1", "external_id": "crm-DEMO-A1", "name": "Dana Demo", "role": "agent",
+     "group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "team_id": "019a8c0e-9f10-7b0e-8c6d-51a0e1f2c3d4"},
+    {"staff_id": "DEMO-A2", "external_id": "crm-DEMO-A2", "name": "Alex Agent", "role": "agent",
+     "group_id": "019a8c0e-7d1b-7c3a-9a51-0c4f7de3b2aa", "active": false}
+]}))]
 pub struct StaffBatch {
     /// 1 to 10,000 staff members, upserted by `staff_id`.
     pub staff: Vec<StaffInput>,
@@ -306,6 +313,7 @@ pub async fn upsert_staff(
 ///
 /// In creation order, a page at a time; `group_id` narrows to one group.
 #[utoipa::path(
+    operation_id = "admin_list_staff",
     tag = "admin",
     params(PageQuery, GroupFilter),
     responses((status = 200, description = "A page of staff", body = Page<Staff>)),

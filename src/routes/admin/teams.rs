@@ -116,6 +116,7 @@ pub(super) fn unknown_group(id: GroupId) -> FieldError {
 ///
 /// In creation order, a page at a time; `group_id` narrows to one group.
 #[utoipa::path(
+    operation_id = "admin_list_teams",
     tag = "admin",
     params(PageQuery, GroupFilter),
     responses((status = 200, description = "A page of teams", body = Page<Team>)),
