@@ -173,7 +173,7 @@ function answerSchema(schema) {
 const js = (v) => JSON.stringify(v);
 const HELPERS = [
   "const at = (o, p) => String(p).split('.').filter(Boolean).reduce((n, k) => (n == null ? undefined : n[k]), o);",
-  "const v = (x) => (typeof x === 'string' ? pm.variables.replaceIn(x) : x);",
+  "const v = (x) => (typeof x === 'string' ? pm.variables.replaceIn(x) : Array.isArray(x) ? x.map(v) : x && typeof x === 'object' ? Object.fromEntries(Object.entries(x).map(([k, y]) => [k, v(y)])) : x);",
   "let body; try { body = pm.response.json(); } catch (e) { body = undefined; }",
 ];
 

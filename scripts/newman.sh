@@ -3,7 +3,7 @@
 # postman/intake.postman_collection.json in order, failing on any failed
 # assertion.
 #
-#   bash scripts/newman.sh [path/to/intake]
+#   bash scripts/newman.sh [path/to/intake [newman options...]]
 #
 # First it checks that the committed collection is what postman/generate.mjs
 # makes of openapi/openapi.json and postman/flow.json. The server runs on the
@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN="${1:-${CARGO_TARGET_DIR:-target}/debug/intake}"
+shift || true
 [[ -x "$BIN" ]] || { echo "FAIL: no intake binary at $BIN (cargo build, or pass its path)"; exit 1; }
 
 if ! node postman/generate.mjs --check; then
@@ -60,7 +61,7 @@ status=0
   --env-var "token=$DEMO" \
   --timeout-request 30000 \
   --color off --disable-unicode \
-  --reporters cli || status=$?
+  --reporters cli "$@" || status=$?
 
 if grep -q "panicked" "$DATA/server.log"; then
   cat "$DATA/server.log"
