@@ -396,6 +396,20 @@ for (const folder of flow.folders) {
   });
 }
 
+// Every {{variable}} the flow uses is the environment's, a collection
+// variable the flow declares, or one of Postman's dynamic ones ({{$guid}}).
+const declared = new Set([...(flow.variables ?? []), ...Object.keys(flow.environment ?? {})]);
+for (const folder of flow.folders) {
+  for (const step of folder.requests) {
+    for (const name of [...Object.keys(step.capture ?? {}), ...Object.keys(step.captureEnv ?? {})]) {
+      if (!declared.has(name)) fail(`${folder.name} / ${step.name}`, `captures ${name}, which "variables" does not declare`);
+    }
+    for (const [, name] of JSON.stringify(step).matchAll(/\{\{([^{}]+)\}\}/g)) {
+      if (!name.startsWith('$') && !declared.has(name)) fail(`${folder.name} / ${step.name}`, `uses {{${name}}}, which is neither declared in "variables" nor in "environment"`);
+    }
+  }
+}
+
 const uncovered = flow.uncovered ?? {};
 for (const key of operations.keys()) {
   if (!covered.has(key) && !uncovered[key]) fail('coverage', `no request covers ${key} (add one to postman/flow.json, or list it in "uncovered" with a reason)`);
