@@ -18,7 +18,7 @@ shift || true
 [[ -x "$BIN" ]] || { echo "FAIL: no intake binary at $BIN (cargo build, or pass its path)"; exit 1; }
 
 if ! node postman/generate.mjs --check; then
-  echo "FAIL: postman/ is stale: run 'node postman/generate.mjs' and commit postman/"
+  echo "FAIL: the committed Postman collection is not what postman/generate.mjs makes of openapi/openapi.json and postman/flow.json (above): fix postman/flow.json if need be, run 'node postman/generate.mjs' and commit postman/"
   exit 1
 fi
 
