@@ -9,7 +9,8 @@
 #   bash scripts/swagger-ui.sh [path/to/intake]
 #
 # Needs Debian's chromium (/usr/bin/chromium, or $CHROMIUM) and
-# playwright-core from tools/ (npm ci --prefix tools); no browser download.
+# playwright-core from tools/ (npm ci --prefix tools when missing); no
+# browser is ever downloaded.
 # The server runs on the embedded SQLite in a temporary folder, seeded with
 # the demo data (intake seed-demo).
 set -euo pipefail
@@ -24,10 +25,11 @@ SCREENSHOT="${SWAGGER_UI_SCREENSHOT:-${CARGO_TARGET_DIR:-target}/swagger-ui.png}
   echo "FAIL: no Chromium at $CHROMIUM (apt-get install -y --no-install-recommends chromium)"
   exit 1
 }
-[[ -f tools/node_modules/playwright-core/package.json ]] || {
-  echo "FAIL: playwright-core is not installed in tools/ (npm ci --prefix tools)"
-  exit 1
-}
+# playwright-core is pinned in tools/package.json, installed with `npm ci`
+# (from the npm registry) when tools/node_modules lacks it.
+if [[ ! -f tools/node_modules/playwright-core/package.json ]]; then
+  npm ci --prefix tools --no-audit --no-fund --loglevel=error
+fi
 mkdir -p "$(dirname "$SCREENSHOT")"
 
 DATA="$(mktemp -d)"
