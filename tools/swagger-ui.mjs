@@ -16,6 +16,7 @@
 //   5. a full-page screenshot (after the 201).
 // Nothing may fail in between either: every failed request and console
 // error of the whole run is reported at the end.
+import { rmSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const [baseArg, token, screenshot = 'target/swagger-ui.png'] = process.argv.slice(2);
@@ -24,6 +25,8 @@ if (!baseArg || !token) {
   process.exit(2);
 }
 const base = new URL(baseArg.endsWith('/') ? baseArg : `${baseArg}/`);
+const failureShot = `${screenshot.replace(/\.png$/, '')}-failure.png`;
+rmSync(failureShot, { force: true });
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 // Generous for one step, but the whole run stays well under a minute.
 const STEP_TIMEOUT = Number(process.env.SWAGGER_UI_STEP_TIMEOUT_MS || 15000);
@@ -47,6 +50,10 @@ const fromServer = (url) => {
 };
 
 let browser;
+let failureNote = '';
+// The step under way, named in a FAIL line that is not an assertion's own
+// (a selector that never showed up, a browser that did not start).
+let stage = 'starting Chromium';
 const watchdog = setTimeout(() => {
   console.error(`FAIL: the run took longer than ${RUN_TIMEOUT} ms`);
   browser?.close().catch(() => {});
@@ -57,7 +64,8 @@ async function main() {
   browser = await chromium.launch({
     executablePath,
     timeout: STEP_TIMEOUT,
-    args: ['--disable-dev-shm-usage', '--disable-gpu', '--no-first-run', '--disable-extensions'],
+    // playwright-core already adds --no-sandbox, --disable-dev-shm-usage, --headless.
+    args: ['--disable-gpu'],
   });
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   // No request leaves the server: anything else is reported and aborted.
@@ -92,9 +100,10 @@ async function main() {
     await steps(page, noProblems);
   } catch (error) {
     // What the page looked like when it failed, next to the screenshot.
-    const failed = screenshot.replace(/\.png$/, '') + '-failure.png';
-    await page.screenshot({ path: failed, fullPage: true, timeout: 5000 }).then(
-      () => console.error(`(the page at the failure: ${failed})`),
+    await page.screenshot({ path: failureShot, fullPage: true, timeout: 5000 }).then(
+      () => {
+        failureNote = `the page at the failure: ${failureShot}`;
+      },
       () => {},
     );
     throw error;
@@ -103,9 +112,13 @@ async function main() {
 
 async function steps(page, noProblems) {
   // The spec the page shows, for the names of its tags and its bearer scheme.
-  const spec = await (await fetch(new URL('openapi.json', base))).json();
+  stage = 'fetching /openapi.json';
+  const specAnswer = await fetch(new URL('openapi.json', base));
+  if (!specAnswer.ok) fail(`GET /openapi.json answered ${specAnswer.status}`);
+  const spec = await specAnswer.json();
 
   // 1. /docs/ loads.
+  stage = 'loading /docs/';
   const docs = new URL('docs/', base).href;
   const answer = await page.goto(docs, { waitUntil: 'load' });
   if (!answer || answer.status() !== 200) fail(`GET ${docs} answered ${answer?.status()}`);
@@ -118,6 +131,7 @@ async function steps(page, noProblems) {
   ok(`${docs} loads (${await page.locator('.opblock').count()} operations), no failed request, no console error`);
 
   // 2. The tag sections' order in the page.
+  stage = 'reading the tag order';
   const order = await page.locator('.opblock-tag-section h3.opblock-tag').evaluateAll((headers) =>
     headers.map((h) => h.getAttribute('data-tag')),
   );
@@ -136,6 +150,7 @@ async function steps(page, noProblems) {
   ok(`tags in the page: ${integrators.join(', ')}, then ${tail.join(', ')}`);
 
   // 3. Authorize with the bearer scheme.
+  stage = 'Authorize';
   const schemes = Object.entries(spec.components?.securitySchemes ?? {});
   const bearer = schemes.find(([, s]) => s.type === 'http' && String(s.scheme).toLowerCase() === 'bearer');
   if (!bearer) fail(`the spec has no http bearer security scheme (schemes: ${schemes.map(([n]) => n).join(', ')})`);
@@ -160,6 +175,7 @@ async function steps(page, noProblems) {
   ok(`GET /v1/me: ${me}`);
 
   // 5. The screenshot.
+  stage = 'the screenshot';
   await page.screenshot({ path: screenshot, fullPage: true });
   ok(`screenshot: ${screenshot}`);
 
@@ -169,6 +185,7 @@ async function steps(page, noProblems) {
 // Expands an operation, Try it out, Execute; returns the status shown,
 // fails unless it is `expected`.
 async function tryItOut(page, spec, method, path, expected) {
+  stage = `Try it out on ${method.toUpperCase()} ${path}`;
   const operation = spec.paths?.[path]?.[method];
   if (!operation) fail(`the spec has no ${method.toUpperCase()} ${path}`);
   // Its tag's section open (it is unless docExpansion is "none").
@@ -221,7 +238,8 @@ try {
   console.log(`swagger-ui: all assertions hold (${elapsed()})`);
   process.exitCode = 0;
 } catch (error) {
-  console.error(error instanceof Failure ? `FAIL: ${error.message}` : `FAIL: ${error.stack || error}`);
+  console.error(error instanceof Failure ? `FAIL: ${error.message}` : `FAIL (${stage}): ${error.message || error}`);
+  if (failureNote) console.error(`(${failureNote})`);
   process.exitCode = 1;
 } finally {
   clearTimeout(watchdog);
