@@ -222,7 +222,7 @@ class Run:
         check_eq(case.id, case_id, "id")
         check_eq(case.external_id, JSON_CASES[0], "external_id")
         check_eq(case.staff_id, STAFF_ID, "staff_id")
-        check_eq(case.external_staff_id, EXTERNAL_STAFF_ID, "external_staff_id")
+        check_eq(case.external_staff_id, None, "external_staff_id (none sent)")
         check_eq(case.group_id, self.group_id, "group_id")
         check_eq(case.list_id, self.json_list_id, "list_id")
         check_eq(str(case.channel), "form", "channel")
@@ -235,6 +235,13 @@ class Run:
         )
         check_eq(case.data.to_dict(), JSON_DATA, "data")
         check(isinstance(case.created_at, datetime.datetime), "created_at is a datetime")
+        by_external = get_case.sync_detailed(client=self.client, id=self.json_ids[JSON_CASES[1]])
+        check_eq(int(by_external.status_code), 200, "status of the case sent by External Staff ID")
+        check_eq(
+            (by_external.parsed.staff_id, by_external.parsed.external_staff_id),
+            (STAFF_ID, EXTERNAL_STAFF_ID),
+            "the Staff ID found by the External Staff ID",
+        )
         csv_case = get_case.sync_detailed(client=self.client, id=self.csv_ids[CSV_CASES[1]])
         check_eq(int(csv_case.status_code), 200, "status of a CSV case")
         check_eq(csv_case.parsed.list_id, self.csv_list_id, "the CSV case's list_id")
