@@ -26,6 +26,7 @@ from intake_client.api.integration import get_me
 from intake_client.models import (
     AssignmentKind,
     AssignmentSpec,
+    Case,
     CaseCsvForm,
     CaseInput,
     CaseInputDataType0,
@@ -199,6 +200,10 @@ class Run:
             pages += 1
             check(pages <= 10, "the cursor ends")
             check(len(page.items) <= 1, f"{len(page.items)} items on a page of limit 1")
+            # The page's items are the one Case model (Page_Case's items a
+            # $ref), not a copy of it.
+            for item in page.items:
+                check(isinstance(item, Case), f"a page's item is a {type(item).__name__}, not a Case")
             seen += [(item.external_id, item.id) for item in page.items]
             if page.next_cursor is None or isinstance(page.next_cursor, Unset):
                 break
@@ -215,10 +220,7 @@ class Run:
     def get_case(self):
         """GET /v1/cases/{id}: the first JSON case, as sent (200)."""
         case_id = self.json_ids[JSON_CASES[0]]
-        case = get_case.sync_detailed(client=self.client, id=case_id)
-        if case.status_code != 200:
-            raise Failed(f"status {int(case.status_code)}: {case.content[:500]!r}")
-        case = case.parsed
+        case = parsed(get_case.sync_detailed(client=self.client, id=case_id), 200, Case)
         check_eq(case.id, case_id, "id")
         check_eq(case.external_id, JSON_CASES[0], "external_id")
         check_eq(case.staff_id, STAFF_ID, "staff_id")
