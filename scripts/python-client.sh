@@ -68,7 +68,7 @@ fi
 mapfile -t WARNINGS < <(awk '
   /^Generating / || /^Warning\(s\) encountered/ || /^If you believe this was a mistake/ { next }
   /^WARNING parsing / { op = $3 " " $4; want = 1; next }
-  want && NF { print op ": " $0; want = 0; next }
+  want && NF { gsub(/<openapi_python_client[^>]*>/, "?"); print op ": " $0; want = 0; next }
   /^[{}\[\] ]/ || /^$/ { next }
   { print $0 }
 ' "$OUT/generate.log")
