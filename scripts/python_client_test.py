@@ -80,9 +80,7 @@ def check_eq(actual, expected, what):
 def parsed(response, status, model):
     """The response's parsed body, after checking its status and type."""
     if response.status_code != status:
-        raise Failed(
-            f"status {int(response.status_code)}, expected {status}: {response.content[:500]!r}"
-        )
+        raise Failed(f"status {int(response.status_code)}, expected {status}: {response.content[:500]!r}")
     check(
         isinstance(response.parsed, model),
         f"the body parsed as {type(response.parsed).__name__}, expected {model.__name__}",
@@ -126,7 +124,7 @@ class Run:
         self.group_id = me.groups[0].id
 
     def create_cases(self):
-        """POST /v1/cases: two cases in a new list of the demo group (201)."""
+        """POST /v1/cases: two cases in a new list of the demo group (201), replayed by its Idempotency-Key."""
         body = CasesRequest(
             cases=[
                 CaseInput(
@@ -136,7 +134,7 @@ class Run:
                     priority=Priority.HIGH,
                     category=CATEGORY,
                     data=CaseInputDataType0.from_dict(JSON_DATA),
-                    occurred_at=datetime.datetime(2026, 11, 20, 14, 5, tzinfo=datetime.timezone.utc),
+                    occurred_at=datetime.datetime(2026, 11, 20, 14, 5, tzinfo=datetime.UTC),
                 ),
                 CaseInput(external_id=JSON_CASES[1], external_staff_id=EXTERNAL_STAFF_ID),
             ],
@@ -145,12 +143,20 @@ class Run:
                 assignment=AssignmentSpec(kind=AssignmentKind.GROUP, id=str(self.group_id)),
             ),
         )
-        created = parsed(create_cases.sync_detailed(client=self.client, body=body), 201, CasesCreated)
+        key = str(uuid.uuid4())
+        created = parsed(
+            create_cases.sync_detailed(client=self.client, body=body, idempotency_key=key), 201, CasesCreated
+        )
         check_eq((created.created, created.updated, created.skipped), (2, 0, 0), "created, updated, skipped")
         check_eq([c.external_id for c in created.cases], JSON_CASES, "cases[].external_id")
         check_eq({c.outcome for c in created.cases}, {Outcome.CREATED}, "cases[].outcome")
         check(all(is_uuid(c.id) for c in created.cases), "cases[].id are UUIDs")
         check(is_uuid(created.list_id), f"list_id {created.list_id!r} is a UUID")
+        # The same request with the same Idempotency-Key (a header
+        # parameter): the first answer, replayed.
+        again = create_cases.sync_detailed(client=self.client, body=body, idempotency_key=key)
+        check_eq(parsed(again, 201, CasesCreated).cases, created.cases, "the replayed answer's cases")
+        check_eq(again.headers.get("Idempotent-Replayed"), "true", "Idempotent-Replayed")
         self.json_list_id = created.list_id
         self.json_ids = {c.external_id: c.id for c in created.cases}
 
@@ -176,13 +182,17 @@ class Run:
     def csv_import(self):
         """POST /v1/cases/csv: the same file into a new list for an evaluator (201)."""
         form = csv_form(list_name="Python client (CSV)", assign_evaluator=EVALUATOR)
-        imported = parsed(
-            upload_cases_csv.sync_detailed(client=self.client, body=form), 201, CsvImported
+        imported = parsed(upload_cases_csv.sync_detailed(client=self.client, body=form), 201, CsvImported)
+        check_eq(
+            (imported.created, imported.updated, imported.skipped), (2, 0, 0), "created, updated, skipped"
         )
-        check_eq((imported.created, imported.updated, imported.skipped), (2, 0, 0), "created, updated, skipped")
         check_eq(imported.list_.name, "Python client (CSV)", "list.name")
         check_eq(imported.list_.case_count, 2, "list.case_count")
-        check_eq((imported.list_.assignment.kind, imported.list_.assignment.id), ("evaluator", EVALUATOR), "list.assignment")
+        check_eq(
+            (imported.list_.assignment.kind, imported.list_.assignment.id),
+            ("evaluator", EVALUATOR),
+            "list.assignment",
+        )
         check_eq([c.external_id for c in imported.cases], CSV_CASES, "cases[].external_id")
         check_eq([c.line for c in imported.cases], [2, 3], "cases[].line")
         check_eq({c.outcome for c in imported.cases}, {Outcome.CREATED}, "cases[].outcome")
@@ -194,9 +204,7 @@ class Run:
         """GET /v1/cases, one per page, following next_cursor: the four cases, in order."""
         seen, cursor, pages = [], UNSET, 0
         while True:
-            page = parsed(
-                list_cases.sync_detailed(client=self.client, limit=1, cursor=cursor), 200, PageCase
-            )
+            page = parsed(list_cases.sync_detailed(client=self.client, limit=1, cursor=cursor), 200, PageCase)
             pages += 1
             check(pages <= 10, "the cursor ends")
             check(len(page.items) <= 1, f"{len(page.items)} items on a page of limit 1")
@@ -232,7 +240,7 @@ class Run:
         check_eq(case.category, CATEGORY, "category")
         check_eq(
             case.occurred_at,
-            datetime.datetime(2026, 11, 20, 14, 5, tzinfo=datetime.timezone.utc),
+            datetime.datetime(2026, 11, 20, 14, 5, tzinfo=datetime.UTC),
             "occurred_at",
         )
         check_eq(case.data.to_dict(), JSON_DATA, "data")
@@ -262,7 +270,15 @@ def main():
         base_url=os.environ["INTAKE_URL"], token=os.environ["INTAKE_TOKEN"], timeout=30.0
     )
     run = Run(client)
-    steps = [run.me, run.create_cases, run.csv_dry_run, run.csv_import, run.list_with_cursor, run.get_case, run.not_found]
+    steps = [
+        run.me,
+        run.create_cases,
+        run.csv_dry_run,
+        run.csv_import,
+        run.list_with_cursor,
+        run.get_case,
+        run.not_found,
+    ]
     passed = failed = 0
     with client:
         for step in steps:
