@@ -144,9 +144,9 @@ for start, end in block_lines():
                     f.write("\n".join(lines[i:j+1]) + "\n")
         elif expect and expect.group(1):
             status = expect.group(2)
+            text[0] = "if " + text[0]
             last = text[-1]
             cut = EXPECT.search(last).start()
-            text[0] = "if " + text[0]
             text[-1] = (last[:cut] + f"; then __x=0; else __x=$?; fi; __exit_is {j+1} {status} \"$__x\""
                         + last[cut:])
         elif expect:
