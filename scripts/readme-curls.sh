@@ -33,6 +33,9 @@
 #    settings. `cargo` anything else (or `cargo run` without `--`, which
 #    would start a second server) fails.
 #
+# READMECURLS_BODIES=DIR keeps each curl's answer in DIR/<line>, to read
+# what the examples answer when writing the prose around them.
+#
 # A failure names the README line, the command, the expected and the
 # received status, and the answer's body; the first failure stops the run.
 set -euo pipefail
@@ -140,6 +143,10 @@ for start, end in block_lines():
                 line = lines[k]
                 text[k - i] = (line[: m.end(1)] + f"__curl {i+1} {status}" + line[m.end():]).replace(
                     "127.0.0.1:8080", ADDR)
+                # Stop at the first failure (the check may have run in a
+                # subshell, `$( … )`, that cannot stop the session itself).
+                cut = EXPECT.search(text[-1]).start()
+                text[-1] = text[-1][:cut] + "; __stop" + text[-1][cut:]
                 with open(f"{state}/cmd.{i+1}", "w", encoding="utf-8") as f:
                     f.write("\n".join(lines[i:j+1]) + "\n")
         elif expect and expect.group(1):
@@ -217,6 +224,7 @@ __curl() {
     tee "$__STATE/body"
   if [ -n "$outfile" ] && [ -f "$outfile" ]; then cp "$outfile" "$__STATE/body"; fi
   got=$(tail -c 3 "$__STATE/stderr")
+  if [ -n "${READMECURLS_BODIES:-}" ]; then cp "$__STATE/body" "$READMECURLS_BODIES/$start"; fi
   echo "$start $expected $got" >>"$__STATE/calls"
   if [ "$got" = "$expected" ]; then
     printf 'ok    README.md:%-5s %s\n' "$start" "$got" >&3
@@ -233,6 +241,7 @@ __exit_is() {
     printf 'ok    README.md:%-5s exit %s\n' "$1" "$3" >&3
   else
     __fail "FAIL  README.md:$1: expected exit $2, got exit $3" "$(sed -n "$1p" "$__README")"
+    exit 1
   fi
 }
 
@@ -241,23 +250,25 @@ __err() {
   exit 1
 }
 trap '__err $? $LINENO' ERR
-trap '[ ! -s "$__STATE/failed" ] || exit 1' DEBUG
+__stop() { [ ! -s "$__STATE/failed" ] || exit 1; }
 source "$__SCRIPT"
 SESSION
 
 set +e
 (
   cd "$WORK"
-  __BIN="$BIN" __STATE="$STATE" __README="$README" __SCRIPT="$DATA/readme.sh" \
-    bash "$DATA/session.sh" 3>&2 >"$DATA/session.out" 2>&1
+  __BIN="$BIN" __STATE="$STATE" READMECURLS_BODIES="${READMECURLS_BODIES:+$(cd "$READMECURLS_BODIES" && pwd)}" __README="$README" __SCRIPT="$DATA/readme.sh" \
+    bash "$DATA/session.sh" 3>&2 </dev/null >"$DATA/session.out" 2>&1
 )
 status=$?
+echo "readme-curls: the session exited $status" >&2
 set -e
 
 calls=$(wc -l <"$STATE/calls" 2>/dev/null || echo 0)
 if [ "$status" -ne 0 ] || [ -s "$STATE/failed" ]; then
-  echo "--- the session's output (last 40 lines):" >&2
-  tail -n 40 "$DATA/session.out" >&2
+  echo "--- the end of the session's output (answers and messages):" >&2
+  tail -c 2000 "$DATA/session.out" >&2
+  echo >&2
   echo "readme-curls: FAILED after $calls curl calls" >&2
   exit 1
 fi
