@@ -261,7 +261,7 @@ set +e
     bash "$DATA/session.sh" 3>&2 </dev/null >"$DATA/session.out" 2>&1
 )
 status=$?
-echo "readme-curls: the session exited $status" >&2
+[ "$status" -eq 0 ] || echo "readme-curls: the session exited $status" >&2
 set -e
 
 calls=$(wc -l <"$STATE/calls" 2>/dev/null || echo 0)
