@@ -24,8 +24,9 @@
 #    It works the same for a curl inside `$( … )`, piped into jq or grep, or
 #    inside a loop (each run is checked). A curl that states none fails the
 #    test before anything runs. One curl per command.
-# 4. Every other command must exit 0, unless it states its exit status the
-#    same way: `intake upload … --yes   # → exit 3`.
+# 4. Every other command must exit 0 (a pipeline: its last command), unless
+#    it states its exit status the same way:
+#        intake upload … --yes   # → exit 3
 # 5. A commented-out line (`# curl …`) is a comment to bash too: it never runs.
 # 6. `127.0.0.1:8080` is replaced by the test server's address (and
 #    INTAKE_URL points there); `cargo run [--release] [-q] -- ARGS` and
@@ -39,10 +40,14 @@
 # A failure names the README line, the command, the expected and the
 # received status, and the answer's body; the first failure stops the run.
 set -euo pipefail
+# The binary as named from where the script was called.
+if [ -n "${1:-}" ] && [ -e "$1" ]; then
+  BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+fi
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
-BIN="${1:-${CARGO_TARGET_DIR:-target}/debug/intake}"
+BIN="${BIN:-${1:-${CARGO_TARGET_DIR:-target}/debug/intake}}"
 case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
 README="$ROOT/README.md"
 for tool in curl jq python3; do
