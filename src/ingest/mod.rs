@@ -90,14 +90,19 @@ impl RowErrors {
     /// The 422 of an atomic request: nothing was written.
     pub fn into_rejection(self, code: ErrorCode) -> ApiError {
         let (failed, problems) = (self.failed_rows, self.problems);
+        let rows = if failed == 1 {
+            "1 row is invalid".to_owned()
+        } else {
+            format!("{failed} rows are invalid")
+        };
         let detail = if self.unlisted() > 0 {
             format!(
-                "{failed} rows are invalid ({problems} problems; the first {MAX_REPORTED_ERRORS} are listed); nothing was written."
+                "{rows} ({problems} problems; the first {MAX_REPORTED_ERRORS} are listed); nothing was written."
             )
+        } else if problems == 1 {
+            format!("{rows} (1 problem, listed in `errors`); nothing was written.")
         } else {
-            format!(
-                "{failed} of the rows are invalid ({problems} problems, listed in `errors`); nothing was written."
-            )
+            format!("{rows} ({problems} problems, listed in `errors`); nothing was written.")
         };
         ApiError::new(code, detail).with_errors(self.listed)
     }

@@ -499,6 +499,8 @@ pub async fn upload_customers_csv(
         return Err(invalid_csv(std::mem::take(&mut table.errors)));
     }
     let columns = CustomerColumns::read(&mut table, upload.mapping.as_ref())?;
+    // The header's warnings and the rows', by line.
+    table.warnings.sort_by_key(|w| w.row);
     let mut source = CsvRows::new(
         std::mem::take(&mut table.records),
         Some(columns),
