@@ -66,6 +66,14 @@ error_codes! {
     UnsupportedMediaType = (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
     /// The body is larger than the configured limit.
     PayloadTooLarge = (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+    /// The request is not valid HTTP/1.1 (a malformed request line or
+    /// header), refused before routing.
+    MalformedRequest = (StatusCode::BAD_REQUEST, "Malformed request"),
+    /// The request's head (request line and headers) is too large or has
+    /// too many headers.
+    HeadersTooLarge = (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request headers too large"),
+    /// The request line and headers did not arrive in time.
+    HeaderTimeout = (StatusCode::REQUEST_TIMEOUT, "Request head timed out"),
     /// A query parameter is missing, malformed or out of range.
     InvalidQuery = (StatusCode::BAD_REQUEST, "Invalid query parameter"),
     /// A path parameter is malformed (e.g. not a UUID).

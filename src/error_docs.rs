@@ -24,6 +24,15 @@ pub fn remedy(code: ErrorCode) -> &'static str {
         PayloadTooLarge => {
             "Split the request: `detail` states the limit and `GET /v1/limits` shows every limit in force. For very large loads use an NDJSON stream or an import job."
         }
+        MalformedRequest => {
+            "Send a well-formed HTTP/1.1 request: a request line `METHOD /path HTTP/1.1` and headers `Name: value`, each ending in CRLF; a header name may not contain spaces or control characters. An HTTP library does this for you."
+        }
+        HeadersTooLarge => {
+            "Send fewer or shorter headers: at most 96 headers and 128 KiB for the request line and headers together. Data belongs in the body (or, for lists, in a paged query)."
+        }
+        HeaderTimeout => {
+            "Send the request line and headers at once: the server waits 5 seconds for them after the connection opens, then answers 408 and closes the connection."
+        }
         InvalidQuery => {
             "Fix the query parameter `detail` names; the operation's parameters list each one's type and range."
         }

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod cli;
 pub mod demo;
 pub mod domain;
+pub mod early_errors;
 pub mod error;
 pub mod error_docs;
 pub mod guard;

@@ -4,17 +4,25 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_http::body::MessageBody;
+use actix_http::error::DispatchError;
+use actix_http::{HttpService, Protocol, Request, Response};
+use actix_service::{
+    IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt, fn_service, map_config,
+};
+use actix_web::dev::{AppConfig, Server};
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpResponse, web};
 use anyhow::Context;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::auth::Authenticator;
 use crate::auth::access::AccessControl;
 use crate::auth::jwt::JwtKeys;
+use crate::early_errors::EarlyErrors;
 use crate::guard::guard;
 use crate::idempotency::IdempotencyKeys;
 use crate::ingest::admission::BulkAdmission;
@@ -25,6 +33,68 @@ use crate::routes::{self, RouteTable};
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::telemetry::observe_request;
+
+/// How long a connection may take to send its request line and headers
+/// (then 408 `header_timeout`), and to stay idle between requests.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves `app` on `listener`, as `actix_web::HttpServer` would (a worker
+/// per core, SIGINT/SIGTERM stop it gracefully), with each connection's
+/// socket wrapped in [`EarlyErrors`], so that what actix-http refuses
+/// before routing (400, 408, 431) is answered as a problem too.
+/// `HttpServer` has no way to wrap the socket, so the server is put
+/// together here from the same parts.
+fn serve<F, I, S, B>(
+    app: F,
+    listener: TcpListener,
+    shutdown_timeout: Duration,
+) -> std::io::Result<Server>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    <S::Service as Service<Request>>::Future: 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    let builder = actix_server::Server::build();
+    let stopping = builder.graceful_shutdown_signal();
+    let address = listener.local_addr()?;
+    Ok(builder
+        .listen("intake", listener, move || {
+            let stopping = stopping.clone();
+            let http = HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move { stopping.notified().await }
+                })
+                .keep_alive(HEAD_TIMEOUT)
+                .client_request_timeout(HEAD_TIMEOUT)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(address)
+                .finish(map_config(
+                    app().into_factory().map_err(|e| e.into().error_response()),
+                    // What HttpServer passes, but for the host assumed when a
+                    // request has no `Host` header (HTTP/1.0 only): actix-web
+                    // keeps its constructor private, so "localhost:8080".
+                    |_| AppConfig::default(),
+                ));
+            fn_service(|io: actix_web::rt::net::TcpStream| async move {
+                // Answers go out as written: with Nagle's algorithm the end
+                // of a large answer waited for the client's delayed ACK (up
+                // to 40 ms).
+                let _ = io.set_nodelay(true);
+                let peer = io.peer_addr().ok();
+                Ok::<_, DispatchError>((EarlyErrors::new(io), Protocol::Http1, peer))
+            })
+            .and_then(http)
+        })?
+        .shutdown_timeout(shutdown_timeout.as_secs())
+        .run())
+}
 
 /// What every handler can reach.
 pub struct AppState {
@@ -151,7 +221,7 @@ impl Application {
         let (json, query, path) = routes::extractor_configs(state.settings.max_body_bytes);
         let payload = web::PayloadConfig::new(state.settings.max_body_bytes);
         let app_state = state.clone();
-        let server = HttpServer::new(move || {
+        let app = move || {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(app_state.auth.clone())
@@ -186,13 +256,8 @@ impl Application {
                     }),
                 )
                 .default_service(web::to(routes::fallback))
-        })
-        // Answers go out as written: with Nagle's algorithm the end of a
-        // large answer waited for the client's delayed ACK (up to 40 ms).
-        .tcp_nodelay(true)
-        .listen(listener)?
-        .shutdown_timeout(state.settings.shutdown_timeout.as_secs())
-        .run();
+        };
+        let server = serve(app, listener, state.settings.shutdown_timeout)?;
         Ok(Application {
             port,
             server,

@@ -329,3 +329,117 @@ async fn the_backend_is_the_one_the_environment_names() {
     };
     assert_eq!(app.state.store.backend(), expected);
 }
+
+/// Sends `request` on a fresh connection (waiting `pause` first for the
+/// rest, if any) and reads the whole answer until the server closes.
+async fn raw_exchange(address: &str, request: &[u8], pause: Option<Duration>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(host).await.expect("connect");
+    // The server may refuse and close before reading everything: a failed
+    // write is then expected, and the answer is read all the same.
+    let _ = socket.write_all(request).await;
+    if let Some(pause) = pause {
+        tokio::time::sleep(pause).await;
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status, head and problem of a raw answer.
+fn raw_problem(answer: &str) -> (u16, String, Value) {
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {answer:?}"));
+    let status = head[9..12].parse().expect("status");
+    let problem = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer:?}"));
+    (status, head.to_ascii_lowercase(), problem)
+}
+
+#[tokio::test]
+async fn requests_the_http_layer_refuses_are_answered_with_a_problem() {
+    let app = spawn_app().await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "a 1 MiB header",
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(1 << 20)
+            )
+            .into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "200 headers",
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: {host}\r\n{}\r\n",
+                (0..200)
+                    .map(|i| format!("X-H{i}: v\r\n"))
+                    .collect::<String>()
+            )
+            .into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a header line without a colon",
+            format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nno colon here\r\n\r\n").into_bytes(),
+            400,
+            "malformed_request",
+        ),
+        (
+            "a malformed request line",
+            b"GET\x01 / HTTP/1.1\r\n\r\n".to_vec(),
+            400,
+            "malformed_request",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let answer = raw_exchange(&app.address, &request, None).await;
+        let (got, head, problem) = raw_problem(&answer);
+        assert_eq!(got, status, "{what}: {answer}");
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{what}: {head}"
+        );
+        assert!(
+            head.contains("x-content-type-options: nosniff"),
+            "{what}: {head}"
+        );
+        assert_eq!(problem["code"], code, "{what}");
+        assert_eq!(problem["status"], status, "{what}");
+        assert_eq!(problem["type"], format!("/docs/errors#{code}"), "{what}");
+        let id = problem["request_id"].as_str().expect("request_id");
+        assert!(
+            head.contains(&format!("x-request-id: {id}")),
+            "{what}: {head}"
+        );
+    }
+
+    // A head that never ends: 408 once the head timeout (5 s) passes.
+    let answer = raw_exchange(
+        &app.address,
+        format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n").as_bytes(),
+        Some(Duration::from_secs(6)),
+    )
+    .await;
+    let (status, _, problem) = raw_problem(&answer);
+    assert_eq!(status, 408, "{answer}");
+    assert_eq!(problem["code"], "header_timeout");
+
+    // A good request on the same server is answered as before.
+    let answer = raw_exchange(
+        &app.address,
+        format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        None,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+}
