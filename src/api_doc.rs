@@ -198,6 +198,26 @@ fn rate_limited() -> RefOr<Response> {
     )
 }
 
+/// Declares the header `name` on the answers of `statuses` that are
+/// written out here (not references) and do not declare it already.
+fn declare_header(
+    responses: &mut std::collections::BTreeMap<String, RefOr<Response>>,
+    statuses: &[&str],
+    name: &str,
+    description: &str,
+) {
+    for status in statuses {
+        if let Some(RefOr::T(response)) = responses.get_mut(*status) {
+            response.headers.entry(name.to_string()).or_insert_with(|| {
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String))
+                    .description(Some(description))
+                    .build()
+            });
+        }
+    }
+}
+
 /// Adds the answers every operation of a kind can give, unless the
 /// operation documents them itself.
 fn add_shared_responses(doc: &mut utoipa::openapi::OpenApi) {
@@ -291,6 +311,20 @@ fn add_shared_responses(doc: &mut utoipa::openapi::OpenApi) {
                         "`unsupported_media_type`: send `Content-Type: {}`",
                         body_types.join("` or `")
                     ),
+                );
+            }
+            if secured {
+                declare_header(
+                    responses,
+                    &["401", "403"],
+                    "WWW-Authenticate",
+                    "RFC 6750's challenge: `Bearer error=\"invalid_token\", error_description=\"…\"` (401) or `Bearer error=\"insufficient_scope\", scope=\"…\"` (403).",
+                );
+                declare_header(
+                    responses,
+                    &["503"],
+                    "Retry-After",
+                    "Seconds to wait before retrying.",
                 );
             }
         }

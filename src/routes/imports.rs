@@ -865,7 +865,7 @@ const MAX_XLSX_ROWS: u32 = 1_048_575;
     tag = "imports",
     params(("id" = Uuid, Path, description = "The job's id")),
     responses(
-        (status = 200, description = "The failed rows", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = String),
+        (status = 200, description = "The failed rows", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = crate::routes::templates::FileBytes),
         (status = 404, description = "`import_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["imports:read"]), ("bearer" = ["imports:write"]))

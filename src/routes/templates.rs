@@ -41,7 +41,7 @@ pub struct TemplateQuery {
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
 #[allow(dead_code)] // documents a binary answer
-pub struct TemplateFile(Vec<u8>);
+pub struct FileBytes(Vec<u8>);
 
 /// Download an import template
 ///
@@ -75,8 +75,8 @@ pub struct TemplateFile(Vec<u8>);
     ),
     responses(
         (status = 200, description = "The template, as an attachment (`Content-Disposition`)", content(
-            (TemplateFile = "application/zip"),
-            (TemplateFile = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (FileBytes = "application/zip"),
+            (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         )),
         (status = 400, description = "`invalid_path_parameter` (a kind other than `cases` or `customers`) or `invalid_query` (a format other than `zip` or `xlsx`)", body = Problem, content_type = "application/problem+json"),
     ),

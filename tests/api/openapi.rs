@@ -39,6 +39,18 @@ fn every_operation_is_documented_with_its_scopes_and_errors() {
                 op["operationId"]
             );
             let responses = op["responses"].as_object().expect("responses");
+            // A file answer is bytes (a generated client must not decode it
+            // as text).
+            for answer in responses.values() {
+                for (media, content) in answer["content"].as_object().into_iter().flatten() {
+                    if media.starts_with("application/vnd.") || media == "application/zip" {
+                        assert_eq!(
+                            content["schema"]["$ref"], "#/components/schemas/FileBytes",
+                            "{name}: {media}"
+                        );
+                    }
+                }
+            }
             assert!(
                 responses.keys().any(|k| k.starts_with('2')),
                 "{name}: a success response"
@@ -65,6 +77,17 @@ fn every_operation_is_documented_with_its_scopes_and_errors() {
                         &responses[status]["content"]["application/problem+json"]["schema"]["$ref"];
                     assert_eq!(content, "#/components/schemas/Problem", "{name}: {status}");
                 }
+                // The headers a client acts on: the challenge, when to retry.
+                for (status, header) in [
+                    ("401", "WWW-Authenticate"),
+                    ("403", "WWW-Authenticate"),
+                    ("503", "Retry-After"),
+                ] {
+                    assert!(
+                        responses[status]["headers"][header]["schema"].is_object(),
+                        "{name}: {status} declares {header}"
+                    );
+                }
             } else {
                 assert_eq!(op["security"], serde_json::json!([]), "{name}: no token");
             }
@@ -76,6 +99,10 @@ fn every_operation_is_documented_with_its_scopes_and_errors() {
         .expect("ErrorCode enum");
     assert_eq!(codes.len(), intake::error::ErrorCode::ALL.len());
     assert!(codes.contains(&Value::from("duplicate_staff_id")));
+    assert_eq!(
+        doc["components"]["schemas"]["FileBytes"]["format"],
+        "binary"
+    );
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
