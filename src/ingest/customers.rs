@@ -23,7 +23,7 @@ use crate::ingest::engine::{
     self, BatchWriter, Batching, Commits, Counted, Kind, Prepared, Resource, RowOutcome, RowResult,
     RowSource, RunOptions, Shape, Summary,
 };
-use crate::store::customers::{CustomerRow, CustomerWriter, UpsertPolicy};
+use crate::store::customers::{CustomerRow, CustomerWriter, UpsertPolicy, WriteOutcome};
 use crate::store::imports::Checkpoint;
 use crate::store::models::Campaign;
 use crate::store::{Store, StoreError};
@@ -252,10 +252,12 @@ impl<'a> CustomerIngest<'a> {
         })
     }
 
-    /// An upload of one customer (not `move`): written without the
-    /// campaign's lock, so that it never waits behind a long upload.
+    /// An upload of one customer (`unique_mode: allow`): written without
+    /// the campaign's lock, so that it never waits behind a long upload.
+    /// (`move` and `skip_if_elsewhere` take the locks of the campaigns they
+    /// look at, whatever the size.)
     pub fn single_row(mut self) -> Self {
-        self.exclusive = self.options.unique_mode == UniqueMode::Move;
+        self.exclusive = self.options.unique_mode != UniqueMode::Allow;
         self
     }
 
@@ -268,6 +270,8 @@ impl<'a> CustomerIngest<'a> {
             reset_status: self.options.reset_status,
             update_contact_allowed: self.options.update_contact_allowed,
             move_from_groups: (self.options.unique_mode == UniqueMode::Move)
+                .then(|| self.groups.to_vec()),
+            skip_if_elsewhere_in: (self.options.unique_mode == UniqueMode::SkipIfElsewhere)
                 .then(|| self.groups.to_vec()),
             exclusive: self.exclusive,
         }
@@ -531,8 +535,8 @@ impl BatchWriter for CustomerBatchWriter {
                 .writer
                 .insert(self.store.customer_writer(self.policy.clone()).await?),
         };
-        let written = if rows.is_empty() {
-            HashMap::new()
+        let WriteOutcome { written, elsewhere } = if rows.is_empty() {
+            WriteOutcome::default()
         } else {
             writer.write(&rows).await?
         };
@@ -545,6 +549,13 @@ impl BatchWriter for CustomerBatchWriter {
             else {
                 continue;
             };
+            if elsewhere.contains(phone) {
+                // Another campaign took the phone after the lookups.
+                result.outcome = CustomerOutcome::Skipped;
+                result.reason = Some(ErrorCode::ExistsInOtherCampaign);
+                result.customer_id = None;
+                continue;
+            }
             match written.get(phone) {
                 Some(w) => {
                     result.customer_id = Some(w.id);

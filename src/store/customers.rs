@@ -110,6 +110,10 @@ pub struct UpsertPolicy {
     /// `unique_mode: move`: the caller's groups, whose other campaigns lose
     /// the phones written.
     pub move_from_groups: Option<Vec<GroupId>>,
+    /// `unique_mode: skip_if_elsewhere`: the caller's groups, whose other
+    /// campaigns holding a phone keep a new row for it from being written
+    /// (checked by the writer under their locks, not only by the lookups).
+    pub skip_if_elsewhere_in: Option<Vec<GroupId>>,
     /// Take the campaign's lock (see [`Store::customer_writer`]). A writer
     /// of one row without `move` needs none: holding one row, it can wait
     /// for another request but never be waited for in a cycle, and it is
@@ -237,11 +241,11 @@ impl Store {
     /// Opens the transaction of one request's upsert.
     ///
     /// On PostgreSQL it first takes the campaign's lock (with `unique_mode:
-    /// move`, the lock of every campaign of the caller's groups, in one
-    /// order): upserts into one campaign are written one after another, so
-    /// two requests never wait for each other's rows (a deadlock), and each
-    /// sees what the one before it committed. SQLite writes one transaction
-    /// at a time anyway.
+    /// move` or `skip_if_elsewhere`, the lock of every campaign of the
+    /// caller's groups, in one order): upserts into one campaign are written
+    /// one after another, so two requests never wait for each other's rows
+    /// (a deadlock), and each sees what the one before it committed. SQLite
+    /// writes one transaction at a time anyway.
     pub async fn customer_writer(
         &self,
         policy: UpsertPolicy,
@@ -249,7 +253,11 @@ impl Store {
         let mut tx = begin(self).await?;
         if let (WriterTx::Postgres(pg), true) = (&mut tx, policy.exclusive) {
             let mut campaigns = vec![policy.campaign_id];
-            if let Some(groups) = &policy.move_from_groups {
+            if let Some(groups) = policy
+                .move_from_groups
+                .as_ref()
+                .or(policy.skip_if_elsewhere_in.as_ref())
+            {
                 let others: Vec<(CampaignId,)> =
                     sqlx::query_as("SELECT id FROM campaigns WHERE group_id = ANY($1)")
                         .bind(groups)
@@ -351,6 +359,16 @@ pub struct Written {
     pub created: bool,
 }
 
+/// What one batch's write did.
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    /// By phone: what was stored for each row written.
+    pub written: HashMap<String, Written>,
+    /// `skip_if_elsewhere`: the phones not written because another campaign
+    /// of the caller's groups held them when the batch was written.
+    pub elsewhere: HashSet<String>,
+}
+
 /// An open transaction upserting the customers of one request.
 pub struct CustomerWriter {
     tx: WriterTx,
@@ -421,10 +439,22 @@ impl CustomerWriter {
     /// request wrote first is answered as what happened to it (updated,
     /// with that customer's id; or, without `override_existing`, not in
     /// the answer: nothing was written for it).
-    pub async fn write(
-        &mut self,
-        rows: &[CustomerRow],
-    ) -> Result<HashMap<String, Written>, StoreError> {
+    pub async fn write(&mut self, rows: &[CustomerRow]) -> Result<WriteOutcome, StoreError> {
+        let elsewhere = match self.policy.skip_if_elsewhere_in.clone() {
+            Some(groups) => self.held_elsewhere(&groups, rows).await?,
+            None => HashSet::new(),
+        };
+        let kept: Cow<'_, [CustomerRow]> = if elsewhere.is_empty() {
+            Cow::Borrowed(rows)
+        } else {
+            Cow::Owned(
+                rows.iter()
+                    .filter(|r| !elsewhere.contains(&r.phone))
+                    .cloned()
+                    .collect(),
+            )
+        };
+        let rows = &*kept;
         let moved: Vec<&str> = match self.policy.move_from_groups {
             Some(_) => rows.iter().map(|r| r.phone.as_str()).collect(),
             None => Vec::new(),
@@ -464,7 +494,7 @@ impl CustomerWriter {
         }
         // A row is new when it was created by this statement: a stored
         // customer keeps its earlier `created_at`.
-        Ok(stored
+        let written = stored
             .into_iter()
             .map(|(id, phone, created_at)| {
                 (
@@ -475,7 +505,64 @@ impl CustomerWriter {
                     },
                 )
             })
-            .collect())
+            .collect();
+        Ok(WriteOutcome { written, elsewhere })
+    }
+
+    /// The phones of `rows` that this campaign does not hold and another
+    /// campaign of `groups` does, as they are now: read in the writer's
+    /// transaction, after the campaigns' locks (PostgreSQL) or the write
+    /// lock (SQLite), so that a concurrent upload's new customers count.
+    async fn held_elsewhere(
+        &mut self,
+        groups: &[GroupId],
+        rows: &[CustomerRow],
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut found = HashSet::new();
+        if groups.is_empty() || rows.is_empty() {
+            return Ok(found);
+        }
+        let campaign_id = self.policy.campaign_id;
+        let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+        match &mut self.tx {
+            WriterTx::Postgres(tx) => {
+                let held: Vec<(String,)> = sqlx::query_as(
+                    "SELECT k.phone FROM unnest($1::text[]) AS k(phone) \
+                     WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.campaign_id = $2 AND c.phone = k.phone) \
+                     AND EXISTS (SELECT 1 FROM customers c JOIN campaigns m ON m.id = c.campaign_id \
+                     WHERE c.phone = k.phone AND c.campaign_id <> $2 AND m.group_id = ANY($3))",
+                )
+                .bind(&phones)
+                .bind(campaign_id)
+                .bind(groups)
+                .fetch_all(&mut **tx)
+                .await?;
+                found.extend(held.into_iter().map(|(p,)| p));
+            }
+            WriterTx::Sqlite(tx) => {
+                for chunk in phones.chunks(SQLITE_CHUNK) {
+                    let sql = format!(
+                        "SELECT DISTINCT c.phone FROM customers c JOIN campaigns m ON m.id = c.campaign_id \
+                         WHERE c.phone IN ({}) AND c.campaign_id <> ? AND m.group_id IN ({}) \
+                         AND NOT EXISTS (SELECT 1 FROM customers h WHERE h.campaign_id = ? AND h.phone = c.phone)",
+                        marks(chunk.len()),
+                        marks(groups.len())
+                    );
+                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+                    for phone in chunk {
+                        query = query.bind(*phone);
+                    }
+                    query = query.bind(campaign_id);
+                    for group in groups {
+                        query = query.bind(*group);
+                    }
+                    query = query.bind(campaign_id);
+                    let held: Vec<(String,)> = query.fetch_all(&mut **tx).await?;
+                    found.extend(held.into_iter().map(|(p,)| p));
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Writes an import job's checkpoint in this transaction (refused when

@@ -478,6 +478,59 @@ async fn concurrent_moves_between_two_campaigns_never_deadlock() {
 }
 
 #[tokio::test]
+async fn concurrent_skip_if_elsewhere_uploads_into_two_campaigns_store_each_phone_once() {
+    // unique_mode=skip_if_elsewhere decided "elsewhere" from the batch's
+    // lookups: two uploads of the same new phones into two campaigns both
+    // saw none elsewhere and both created them.
+    let w = world_with(|env| {
+        env.insert("INTAKE_MAX_BULK_REQUESTS".into(), "16".into());
+    })
+    .await;
+    let uploads = (0..8).map(|i| {
+        w.put_customers(
+            &w.campaigns[i % 2],
+            json!({"options": {"unique_mode": "skip_if_elsewhere"},
+                   "customers": customers(0..150, &format!("Upload {i}"))}),
+        )
+    });
+    let mut created = std::collections::HashSet::new();
+    for (status, answer) in join_all(uploads).await {
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            answer["created"].as_u64().unwrap_or(0) + answer["skipped"].as_u64().unwrap_or(0),
+            150,
+            "{answer}"
+        );
+        for result in answer["results"].as_array().expect("results") {
+            match result["outcome"].as_str() {
+                Some("created") => {
+                    assert!(
+                        created.insert(result["customer_id"].as_str().expect("id").to_string()),
+                        "{result}"
+                    );
+                }
+                Some("skipped") => assert!(
+                    matches!(
+                        result["reason"].as_str(),
+                        Some("exists_in_other_campaign" | "already_exists")
+                    ),
+                    "{result}"
+                ),
+                _ => panic!("{result}"),
+            }
+        }
+    }
+    // Each phone is in exactly one campaign, created once, under the id
+    // its creator was answered.
+    assert_eq!(created.len(), 150);
+    assert_eq!(w.count("SELECT COUNT(*) FROM customers").await, 150);
+    assert_eq!(
+        w.count("SELECT COUNT(DISTINCT phone) FROM customers").await,
+        150
+    );
+}
+
+#[tokio::test]
 async fn a_non_atomic_stream_that_stops_on_a_conflict_says_what_it_committed() {
     let w = world_with(|_| {}).await;
     // A concurrent writer's uniqueness conflict, made to happen on one Case
