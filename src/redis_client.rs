@@ -15,7 +15,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use deadpool_redis::{Connection, Pool};
+use deadpool_redis::Pool;
+use deadpool_redis::redis::aio::MultiplexedConnection;
 
 /// How long the breaker stays open after a failure.
 pub const BREAKER_OPEN: Duration = Duration::from_secs(2);
@@ -29,8 +30,16 @@ pub fn eval(script: &str, key: &str) -> deadpool_redis::redis::Cmd {
 }
 
 /// A Redis pool behind a breaker.
+///
+/// The pool's connections are multiplexed: one serves any number of
+/// concurrent calls, each answered in turn. So a call does not take a
+/// connection from the pool, whose check before handing one out (`UNWATCH`
+/// and `PING`) cost a round trip per call, three a request; it shares one
+/// connection taken once, kept until a call fails.
 pub struct RedisClient {
     pool: Pool,
+    /// The connection calls share (a clone is a handle to the same one).
+    shared: Mutex<Option<MultiplexedConnection>>,
     timeout: Duration,
     /// Until when calls are not tried.
     open_until: Mutex<Option<Instant>>,
@@ -62,6 +71,7 @@ impl RedisClient {
         config.pool = Some(pool);
         Ok(Self {
             pool: config.create_pool(Some(deadpool_redis::Runtime::Tokio1))?,
+            shared: Mutex::new(None),
             timeout,
             open_until: Mutex::new(None),
             failed: AtomicBool::new(false),
@@ -73,18 +83,28 @@ impl RedisClient {
     /// the breaker.
     pub async fn call<T, F, Fut>(&self, work: F) -> Result<T, RedisError>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = Result<T, deadpool_redis::redis::RedisError>>,
     {
         if self.is_open() {
             return Err(RedisError::BreakerOpen);
         }
         let attempt = async {
-            let connection = self
-                .pool
-                .get()
-                .await
-                .map_err(|e| RedisError::Failed(e.to_string()))?;
+            let connection = match self.shared_connection() {
+                Some(connection) => connection,
+                None => {
+                    let pooled = self
+                        .pool
+                        .get()
+                        .await
+                        .map_err(|e| RedisError::Failed(e.to_string()))?;
+                    let connection = MultiplexedConnection::clone(&pooled);
+                    if let Ok(mut shared) = self.shared.lock() {
+                        *shared = Some(connection.clone());
+                    }
+                    connection
+                }
+            };
             work(connection)
                 .await
                 .map_err(|e| RedisError::Failed(e.to_string()))
@@ -100,6 +120,11 @@ impl RedisClient {
                 }
             }
             Err(e) => {
+                // The next call after the breaker takes a connection the
+                // pool has checked (or made anew).
+                if let Ok(mut shared) = self.shared.lock() {
+                    *shared = None;
+                }
                 self.trusted.store(false, Ordering::Release);
                 if !self.failed.swap(true, Ordering::AcqRel) {
                     tracing::warn!(error = %e, "redis unavailable: going on without it for now");
@@ -110,6 +135,11 @@ impl RedisClient {
             }
         }
         result
+    }
+
+    /// The connection calls share, when there is one.
+    fn shared_connection(&self) -> Option<MultiplexedConnection> {
+        self.shared.lock().ok().and_then(|shared| shared.clone())
     }
 
     /// Whether calls are skipped now.

@@ -913,3 +913,61 @@ async fn one_customer_is_never_held_up_behind_a_long_upload_into_its_campaign() 
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(w.count("SELECT COUNT(*) FROM customers").await, 20_051);
 }
+
+/// How many times `command` ran on `redis` (its `INFO commandstats`).
+fn redis_calls(redis: &OwnRedis, command: &str) -> u64 {
+    let output = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "INFO", "commandstats"])
+        .output()
+        .expect("redis-cli");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_single_case_request_makes_no_redis_round_trip_for_a_pool_check() {
+    // Each Redis call took a connection from the pool, which checked it
+    // first with UNWATCH + PING: a round trip more for every call, three
+    // for each single-case request.
+    let Some(redis) = OwnRedis::start() else {
+        eprintln!("skipped: redis-server is not installed");
+        return;
+    };
+    let url = redis.url();
+    let w = world_with(|env| {
+        env.insert("INTAKE_REDIS_URL".into(), url);
+    })
+    .await;
+    let case = |id: &str| json!({"external_id": id, "staff_id": "A-1"});
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(5), || async {
+            w.post_cases(json!({"cases": [case(&uuid::Uuid::new_v4().to_string())]}))
+                .await
+                .0
+                == StatusCode::CREATED
+                && redis_calls(&redis, "get") > 0
+        })
+        .await,
+        "the server uses Redis"
+    );
+    let (pings, gets) = (redis_calls(&redis, "ping"), redis_calls(&redis, "get"));
+    for i in 0..20 {
+        let (status, answer) = w
+            .post_cases(json!({"cases": [case(&format!("RT-{i}"))]}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    // Redis was used (the token check and the categories read it) ...
+    assert!(redis_calls(&redis, "get") >= gets + 20);
+    // ... without a check of the connection per call.
+    assert_eq!(redis_calls(&redis, "ping"), pings);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM cases WHERE external_id LIKE 'RT-%'")
+            .await,
+        20
+    );
+}
