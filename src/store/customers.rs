@@ -187,55 +187,28 @@ impl Store {
         Ok(found)
     }
 
-    /// Which of these phones other campaigns of `groups` hold: one query a
-    /// batch.
+    /// Which of these phones this campaign does not hold and other
+    /// campaigns of `groups` do: one query a batch, on a reader (the
+    /// writer checks again under the campaigns' locks).
     pub async fn phones_in_other_campaigns(
         &self,
         campaign_id: CampaignId,
         groups: &[GroupId],
         phones: &[&str],
     ) -> Result<HashSet<String>, StoreError> {
-        let mut found = HashSet::new();
         if groups.is_empty() || phones.is_empty() {
-            return Ok(found);
+            return Ok(HashSet::new());
         }
         match &self.reads {
             Pool::Postgres(pool) => {
-                // Probed per phone, stopping at the first other campaign.
-                let rows: Vec<(String,)> = sqlx::query_as(
-                    "SELECT k.phone FROM unnest($1::text[]) AS k(phone) \
-                     CROSS JOIN LATERAL (SELECT 1 FROM customers c JOIN campaigns m ON m.id = c.campaign_id \
-                     WHERE c.phone = k.phone AND c.campaign_id <> $2 AND m.group_id = ANY($3) LIMIT 1) AS other",
-                )
-                .bind(phones)
-                .bind(campaign_id)
-                .bind(groups)
-                .fetch_all(pool)
-                .await?;
-                found.extend(rows.into_iter().map(|(p,)| p));
+                held_elsewhere_postgres(&mut *pool.acquire().await?, campaign_id, groups, phones)
+                    .await
             }
             Pool::Sqlite(pool) => {
-                for chunk in phones.chunks(SQLITE_CHUNK) {
-                    let sql = format!(
-                        "SELECT DISTINCT c.phone FROM customers c JOIN campaigns m ON m.id = c.campaign_id \
-                         WHERE c.phone IN ({}) AND c.campaign_id <> ? AND m.group_id IN ({})",
-                        marks(chunk.len()),
-                        marks(groups.len())
-                    );
-                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
-                    for phone in chunk {
-                        query = query.bind(*phone);
-                    }
-                    query = query.bind(campaign_id);
-                    for group in groups {
-                        query = query.bind(*group);
-                    }
-                    let rows: Vec<(String,)> = query.fetch_all(pool).await?;
-                    found.extend(rows.into_iter().map(|(p,)| p));
-                }
+                held_elsewhere_sqlite(&mut *pool.acquire().await?, campaign_id, groups, phones)
+                    .await
             }
         }
-        Ok(found)
     }
 
     /// Opens the transaction of one request's upsert.
@@ -518,51 +491,17 @@ impl CustomerWriter {
         groups: &[GroupId],
         rows: &[CustomerRow],
     ) -> Result<HashSet<String>, StoreError> {
-        let mut found = HashSet::new();
         if groups.is_empty() || rows.is_empty() {
-            return Ok(found);
+            return Ok(HashSet::new());
         }
         let campaign_id = self.policy.campaign_id;
         let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
         match &mut self.tx {
             WriterTx::Postgres(tx) => {
-                let held: Vec<(String,)> = sqlx::query_as(
-                    "SELECT k.phone FROM unnest($1::text[]) AS k(phone) \
-                     WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.campaign_id = $2 AND c.phone = k.phone) \
-                     AND EXISTS (SELECT 1 FROM customers c JOIN campaigns m ON m.id = c.campaign_id \
-                     WHERE c.phone = k.phone AND c.campaign_id <> $2 AND m.group_id = ANY($3))",
-                )
-                .bind(&phones)
-                .bind(campaign_id)
-                .bind(groups)
-                .fetch_all(&mut **tx)
-                .await?;
-                found.extend(held.into_iter().map(|(p,)| p));
+                held_elsewhere_postgres(tx, campaign_id, groups, &phones).await
             }
-            WriterTx::Sqlite(tx) => {
-                for chunk in phones.chunks(SQLITE_CHUNK) {
-                    let sql = format!(
-                        "SELECT DISTINCT c.phone FROM customers c JOIN campaigns m ON m.id = c.campaign_id \
-                         WHERE c.phone IN ({}) AND c.campaign_id <> ? AND m.group_id IN ({}) \
-                         AND NOT EXISTS (SELECT 1 FROM customers h WHERE h.campaign_id = ? AND h.phone = c.phone)",
-                        marks(chunk.len()),
-                        marks(groups.len())
-                    );
-                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
-                    for phone in chunk {
-                        query = query.bind(*phone);
-                    }
-                    query = query.bind(campaign_id);
-                    for group in groups {
-                        query = query.bind(*group);
-                    }
-                    query = query.bind(campaign_id);
-                    let held: Vec<(String,)> = query.fetch_all(&mut **tx).await?;
-                    found.extend(held.into_iter().map(|(p,)| p));
-                }
-            }
+            WriterTx::Sqlite(tx) => held_elsewhere_sqlite(tx, campaign_id, groups, &phones).await,
         }
-        Ok(found)
     }
 
     /// Writes an import job's checkpoint in this transaction (refused when
@@ -574,6 +513,60 @@ impl CustomerWriter {
     pub async fn commit(self) -> Result<(), StoreError> {
         commit(self.tx).await
     }
+}
+
+/// The phones of `phones` that `campaign_id` does not hold and another
+/// campaign of `groups` does (PostgreSQL: probed per phone, stopping at the
+/// first other campaign).
+async fn held_elsewhere_postgres(
+    conn: &mut sqlx::PgConnection,
+    campaign_id: CampaignId,
+    groups: &[GroupId],
+    phones: &[&str],
+) -> Result<HashSet<String>, StoreError> {
+    let held: Vec<(String,)> = sqlx::query_as(
+        "SELECT k.phone FROM unnest($1::text[]) AS k(phone) \
+         WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.campaign_id = $2 AND c.phone = k.phone) \
+         AND EXISTS (SELECT 1 FROM customers c JOIN campaigns m ON m.id = c.campaign_id \
+         WHERE c.phone = k.phone AND c.campaign_id <> $2 AND m.group_id = ANY($3))",
+    )
+    .bind(phones)
+    .bind(campaign_id)
+    .bind(groups)
+    .fetch_all(conn)
+    .await?;
+    Ok(held.into_iter().map(|(p,)| p).collect())
+}
+
+/// [`held_elsewhere_postgres`] on SQLite, a chunk of phones a query.
+async fn held_elsewhere_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    campaign_id: CampaignId,
+    groups: &[GroupId],
+    phones: &[&str],
+) -> Result<HashSet<String>, StoreError> {
+    let mut found = HashSet::new();
+    for chunk in phones.chunks(SQLITE_CHUNK) {
+        let sql = format!(
+            "SELECT DISTINCT c.phone FROM customers c JOIN campaigns m ON m.id = c.campaign_id \
+             WHERE c.phone IN ({}) AND c.campaign_id <> ? AND m.group_id IN ({}) \
+             AND NOT EXISTS (SELECT 1 FROM customers h WHERE h.campaign_id = ? AND h.phone = c.phone)",
+            marks(chunk.len()),
+            marks(groups.len())
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+        for phone in chunk {
+            query = query.bind(*phone);
+        }
+        query = query.bind(campaign_id);
+        for group in groups {
+            query = query.bind(*group);
+        }
+        query = query.bind(campaign_id);
+        let held: Vec<(String,)> = query.fetch_all(&mut *conn).await?;
+        found.extend(held.into_iter().map(|(p,)| p));
+    }
+    Ok(found)
 }
 
 /// One batch of an upsert, as each backend's arm writes it.

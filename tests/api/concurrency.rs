@@ -450,6 +450,18 @@ async fn concurrent_upserts_of_the_same_phones_answer_what_was_stored() {
     assert_eq!(created, 200);
 }
 
+/// Eight concurrent uploads of the same 150 phones with `options`, four
+/// into each of the two campaigns, alternating.
+async fn uploads_into_both_campaigns(w: &World, options: Value) -> Vec<(StatusCode, Value)> {
+    join_all((0..8).map(|i| {
+        w.put_customers(
+            &w.campaigns[i % 2],
+            json!({"options": options, "customers": customers(0..150, &format!("Upload {i}"))}),
+        )
+    }))
+    .await
+}
+
 #[tokio::test]
 async fn concurrent_moves_between_two_campaigns_never_deadlock() {
     // unique_mode=move deletes the phones from the other campaigns and
@@ -459,14 +471,12 @@ async fn concurrent_moves_between_two_campaigns_never_deadlock() {
         env.insert("INTAKE_MAX_BULK_REQUESTS".into(), "16".into());
     })
     .await;
-    let moves = (0..8).map(|i| {
-        w.put_customers(
-            &w.campaigns[i % 2],
-            json!({"options": {"unique_mode": "move", "override_existing": true},
-                   "customers": customers(0..150, &format!("Move {i}"))}),
-        )
-    });
-    for (status, answer) in join_all(moves).await {
+    let answers = uploads_into_both_campaigns(
+        &w,
+        json!({"unique_mode": "move", "override_existing": true}),
+    )
+    .await;
+    for (status, answer) in answers {
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
     // Each phone is in exactly one campaign.
@@ -486,15 +496,10 @@ async fn concurrent_skip_if_elsewhere_uploads_into_two_campaigns_store_each_phon
         env.insert("INTAKE_MAX_BULK_REQUESTS".into(), "16".into());
     })
     .await;
-    let uploads = (0..8).map(|i| {
-        w.put_customers(
-            &w.campaigns[i % 2],
-            json!({"options": {"unique_mode": "skip_if_elsewhere"},
-                   "customers": customers(0..150, &format!("Upload {i}"))}),
-        )
-    });
+    let answers =
+        uploads_into_both_campaigns(&w, json!({"unique_mode": "skip_if_elsewhere"})).await;
     let mut created = std::collections::HashSet::new();
-    for (status, answer) in join_all(uploads).await {
+    for (status, answer) in answers {
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(
             answer["created"].as_u64().unwrap_or(0) + answer["skipped"].as_u64().unwrap_or(0),
