@@ -429,7 +429,9 @@ impl StreamOptions {
 }
 
 /// The answer to a JSON request: every case (atomic), or every row's
-/// result. Serialized on another thread (a megabyte for 10,000 cases).
+/// result. Serialized on another thread past one batch's rows (a megabyte
+/// for 10,000 cases); on the worker for a few (a thread hop would cost a
+/// one-case request more than the serializing).
 async fn answer_json(ingested: CasesIngested, atomic: bool) -> Result<HttpResponse, ApiError> {
     let CasesIngested { summary, list } = ingested;
     if summary.rejected {
@@ -437,7 +439,8 @@ async fn answer_json(ingested: CasesIngested, atomic: bool) -> Result<HttpRespon
     }
     let list_id = list.map(|l| l.id);
     let (created, updated, skipped) = (summary.created, summary.updated, summary.skipped);
-    let answer = web::block(move || {
+    let few = summary.results.len() + summary.errors.listed.len() <= FIRST_BATCH;
+    let serialize = move || {
         if atomic {
             let cases = summary.results.into_iter().map(|a| CaseRef {
                 id: a.id,
@@ -460,9 +463,14 @@ async fn answer_json(ingested: CasesIngested, atomic: bool) -> Result<HttpRespon
             failed: summary.failed(),
             results: row_results(summary.results, summary.errors.listed),
         })
-    })
-    .await
-    .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
+    };
+    let answer = if few {
+        serialize()
+    } else {
+        web::block(serialize)
+            .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
+    }
     .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
     let mut response = if atomic {
         HttpResponse::Created()

@@ -1001,6 +1001,143 @@ async fn what_cases_refer_to_stays_while_they_do() {
     }
 }
 
+fn one_case(external_id: &str, staff_id: &str, group: &str) -> intake::store::cases::CaseRow {
+    intake::store::cases::CaseRow {
+        id: intake::ids::CaseId::new(),
+        external_id: external_id.to_string(),
+        staff_id: staff_id.to_string(),
+        external_staff_id: None,
+        group_id: group.parse().expect("group id"),
+        channel: None,
+        status: "open",
+        priority: None,
+        category: None,
+        occurred_at: None,
+        data: "{}".to_string(),
+    }
+}
+
+#[tokio::test]
+async fn one_case_is_refused_when_what_it_names_is_missing_or_going() {
+    // One case is one statement; on PostgreSQL it checks and locks its staff
+    // member, group and integration itself (migration 0011) and the
+    // trigger's check is skipped for it. A missing reference is still the
+    // database's refusal, nothing is written, and a reference deleted while
+    // the statement runs cannot leave an orphan behind.
+    let w = world().await;
+    let store = &w.app.state.store;
+    let integration: intake::ids::IntegrationId = w
+        .app
+        .create_integration("Direct", &[&w.group_a])
+        .await
+        .parse()
+        .expect("integration id");
+    store
+        .insert_cases(integration, &[one_case("D-1", "A-1", &w.group_a)])
+        .await
+        .expect("a case whose references exist");
+    let missing_group = intake::ids::GroupId::new().to_string();
+    for row in [
+        one_case("D-2", "NOBODY", &w.group_a),
+        one_case("D-3", "A-1", &missing_group),
+    ] {
+        let error = store
+            .insert_cases(integration, std::slice::from_ref(&row))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(error, intake::store::StoreError::Reference(_)),
+            "{}: {error:?}",
+            row.external_id
+        );
+    }
+    let error = store
+        .insert_cases(
+            intake::ids::IntegrationId::new(),
+            &[one_case("D-4", "A-1", &w.group_a)],
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, intake::store::StoreError::Reference(_)),
+        "{error:?}"
+    );
+
+    let intake::store::Pool::Postgres(pool) = &store.writes else {
+        let stored: Vec<String> = w
+            .stored()
+            .await
+            .iter()
+            .map(|c| c["external_id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert!(!stored.iter().any(|id| id != "D-1"), "{stored:?}");
+        return;
+    };
+    // A staff member deleted (not yet committed) while the case is written:
+    // the statement waits for the delete, then finds the staff member gone.
+    let response = w
+        .app
+        .admin(Method::PUT, "/v1/admin/staff")
+        .json(&json!({"staff": [
+            {"staff_id": "GONE-1", "name": "Gus", "role": "agent", "group_id": w.group_a},
+        ]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let mut delete = pool.begin().await.expect("begin");
+    let deleted = sqlx::query("DELETE FROM staff WHERE staff_id = 'GONE-1'")
+        .execute(&mut *delete)
+        .await
+        .expect("delete")
+        .rows_affected();
+    assert_eq!(deleted, 1);
+    let writing = {
+        let store = store.clone();
+        let row = one_case("D-5", "GONE-1", &w.group_a);
+        tokio::spawn(async move { store.insert_cases(integration, &[row]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!writing.is_finished(), "the insert waits for the delete");
+    delete.commit().await.expect("commit");
+    let error = writing
+        .await
+        .expect("task")
+        .expect_err("the staff member is gone");
+    assert!(
+        matches!(error, intake::store::StoreError::Reference(_)),
+        "{error:?}"
+    );
+    let (orphans,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM cases c WHERE NOT EXISTS (SELECT 1 FROM staff s WHERE s.staff_id = c.staff_id)",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("query");
+    assert_eq!(orphans, 0);
+    // The mark set by a one-case statement ends with its transaction: no
+    // connection of the writers' pool (all idle now) still has it.
+    let mut connections = Vec::new();
+    for _ in 0..pool.size() {
+        connections.push(pool.acquire().await.expect("connection"));
+    }
+    for connection in &mut connections {
+        let (checked,): (Option<String>,) =
+            sqlx::query_as("SELECT current_setting('intake.references_checked', true)")
+                .fetch_one(&mut **connection)
+                .await
+                .expect("query");
+        assert_ne!(checked.as_deref(), Some("on"));
+    }
+    drop(connections);
+    let (stored,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM cases WHERE external_id LIKE 'D-%'")
+            .fetch_one(pool)
+            .await
+            .expect("query");
+    assert_eq!(stored, 1);
+}
+
 #[tokio::test]
 async fn wide_case_data_is_stored_compressed_with_lz4_on_postgres() {
     // Past about 2 kB a case's data is compressed; lz4 (migration 0006)
