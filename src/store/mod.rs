@@ -386,6 +386,20 @@ impl From<StoreError> for crate::error::ApiError {
     fn from(error: StoreError) -> Self {
         use crate::error::{ApiError, ErrorCode};
         match error {
+            // Every connection stayed in use for the acquire timeout: on
+            // SQLite, typically its one writer held by a bulk ingestion.
+            StoreError::Unavailable(sqlx::Error::PoolTimedOut) => {
+                tracing::warn!("no database connection came free within the acquire timeout");
+                ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "No database connection came free in time (the database is busy, e.g. SQLite's \
+                     one writer with a bulk ingestion, or unreachable); retry in a few seconds.",
+                )
+                .with_header(
+                    actix_web::http::header::RETRY_AFTER,
+                    crate::error::RETRY_AFTER_SECONDS.to_string(),
+                )
+            }
             StoreError::Unavailable(e) => ApiError::unavailable("database", e),
             StoreError::Duplicate(_) => ApiError::new(
                 ErrorCode::DuplicateName,

@@ -270,6 +270,93 @@ async fn past_capacity_a_bulk_request_is_turned_away_at_once_and_small_ones_stil
     );
 }
 
+#[tokio::test]
+async fn on_sqlite_a_small_request_held_up_by_a_bulk_write_is_answered_503_with_retry_after() {
+    // SQLite has one writer. A stream whose first batch is written holds it
+    // while the rest of its body comes; a single case waits for it, and past
+    // INTAKE_DATABASE_TIMEOUT_MS it is answered 503 with Retry-After (not
+    // held until the client gives up). On PostgreSQL it finds another writer.
+    let w = world_with(|env| {
+        env.insert("INTAKE_DATABASE_TIMEOUT_MS".into(), "300".into());
+    })
+    .await;
+    if w.app.state.store.backend() != "sqlite" {
+        eprintln!("skipped: SQLite's one writer (PostgreSQL serves the single beside the stream)");
+        return;
+    }
+    let address = w.app.address.trim_start_matches("http://").to_string();
+    let mut open = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    // One batch and one line more: the first batch is written, the stream
+    // then waits for its next line.
+    let first: String = (0..5_001)
+        .map(|i| format!("{}\n", case(&format!("HOLD-{i}"))))
+        .collect();
+    open.write_all(
+        format!(
+            "POST /v1/cases HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n",
+            w.token,
+            first.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("send");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    let refused = loop {
+        n += 1;
+        let response = w
+            .app
+            .client
+            .post(w.app.url("/v1/cases"))
+            .bearer_auth(&w.token)
+            .json(&json!({"cases": [case(&format!("LATE-{n}"))]}))
+            .send()
+            .await
+            .expect("request");
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break response;
+        }
+        // Until the stream takes the writer, singles are written.
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream never held the writer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let problem = assert_problem(refused, 503, "service_unavailable").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("No database connection came free")),
+        "{problem}"
+    );
+    // The client goes away: the stream is rolled back, the writer free.
+    drop(open);
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(20), || async {
+            w.post_cases(json!({"cases": [case("AFTER-HOLD")]})).await.0 == StatusCode::CREATED
+        })
+        .await,
+        "singles are written again once the stream is gone"
+    );
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM cases WHERE external_id LIKE 'HOLD-%'")
+            .await,
+        0
+    );
+}
+
 /// Sends `head` and `body` on a raw connection and answers the status line
 /// and the rest of the answer.
 async fn raw_request(app: &TestApp, head: String, body: &[u8]) -> String {
