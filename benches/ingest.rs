@@ -70,7 +70,8 @@ fn rate(rows: usize, took: Duration) -> f64 {
 }
 
 async fn truncate(client: &sqlx::PgPool) {
-    sqlx::query("TRUNCATE cases, case_lists")
+    // CASCADE: import jobs (and their staged rows) refer to case lists.
+    sqlx::query("TRUNCATE cases, case_lists CASCADE")
         .execute(client)
         .await
         .expect("truncate");
