@@ -68,6 +68,18 @@ impl World {
         body(response).await
     }
 
+    /// Adds (or replaces) staff members through the admin API.
+    async fn put_staff(&self, staff: Value) {
+        let response = self
+            .app
+            .admin(Method::PUT, "/v1/admin/staff")
+            .json(&json!({ "staff": staff }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+    }
+
     async fn stored(&self) -> Vec<Value> {
         self.get("/v1/cases?limit=1000").await["items"]
             .as_array()
@@ -154,16 +166,10 @@ async fn valid_cases_are_written_into_a_new_list() {
 #[tokio::test]
 async fn cases_read_back_by_filter_a_page_at_a_time_in_creation_order() {
     let w = world().await;
-    let response = w
-        .app
-        .admin(Method::PUT, "/v1/admin/staff")
-        .json(&json!({"staff": [
-            {"staff_id": "A-3", "name": "Ada", "role": "agent", "group_id": w.group_a},
-        ]}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200);
+    w.put_staff(json!([
+        {"staff_id": "A-3", "name": "Ada", "role": "agent", "group_id": w.group_a},
+    ]))
+    .await;
     let mut ids = Vec::new();
     for request in [
         json!({"cases": [
@@ -1075,16 +1081,10 @@ async fn one_case_is_refused_when_what_it_names_is_missing_or_going() {
     };
     // A staff member deleted (not yet committed) while the case is written:
     // the statement waits for the delete, then finds the staff member gone.
-    let response = w
-        .app
-        .admin(Method::PUT, "/v1/admin/staff")
-        .json(&json!({"staff": [
-            {"staff_id": "GONE-1", "name": "Gus", "role": "agent", "group_id": w.group_a},
-        ]}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200);
+    w.put_staff(json!([
+        {"staff_id": "GONE-1", "name": "Gus", "role": "agent", "group_id": w.group_a},
+    ]))
+    .await;
     let mut delete = pool.begin().await.expect("begin");
     let deleted = sqlx::query("DELETE FROM staff WHERE staff_id = 'GONE-1'")
         .execute(&mut *delete)

@@ -74,6 +74,27 @@ impl World {
         (response.status(), body(response).await)
     }
 
+    /// Opens an NDJSON `POST /v1/cases` with a chunked body on a connection
+    /// of the test's own, sends `first` as its first chunk and leaves the
+    /// body open (the stream goes on, or ends, by what the test writes next).
+    async fn open_stream(&self, first: &str) -> tokio::net::TcpStream {
+        let address = self.app.address.trim_start_matches("http://").to_string();
+        let mut open = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        open.write_all(
+            format!(
+                "POST /v1/cases HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n",
+                self.token,
+                first.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("send");
+        open
+    }
+
     async fn post_ndjson(&self, query: &str, lines: Vec<String>) -> (StatusCode, Value) {
         let response = self
             .app
@@ -199,21 +220,7 @@ async fn past_capacity_a_bulk_request_is_turned_away_at_once_and_small_ones_stil
     .await;
     // A stream that stays open until told to end holds the only place (a
     // chunked body, on a connection of the test's own).
-    let address = w.app.address.trim_start_matches("http://").to_string();
-    let mut open = tokio::net::TcpStream::connect(&address)
-        .await
-        .expect("connect");
-    let first = format!("{}\n", case("OPEN-1"));
-    open.write_all(
-        format!(
-            "POST /v1/cases HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n",
-            w.token,
-            first.len()
-        )
-        .as_bytes(),
-    )
-    .await
-    .expect("send");
+    let mut open = w.open_stream(&format!("{}\n", case("OPEN-1"))).await;
     // Once the server has taken the stream's place, a second is refused.
     assert!(
         crate::helpers::eventually(Duration::from_secs(20), || async {
@@ -284,25 +291,12 @@ async fn on_sqlite_a_small_request_held_up_by_a_bulk_write_is_answered_503_with_
         eprintln!("skipped: SQLite's one writer (PostgreSQL serves the single beside the stream)");
         return;
     }
-    let address = w.app.address.trim_start_matches("http://").to_string();
-    let mut open = tokio::net::TcpStream::connect(&address)
-        .await
-        .expect("connect");
     // One batch and one line more: the first batch is written, the stream
     // then waits for its next line.
     let first: String = (0..5_001)
         .map(|i| format!("{}\n", case(&format!("HOLD-{i}"))))
         .collect();
-    open.write_all(
-        format!(
-            "POST /v1/cases HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n",
-            w.token,
-            first.len()
-        )
-        .as_bytes(),
-    )
-    .await
-    .expect("send");
+    let open = w.open_stream(&first).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut n = 0;
     let refused = loop {
