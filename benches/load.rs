@@ -20,6 +20,9 @@
 //!   100,000 cases runs (the singles' latency while a bulk write holds a
 //!   writer's connection).
 //!
+//! The `group` column is the server's group commit over the run: how many
+//! single-case requests one `INSERT` wrote, on average (1.0: none grouped).
+//!
 //! INTAKE_LOAD_SECONDS (default 10) sets each run's length,
 //! INTAKE_LOAD_CONNECTIONS (default 8,32,256) the connection counts,
 //! INTAKE_LOAD_POOL (default 20) the server's database connections.
@@ -32,6 +35,7 @@ mod common;
 
 use intake::settings::Settings;
 use intake::startup::Application;
+use intake::store::grouped::GroupedWrites;
 use serde_json::{Value, json};
 
 /// What wrk measured.
@@ -319,9 +323,9 @@ async fn mixed(
     Ok((figures, took))
 }
 
-fn print_row(label: &str, figures: &WrkFigures, reference: Option<f64>) {
+fn print_row(label: &str, figures: &WrkFigures, reference: Option<f64>, groups: Groups) {
     println!(
-        "{label:<34} {:>9.0} {:>9.1} {:>9.1} {:>9} {:>8}",
+        "{label:<34} {:>9.0} {:>9.1} {:>9.1} {:>9} {:>8} {:>7}",
         figures.requests_per_second,
         figures.p50_ms,
         figures.p99_ms,
@@ -329,8 +333,39 @@ fn print_row(label: &str, figures: &WrkFigures, reference: Option<f64>) {
         reference
             .filter(|r| *r > 0.0)
             .map(|r| format!("{:.2}", figures.requests_per_second / r))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        groups.mean()
     );
+}
+
+/// The server's group commit over one run: how many single-case requests
+/// one `INSERT` wrote, on average.
+#[derive(Clone, Copy)]
+struct Groups {
+    before: GroupedWrites,
+    after: GroupedWrites,
+}
+
+impl Groups {
+    fn since(state: &intake::startup::AppState, before: GroupedWrites) -> Groups {
+        Groups {
+            before,
+            after: state.store.grouped_inserts().written(),
+        }
+    }
+
+    fn mean(self) -> String {
+        let groups = self.after.groups - self.before.groups;
+        let requests = self.after.requests - self.before.requests;
+        if groups == 0 {
+            return String::new();
+        }
+        format!("{:.1}", requests as f64 / groups as f64)
+    }
+}
+
+fn written(state: &intake::startup::AppState) -> GroupedWrites {
+    state.store.grouped_inserts().written()
 }
 
 #[tokio::main]
@@ -430,8 +465,8 @@ async fn main() -> anyhow::Result<()> {
          pgbench -j2 single-row INSERT beside it"
     );
     println!(
-        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>8}",
-        "", "req/s", "p50 ms", "p99 ms", "failed", "×pgbench"
+        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}",
+        "", "req/s", "p50 ms", "p99 ms", "failed", "×pgbench", "group"
     );
     // pgbench opens one server connection per client: at most what the
     // server allows, less a margin for the app's own pools.
@@ -476,6 +511,7 @@ async fn main() -> anyhow::Result<()> {
             ""
         );
         sqlx::query("CHECKPOINT").execute(&db).await?;
+        let before = written(&pg_state);
         let (figures, text) = wrk(
             &pg_base,
             &pg_token,
@@ -485,7 +521,12 @@ async fn main() -> anyhow::Result<()> {
             &wrk_script,
         )?;
         raw.push_str(&text);
-        print_row(&format!("PostgreSQL, {c} connections"), &figures, Some(tps));
+        print_row(
+            &format!("PostgreSQL, {c} connections"),
+            &figures,
+            Some(tps),
+            Groups::since(&pg_state, before),
+        );
         if checked_tps > 0.0 {
             println!(
                 "{:<34} {:>48.2}",
@@ -493,6 +534,7 @@ async fn main() -> anyhow::Result<()> {
                 figures.requests_per_second / checked_tps
             );
         }
+        let before = written(&sqlite_state);
         let (figures, text) = wrk(
             &sqlite_base,
             &sqlite_token,
@@ -502,7 +544,12 @@ async fn main() -> anyhow::Result<()> {
             &wrk_script,
         )?;
         raw.push_str(&text);
-        print_row(&format!("SQLite, {c} connections"), &figures, None);
+        print_row(
+            &format!("SQLite, {c} connections"),
+            &figures,
+            None,
+            Groups::since(&sqlite_state, before),
+        );
     }
 
     let rows: usize = std::env::var("INTAKE_LOAD_BULK_ROWS")
@@ -511,12 +558,15 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(100_000);
     println!("\nmixed: 32 single-case connections while one request of {rows} cases runs");
     sqlx::query("CHECKPOINT").execute(&db).await?;
+    let before = written(&pg_state);
     let (figures, took) = mixed(&http, &pg_base, &pg_token, "pgmix", rows, &wrk_script).await?;
     print_row(
         &format!("PostgreSQL (bulk took {took:.1} s)"),
         &figures,
         None,
+        Groups::since(&pg_state, before),
     );
+    let before = written(&sqlite_state);
     let (figures, took) = mixed(
         &http,
         &sqlite_base,
@@ -526,7 +576,12 @@ async fn main() -> anyhow::Result<()> {
         &wrk_script,
     )
     .await?;
-    print_row(&format!("SQLite (bulk took {took:.1} s)"), &figures, None);
+    print_row(
+        &format!("SQLite (bulk took {took:.1} s)"),
+        &figures,
+        None,
+        Groups::since(&sqlite_state, before),
+    );
     if std::env::var("INTAKE_LOAD_VERBOSE").is_ok() {
         println!("{raw}");
     }

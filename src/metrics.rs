@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
+
+use crate::store::grouped::GroupedWrites;
 
 pub struct Metrics {
     registry: Registry,
@@ -16,6 +18,9 @@ pub struct Metrics {
     latency: HistogramVec,
     rows_accepted: IntCounterVec,
     rows_rejected: IntCounterVec,
+    case_groups: IntCounter,
+    grouped_requests: IntCounter,
+    refused_groups: IntCounter,
 }
 
 impl Metrics {
@@ -52,6 +57,21 @@ impl Metrics {
             ),
             &["integration", "path"],
         )?;
+        let case_groups = IntCounter::new(
+            "intake_case_groups_total",
+            "Groups of small case requests written (one INSERT, one commit each)",
+        )?;
+        let grouped_requests = IntCounter::new(
+            "intake_case_grouped_requests_total",
+            "Small case requests written in those groups",
+        )?;
+        let refused_groups = IntCounter::new(
+            "intake_case_groups_refused_total",
+            "Groups the database refused, whose requests were then written one by one",
+        )?;
+        registry.register(Box::new(case_groups.clone()))?;
+        registry.register(Box::new(grouped_requests.clone()))?;
+        registry.register(Box::new(refused_groups.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(rows_accepted.clone()))?;
@@ -62,6 +82,9 @@ impl Metrics {
             latency,
             rows_accepted,
             rows_rejected,
+            case_groups,
+            grouped_requests,
+            refused_groups,
         })
     }
 
@@ -91,6 +114,17 @@ impl Metrics {
             self.rows_rejected
                 .with_label_values(&[integration, path])
                 .inc_by(rejected);
+        }
+    }
+
+    /// Brings the grouped inserts' counters up to what the store counted.
+    pub fn observe_case_groups(&self, written: GroupedWrites) {
+        for (counter, total) in [
+            (&self.case_groups, written.groups),
+            (&self.grouped_requests, written.requests),
+            (&self.refused_groups, written.refused),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
         }
     }
 

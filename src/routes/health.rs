@@ -113,13 +113,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Metrics
 ///
 /// Prometheus text format: requests by route and status, a latency
-/// histogram, and rows accepted and rejected by integration and path.
+/// histogram, rows accepted and rejected by integration and path, and the
+/// groups the small case requests were written in.
 #[utoipa::path(
     tag = "operations",
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"))
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state
+        .metrics
+        .observe_case_groups(state.store.grouped_inserts().written());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

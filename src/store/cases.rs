@@ -198,16 +198,16 @@ macro_rules! insert_list {
 /// Binds the 15 values of each case row, in the column order of
 /// [`insert_cases_sql`], to `$query` (either backend).
 macro_rules! bind_case_rows {
-    ($query:expr, $rows:expr, $list_id:expr, $integration_id:expr, $at:expr) => {{
+    ($query:expr, $rows:expr, $list_id:expr, $at:expr) => {{
         let mut query = $query;
-        for row in $rows {
+        for (row, integration_id) in $rows {
             query = query
                 .bind(row.id)
                 .bind(&row.external_id)
                 .bind(&row.staff_id)
                 .bind(&row.external_staff_id)
                 .bind($list_id)
-                .bind($integration_id)
+                .bind(integration_id)
                 .bind(row.group_id)
                 .bind(row.channel)
                 .bind(row.status)
@@ -525,9 +525,8 @@ impl Store {
         if let (Pool::Postgres(pool), [_]) = (&self.writes, rows) {
             let inserted = bind_case_rows!(
                 sqlx::query(INSERT_ONE_CHECKED_CASE),
-                rows,
+                rows.iter().map(|row| (row, integration_id)),
                 None::<ListId>,
-                integration_id,
                 at
             )
             .execute(pool)
@@ -543,9 +542,8 @@ impl Store {
             Pool::Postgres(pool) => {
                 bind_case_rows!(
                     sqlx::query(query()),
-                    rows,
+                    rows.iter().map(|row| (row, integration_id)),
                     None::<ListId>,
-                    integration_id,
                     at
                 )
                 .execute(pool)
@@ -554,9 +552,8 @@ impl Store {
             Pool::Sqlite(pool) => {
                 bind_case_rows!(
                     sqlx::query(query()),
-                    rows,
+                    rows.iter().map(|row| (row, integration_id)),
                     None::<ListId>,
-                    integration_id,
                     at
                 )
                 .execute(pool)
@@ -732,7 +729,8 @@ impl CaseWriter {
     /// for it (with [`Commits::EachBatch`], once it is committed, so that
     /// what a run counts as committed is). A run of one batch with only new
     /// cases and no list is written by one statement, in a transaction of
-    /// its own. A write that failed is reported by the next call.
+    /// its own shared with the small requests of the moment (see
+    /// `store::grouped`). A write that failed is reported by the next call.
     #[tracing::instrument(name = "write_cases", skip_all, fields(inserts = batch.inserts.len(), updates = batch.updates.len()))]
     pub async fn write(&mut self, batch: CaseBatch) -> Result<(), StoreError> {
         if self.shape == Shape::OneBatch
@@ -744,7 +742,7 @@ impl CaseWriter {
         {
             return self
                 .store
-                .insert_cases(self.integration_id, &batch.inserts)
+                .insert_cases_grouped(self.integration_id, batch.inserts)
                 .await;
         }
         let each_batch = self.commits == Commits::EachBatch;

@@ -10,6 +10,8 @@
 //! - `cases`, `customers`: the answer types, lookups, read queries, the SQL
 //!   both backends share, and the bulk writers' façades, which dispatch per
 //!   backend;
+//! - `grouped`: group commit of small case requests (the requests of one
+//!   case or a few that arrive together share one `INSERT` and one commit);
 //! - `writer`: the writers' transaction (`WriterTx`) on either backend;
 //! - `postgres`: the PostgreSQL arms of the writers (COPY encoders, cases,
 //!   customers) and the socket option (`TCP_NODELAY`);
@@ -19,6 +21,7 @@
 mod admin;
 pub mod cases;
 pub mod customers;
+pub mod grouped;
 pub mod idempotency;
 pub mod imports;
 pub mod integrations;
@@ -45,7 +48,8 @@ pub enum Pool {
     Postgres(PgPool),
 }
 
-/// The storage interface. Cloning is cheap (two pool handles).
+/// The storage interface. Cloning is cheap (pool handles and a shared
+/// queue).
 ///
 /// Connections come from two pools, so that no request can hold a
 /// connection while it waits for another one that only requests in the
@@ -55,7 +59,8 @@ pub enum Pool {
 /// - `writes`: the transactions of the ingestion writers (cases,
 ///   customers). A writer holds one of these and may meanwhile borrow
 ///   `reads` connections for the next batch's lookups — never another
-///   `writes` connection — so every wait ends.
+///   `writes` connection — so every wait ends. The grouped inserts of
+///   small case requests use at most half of them at once (`grouped`).
 ///
 /// On SQLite, which has one writer at a time, `writes` has one connection
 /// (writers queue for it instead of spinning on the database lock).
@@ -68,6 +73,8 @@ pub struct Store {
     /// (written) at once even while a bulk ingestion holds the main file's
     /// one writer for as long as it runs.
     pub keys: Pool,
+    /// Small case requests written together (see `grouped`).
+    grouped: std::sync::Arc<grouped::GroupedInserts>,
 }
 
 /// Runs `$body` with `$pool` bound to the store's `reads` pool. The
@@ -249,6 +256,12 @@ fn is_connection_loss(code: Option<&str>) -> bool {
     matches!(code, Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6")
 }
 
+fn grouped_inserts(writers: u32) -> std::sync::Arc<grouped::GroupedInserts> {
+    std::sync::Arc::new(grouped::GroupedInserts::new(
+        grouped::GroupedInserts::flushers_for(writers),
+    ))
+}
+
 impl Store {
     /// Connects to the database named by the settings (creating a SQLite
     /// file and its folder where needed). Does not run migrations.
@@ -294,6 +307,7 @@ impl Store {
             // The database files hold every group's data: the owner's only.
             private_files(&keys_file);
             Ok(Store {
+                grouped: grouped_inserts(1),
                 reads: Pool::Sqlite(reads),
                 writes: Pool::Sqlite(writes),
                 keys: Pool::Sqlite(keys),
@@ -328,6 +342,7 @@ impl Store {
             };
             let reads = pool(reads).connect_lazy_with(options.clone());
             Ok(Store {
+                grouped: grouped_inserts(writes),
                 keys: Pool::Postgres(reads.clone()),
                 reads: Pool::Postgres(reads),
                 writes: Pool::Postgres(pool(writes).connect_lazy_with(options)),

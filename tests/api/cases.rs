@@ -712,6 +712,15 @@ async fn metrics_count_accepted_and_rejected_cases() {
         )),
         "{text}"
     );
+    // The valid case was a small request's: written by the group commit,
+    // alone (nothing else was being written).
+    for line in [
+        "intake_case_groups_total 1",
+        "intake_case_grouped_requests_total 1",
+        "intake_case_groups_refused_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}: {text}");
+    }
 }
 
 // ---- NDJSON ---------------------------------------------------------------
@@ -1245,4 +1254,104 @@ async fn a_malformed_case_late_in_a_large_request_leaves_nothing_written() {
         );
         assert!(w.stored().await.is_empty(), "nothing written");
     }
+}
+
+#[tokio::test]
+async fn small_requests_that_arrive_together_share_one_insert_and_each_is_answered_as_if_alone() {
+    // Requests queued while the group writers are busy are written by one
+    // statement. A refused group (one request's Case ID is taken, another's
+    // staff member is missing) is written again request by request: those
+    // two get their own refusal and every other request is stored.
+    let w = world().await;
+    let store = &w.app.state.store;
+    let integration: intake::ids::IntegrationId = w
+        .app
+        .create_integration("Direct", &[&w.group_a])
+        .await
+        .parse()
+        .expect("integration id");
+    store
+        .insert_cases(integration, &[one_case("G-TAKEN", "A-1", &w.group_a)])
+        .await
+        .expect("a case whose references exist");
+    let grouped = store.grouped_inserts();
+    let flushers = grouped.flushers();
+    let before = grouped.written();
+
+    // All are queued in one poll, before any group writer runs: the first
+    // `flushers` requests each start a writer and are written alone, the
+    // rest wait and go together. With one good group and then one bad.
+    let good = |i: usize| vec![one_case(&format!("G-{i}"), "A-1", &w.group_a)];
+    let requests: Vec<Vec<intake::store::cases::CaseRow>> = (0..flushers + 10)
+        .map(good)
+        .chain([(0..3)
+            .map(|i| one_case(&format!("G-THREE-{i}"), "A-1", &w.group_a))
+            .collect()])
+        .collect();
+    let count = requests.len();
+    let answers = futures_util::future::join_all(
+        requests
+            .into_iter()
+            .map(|rows| store.insert_cases_grouped(integration, rows)),
+    )
+    .await;
+    for answer in &answers {
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+    let after = grouped.written();
+    assert_eq!(after.requests - before.requests, count as u64);
+    assert_eq!(
+        after.groups - before.groups,
+        flushers as u64 + 1,
+        "{after:?}"
+    );
+    assert_eq!(after.refused, before.refused);
+
+    let mut requests: Vec<Vec<intake::store::cases::CaseRow>> =
+        (100..100 + flushers + 6).map(good).collect();
+    requests.insert(flushers + 2, vec![one_case("G-TAKEN", "A-1", &w.group_a)]);
+    requests.insert(
+        flushers + 4,
+        vec![one_case("G-NOBODY", "NOBODY", &w.group_a)],
+    );
+    let count = requests.len();
+    let answers = futures_util::future::join_all(
+        requests
+            .into_iter()
+            .map(|rows| store.insert_cases_grouped(integration, rows)),
+    )
+    .await;
+    for (i, answer) in answers.iter().enumerate() {
+        match i {
+            _ if i == flushers + 2 => assert!(
+                matches!(answer, Err(intake::store::StoreError::Duplicate(_))),
+                "{answer:?}"
+            ),
+            _ if i == flushers + 4 => assert!(
+                matches!(answer, Err(intake::store::StoreError::Reference(_))),
+                "{answer:?}"
+            ),
+            _ => assert!(answer.is_ok(), "{i}: {answer:?}"),
+        }
+    }
+    let last = grouped.written();
+    assert_eq!(last.requests - after.requests, count as u64);
+    assert_eq!(last.groups - after.groups, flushers as u64 + 1, "{last:?}");
+    assert_eq!(last.refused - after.refused, 1);
+
+    let mut stored: Vec<String> = w
+        .stored()
+        .await
+        .iter()
+        .map(|c| c["external_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    stored.sort();
+    let mut expected: Vec<String> = (0..flushers + 10)
+        .chain(100..100 + flushers + 6)
+        .map(|i| format!("G-{i}"))
+        .chain((0..3).map(|i| format!("G-THREE-{i}")))
+        .chain(["G-TAKEN".to_string()])
+        .collect();
+    expected.sort();
+    assert_eq!(stored, expected);
 }

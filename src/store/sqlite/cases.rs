@@ -22,9 +22,8 @@ impl Writer {
             let sql = insert_cases_sql(false, chunk.len());
             let query = bind_case_rows!(
                 sqlx::query(sqlx::AssertSqlSafe(sql.as_str())),
-                chunk,
+                chunk.iter().map(|row| (row, integration_id)),
                 list_id,
-                integration_id,
                 at
             );
             query.execute(&mut **tx).await?;
