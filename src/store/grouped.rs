@@ -260,7 +260,17 @@ impl Store {
             // answer (the others are written).
             Err(e) => {
                 counts.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(error = %e, "a group of case requests was refused; each is written alone");
+                // The kind only: a database's message may quote a row.
+                let kind = match e {
+                    StoreError::Duplicate(_) => "duplicate",
+                    StoreError::Reference(_) => "reference",
+                    StoreError::Contended(_) => "contended",
+                    _ => "other",
+                };
+                tracing::debug!(
+                    refusal = kind,
+                    "a group of case requests was refused; each is written alone"
+                );
                 for pending in group {
                     let result = self
                         .insert_cases(pending.integration_id, &pending.rows)
