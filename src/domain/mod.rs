@@ -176,9 +176,35 @@ where
 /// The first control character of `text` (C0, DEL, C1): none belongs in an
 /// identifier or a name, and PostgreSQL cannot even store a NUL. With
 /// `multiline`, tab, line feed and carriage return are text.
+///
+/// It runs over every value of every row, so it scans bytes rather than
+/// decoding characters: C0 and DEL are single bytes, and C1 (U+0080 to
+/// U+009F) is `0xC2` followed by the code point's own byte (`0xC2` is only
+/// ever a lead byte). Most text holds none of these bytes, which a first
+/// pass without branches (vectorized) says at a few instructions per 16
+/// bytes; only text with one is scanned byte by byte.
+#[inline]
 pub fn control_character(text: &str, multiline: bool) -> Option<char> {
-    text.chars()
-        .find(|c| c.is_control() && !(multiline && matches!(c, '\t' | '\n' | '\r')))
+    let bytes = text.as_bytes();
+    let suspect = bytes.iter().fold(false, |seen, &b| {
+        seen | (b < 0x20) | (b == 0x7F) | (b == 0xC2)
+    });
+    if !suspect {
+        return None;
+    }
+    for (i, &byte) in bytes.iter().enumerate() {
+        match byte {
+            b'\t' | b'\n' | b'\r' if multiline => {}
+            0x00..=0x1F | 0x7F => return Some(char::from(byte)),
+            0xC2 => {
+                if let Some(&next @ 0x80..=0x9F) = bytes.get(i + 1) {
+                    return Some(char::from(next));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The message of a `control_character` problem.
@@ -315,6 +341,53 @@ fn convert(field: &str, e: &ValidationError) -> FieldError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_byte_scan_finds_the_first_control_character_as_the_char_scan_does() {
+        let by_chars = |text: &str, multiline: bool| {
+            text.chars()
+                .find(|c| c.is_control() && !(multiline && matches!(c, '\t' | '\n' | '\r')))
+        };
+        // Every code point up to U+0800 (all one- and two-byte ones, C0,
+        // DEL and C1 among them), alone and after multi-byte text.
+        let mut texts: Vec<String> = (0..0x800u32)
+            .filter_map(char::from_u32)
+            .flat_map(|c| {
+                [
+                    c.to_string(),
+                    format!("Žluťoučký kůň {c} ✓"),
+                    format!("日本{c}"),
+                ]
+            })
+            .collect();
+        texts.extend(
+            [
+                "",
+                "plain",
+                "tab\there",
+                "line\nfeed",
+                "cr\r",
+                "nul\0",
+                "del\x7f",
+                "c1\u{85}",
+                "\u{9f}end",
+                "\u{a0}nbsp",
+                "\u{c2}\u{a2}",
+                "a\u{2028}b",
+                "🙂\u{1}",
+            ]
+            .map(String::from),
+        );
+        for text in &texts {
+            for multiline in [false, true] {
+                assert_eq!(
+                    control_character(text, multiline),
+                    by_chars(text, multiline),
+                    "{text:?} multiline={multiline}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn enum_values_match_leniently() {
