@@ -21,6 +21,9 @@ pub struct Metrics {
     case_groups: IntCounter,
     grouped_requests: IntCounter,
     refused_groups: IntCounter,
+    /// One `/metrics` at a time brings those up to date (each adds the
+    /// difference it read).
+    groups_observed: std::sync::Mutex<()>,
 }
 
 impl Metrics {
@@ -85,6 +88,7 @@ impl Metrics {
             case_groups,
             grouped_requests,
             refused_groups,
+            groups_observed: std::sync::Mutex::new(()),
         })
     }
 
@@ -119,6 +123,10 @@ impl Metrics {
 
     /// Brings the grouped inserts' counters up to what the store counted.
     pub fn observe_case_groups(&self, written: GroupedWrites) {
+        let _one = self
+            .groups_observed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for (counter, total) in [
             (&self.case_groups, written.groups),
             (&self.grouped_requests, written.requests),

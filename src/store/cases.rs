@@ -728,8 +728,8 @@ impl CaseWriter {
     /// Hands one batch to the writer: it returns once the writer has room
     /// for it (with [`Commits::EachBatch`], once it is committed, so that
     /// what a run counts as committed is). A run of one batch with only new
-    /// cases and no list is written by one statement, in a transaction of
-    /// its own shared with the small requests of the moment (see
+    /// cases and no list is written by one statement, in one transaction
+    /// shared with the other small requests of the moment (see
     /// `store::grouped`). A write that failed is reported by the next call.
     #[tracing::instrument(name = "write_cases", skip_all, fields(inserts = batch.inserts.len(), updates = batch.updates.len()))]
     pub async fn write(&mut self, batch: CaseBatch) -> Result<(), StoreError> {
