@@ -508,8 +508,10 @@ impl Store {
 
     /// Writes new cases in one statement, in its own transaction, on a
     /// writer's connection: the small-request path (a request of one batch,
-    /// with no list and nothing to update), one round trip instead of a
-    /// transaction around a COPY. On PostgreSQL one case is written by
+    /// with no list and nothing to update) when the request is written
+    /// alone by the group commit (`store::grouped`: no other was waiting,
+    /// or its group was refused), one round trip instead of a transaction
+    /// around a COPY. On PostgreSQL one case is written by
     /// [`INSERT_ONE_CHECKED_CASE`]; if that inserts nothing, the plain
     /// statement says why (the trigger's foreign-key error, or it inserts
     /// the case if what was missing has come back).

@@ -859,7 +859,8 @@ async fn cached_categories_follow_every_change_at_once() {
 
 #[tokio::test]
 async fn the_same_case_id_sent_by_many_clients_at_once_is_stored_once() {
-    // Single cases are written by one statement each: the database's
+    // Single cases are grouped, and a group the duplicate makes the
+    // database refuse is written again request by request: the database's
     // uniqueness decides, and every loser is told (never a 500, never two).
     let w = world_with(|_| {}).await;
     let answers = join_all((0..16).map(|_| w.post_cases(json!({"cases": [case("SAME-1")]})))).await;
