@@ -84,21 +84,16 @@ impl std::fmt::Debug for GroupedInserts {
 }
 
 impl GroupedInserts {
-    /// At most `flushers` groups written at once (at least one).
-    pub fn new(flushers: usize) -> Self {
+    /// For a writers' pool of `writers` connections: half of them (at
+    /// least one) write groups at once.
+    pub fn for_writers(writers: u32) -> Self {
         GroupedInserts {
             state: Mutex::new(Queue::default()),
-            flushers: flushers.max(1),
+            flushers: (writers as usize).div_ceil(2).max(1),
             groups: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         }
-    }
-
-    /// How many groups are written at once, for a writers' pool of
-    /// `writers` connections: half of them, at least one.
-    pub fn flushers_for(writers: u32) -> usize {
-        (writers as usize).div_ceil(2)
     }
 
     /// At most this many groups are written at once.

@@ -256,12 +256,6 @@ fn is_connection_loss(code: Option<&str>) -> bool {
     matches!(code, Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6")
 }
 
-fn grouped_inserts(writers: u32) -> std::sync::Arc<grouped::GroupedInserts> {
-    std::sync::Arc::new(grouped::GroupedInserts::new(
-        grouped::GroupedInserts::flushers_for(writers),
-    ))
-}
-
 impl Store {
     /// Connects to the database named by the settings (creating a SQLite
     /// file and its folder where needed). Does not run migrations.
@@ -307,7 +301,7 @@ impl Store {
             // The database files hold every group's data: the owner's only.
             private_files(&keys_file);
             Ok(Store {
-                grouped: grouped_inserts(1),
+                grouped: std::sync::Arc::new(grouped::GroupedInserts::for_writers(1)),
                 reads: Pool::Sqlite(reads),
                 writes: Pool::Sqlite(writes),
                 keys: Pool::Sqlite(keys),
@@ -342,7 +336,7 @@ impl Store {
             };
             let reads = pool(reads).connect_lazy_with(options.clone());
             Ok(Store {
-                grouped: grouped_inserts(writes),
+                grouped: std::sync::Arc::new(grouped::GroupedInserts::for_writers(writes)),
                 keys: Pool::Postgres(reads.clone()),
                 reads: Pool::Postgres(reads),
                 writes: Pool::Postgres(pool(writes).connect_lazy_with(options)),

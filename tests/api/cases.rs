@@ -1032,6 +1032,26 @@ fn one_case(external_id: &str, staff_id: &str, group: &str) -> intake::store::ca
     }
 }
 
+impl World {
+    /// A second integration of group A, with one case (`first`, staff A-1)
+    /// written straight through the store.
+    async fn direct_integration(&self, first: &str) -> intake::ids::IntegrationId {
+        let integration = self
+            .app
+            .create_integration("Direct", &[&self.group_a])
+            .await
+            .parse()
+            .expect("integration id");
+        self.app
+            .state
+            .store
+            .insert_cases(integration, &[one_case(first, "A-1", &self.group_a)])
+            .await
+            .expect("a case whose references exist");
+        integration
+    }
+}
+
 #[tokio::test]
 async fn one_case_is_refused_when_what_it_names_is_missing_or_going() {
     // One case is one statement; on PostgreSQL it checks and locks its staff
@@ -1041,16 +1061,7 @@ async fn one_case_is_refused_when_what_it_names_is_missing_or_going() {
     // the statement runs cannot leave an orphan behind.
     let w = world().await;
     let store = &w.app.state.store;
-    let integration: intake::ids::IntegrationId = w
-        .app
-        .create_integration("Direct", &[&w.group_a])
-        .await
-        .parse()
-        .expect("integration id");
-    store
-        .insert_cases(integration, &[one_case("D-1", "A-1", &w.group_a)])
-        .await
-        .expect("a case whose references exist");
+    let integration = w.direct_integration("D-1").await;
     let missing_group = intake::ids::GroupId::new().to_string();
     for row in [
         one_case("D-2", "NOBODY", &w.group_a),
@@ -1264,16 +1275,7 @@ async fn small_requests_that_arrive_together_share_one_insert_and_each_is_answer
     // two get their own refusal and every other request is stored.
     let w = world().await;
     let store = &w.app.state.store;
-    let integration: intake::ids::IntegrationId = w
-        .app
-        .create_integration("Direct", &[&w.group_a])
-        .await
-        .parse()
-        .expect("integration id");
-    store
-        .insert_cases(integration, &[one_case("G-TAKEN", "A-1", &w.group_a)])
-        .await
-        .expect("a case whose references exist");
+    let integration = w.direct_integration("G-TAKEN").await;
     let grouped = store.grouped_inserts();
     let flushers = grouped.flushers();
     let before = grouped.written();

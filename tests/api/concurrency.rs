@@ -74,24 +74,24 @@ impl World {
         (response.status(), body(response).await)
     }
 
-    /// Opens an NDJSON `POST /v1/cases` with a chunked body on a connection
-    /// of the test's own, sends `first` as its first chunk and leaves the
-    /// body open (the stream goes on, or ends, by what the test writes next).
-    async fn open_stream(&self, first: &str) -> tokio::net::TcpStream {
+    /// Opens an NDJSON `request` (`POST /v1/cases`, say) with a chunked
+    /// body on a connection of the test's own, sends `first` as its first
+    /// chunk (none if empty: an empty chunk would end the body) and leaves
+    /// the body open (the stream goes on, or ends, by what the test writes
+    /// next).
+    async fn open_stream(&self, request: &str, first: &str) -> tokio::net::TcpStream {
         let address = self.app.address.trim_start_matches("http://").to_string();
         let mut open = tokio::net::TcpStream::connect(&address)
             .await
             .expect("connect");
-        open.write_all(
-            format!(
-                "POST /v1/cases HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n",
-                self.token,
-                first.len()
-            )
-            .as_bytes(),
-        )
-        .await
-        .expect("send");
+        let mut head = format!(
+            "{request} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n",
+            self.token
+        );
+        if !first.is_empty() {
+            head.push_str(&format!("{:x}\r\n{first}\r\n", first.len()));
+        }
+        open.write_all(head.as_bytes()).await.expect("send");
         open
     }
 
@@ -220,7 +220,9 @@ async fn past_capacity_a_bulk_request_is_turned_away_at_once_and_small_ones_stil
     .await;
     // A stream that stays open until told to end holds the only place (a
     // chunked body, on a connection of the test's own).
-    let mut open = w.open_stream(&format!("{}\n", case("OPEN-1"))).await;
+    let mut open = w
+        .open_stream("POST /v1/cases", &format!("{}\n", case("OPEN-1")))
+        .await;
     // Once the server has taken the stream's place, a second is refused.
     assert!(
         crate::helpers::eventually(Duration::from_secs(20), || async {
@@ -296,7 +298,7 @@ async fn on_sqlite_a_small_request_held_up_by_a_bulk_write_is_answered_503_with_
     let first: String = (0..5_001)
         .map(|i| format!("{}\n", case(&format!("HOLD-{i}"))))
         .collect();
-    let open = w.open_stream(&first).await;
+    let open = w.open_stream("POST /v1/cases", &first).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut n = 0;
     let refused = loop {
@@ -948,19 +950,9 @@ async fn one_customer_is_never_held_up_behind_a_long_upload_into_its_campaign() 
     // A stream of more than two batches (10,000 lines each) that stays
     // open: its first batch is written (while the second is validated), and
     // the campaign's lock held, meanwhile.
-    let address = w.app.address.trim_start_matches("http://").to_string();
-    let mut open = tokio::net::TcpStream::connect(&address)
-        .await
-        .expect("connect");
-    open.write_all(
-        format!(
-            "PUT /v1/campaigns/{campaign}/customers HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n",
-            w.token
-        )
-        .as_bytes(),
-    )
-    .await
-    .expect("head");
+    let mut open = w
+        .open_stream(&format!("PUT /v1/campaigns/{campaign}/customers"), "")
+        .await;
     let lines: String = customers(0..20_050, "Streamed")
         .iter()
         .map(|c| format!("{c}\n"))
