@@ -350,7 +350,7 @@ impl Groups {
     fn since(state: &intake::startup::AppState, before: GroupedWrites) -> Groups {
         Groups {
             before,
-            after: state.store.grouped_inserts().written(),
+            after: written(state),
         }
     }
 
